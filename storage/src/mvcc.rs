@@ -178,7 +178,13 @@ impl<'a> Overlay<'a> {
     pub fn apply(&mut self, req: &TxnRequest) -> Result<(TxnResponse, WriteSet)> {
         validate_txn(req)?;
         let revision = self.current_revision() + 1;
-        let response = self.run(req, revision)?;
+        let response = match self.run(req, revision) {
+            Ok(response) => response,
+            Err(e) => {
+                self.discard(revision);
+                return Err(e);
+            }
+        };
         let events = self.take_events();
         let revision = if events.is_empty() {
             self.current_revision()
@@ -189,6 +195,20 @@ impl<'a> Overlay<'a> {
             TxnResponse { revision, ..response },
             WriteSet { revision, events },
         ))
+    }
+
+    /// Drops the writes of a transaction that failed part-way, so later ones don't see them.
+    fn discard(&mut self, revision: Revision) {
+        for e in std::mem::take(&mut self.events) {
+            if let Some(versions) = self.pending.get_mut(&e.kv.key) {
+                if versions.last().is_some_and(|(rev, _)| *rev == revision) {
+                    versions.pop();
+                }
+                if versions.is_empty() {
+                    self.pending.remove(&e.kv.key);
+                }
+            }
+        }
     }
 
     fn take_events(&mut self) -> Vec<Event> {
@@ -675,6 +695,37 @@ mod tests {
             ..c
         };
         assert!(compare_one(None, &c));
+    }
+
+    #[test]
+    fn failed_txn_leaves_nothing_in_the_overlay() {
+        let mut ov = Overlay::new(&Empty);
+        let bad = TxnRequest {
+            success: vec![
+                put("a", "1"),
+                TxnOp::Put(PutRequest {
+                    key: "b".into(),
+                    lease: 99,
+                    ..Default::default()
+                }),
+            ],
+            ..Default::default()
+        };
+        assert!(matches!(ov.apply(&bad), Err(Error::LeaseNotFound(99))));
+        let read = TxnRequest {
+            success: vec![TxnOp::Range(RangeRequest {
+                key: "a".into(),
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        let (resp, ws) = ov.apply(&read).unwrap();
+        assert!(ws.is_empty());
+        let OpResponse::Range(r) = &resp.responses[0] else {
+            panic!("expected a range response")
+        };
+        assert!(r.kvs.is_empty(), "the failed put must not be visible");
+        assert_eq!(ov.current_revision(), 1);
     }
 
     #[test]

@@ -90,7 +90,8 @@ pub struct RangeResponse {
     pub more: bool,
     /// Number of keys in the range (ignoring `limit`).
     pub count: u64,
-    /// The store's revision the read was served at (the current one for latest reads).
+    /// The store's current revision when the read was served (etcd's header revision), also for
+    /// reads at an older revision.
     pub revision: Revision,
 }
 

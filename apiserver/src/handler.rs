@@ -1,0 +1,562 @@
+//! The HTTP side: the axum router (fixed discovery/health routes plus two wildcard resource routes),
+//! authentication of the request, and the one resource handler that turns a [`RequestInfo`] into
+//! a registry call.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::Value;
+
+use crate::ApiServer;
+use crate::codec::{self, BodyFormat, Output};
+use crate::descriptor::{ResourceDescriptor, SubresourceKind};
+use crate::discovery::{self, Aggregated};
+use crate::error::{ApiError, ApiResult};
+use crate::patch::{self, PatchType};
+use crate::query::Query;
+use crate::registry::subresource::{ScaleChange, UserInfo};
+use crate::registry::{DeleteOptions, ListOptions, Reply, WatchOptions, WriteOptions};
+use crate::request_info::{RequestInfo, Verb};
+use crate::selector::{FieldRequirement, FieldSelector, LabelSelector};
+use crate::table::{self, IncludeObject};
+
+/// The identity of a request, put in the request extensions by the TLS accept loop.
+#[derive(Clone, Debug, Default)]
+pub struct Authenticated(pub Option<UserInfo>);
+
+/// Builds the router of a server.
+pub fn router(api: Arc<ApiServer>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/healthz", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(health))
+        .route("/api", get(core_api))
+        .route("/api/{version}", get(core_resources))
+        .route("/apis", get(apis))
+        .route("/apis/{group}", get(group_doc))
+        .route("/apis/{group}/{version}", get(group_resources))
+        .route("/api/{version}/{*rest}", any(resource))
+        .route("/apis/{group}/{version}/{*rest}", any(resource))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(api.clone(), authenticate))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(api)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    ApiError::internal("the server panicked while handling the request").into_response()
+}
+
+/// Paths anyone may read (upstream's `system:public-info-viewer`).
+fn is_public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+}
+
+/// Resolves the request's user: the TLS client certificate, or the admin identity when the
+/// server runs without authentication (tests, plain HTTP). Unauthenticated requests get 401.
+async fn authenticate(State(api): State<Arc<ApiServer>>, mut req: Request, next: Next) -> Response {
+    let user = match req.extensions().get::<Authenticated>() {
+        Some(Authenticated(Some(u))) => Some(u.clone()),
+        Some(Authenticated(None)) => None,
+        None if api.config.allow_unauthenticated => Some(crate::admin_user()),
+        None => None,
+    };
+    match user {
+        Some(u) => {
+            req.extensions_mut().insert(u);
+            next.run(req).await
+        }
+        None if is_public(req.uri().path()) => next.run(req).await,
+        None => ApiError::unauthorized().into_response(),
+    }
+}
+
+fn json_response(code: StatusCode, content_type: &str, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    (code, [(header::CONTENT_TYPE, content_type.to_string())], body).into_response()
+}
+
+async fn version() -> Response {
+    json_response(StatusCode::OK, "application/json", &discovery::version())
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn not_found() -> Response {
+    ApiError::not_found_path().into_response()
+}
+
+fn accept(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
+}
+
+async fn core_api(State(api): State<Arc<ApiServer>>, headers: HeaderMap) -> Response {
+    if let Some(agg) = Aggregated::negotiate(accept(&headers)) {
+        return json_response(
+            StatusCode::OK,
+            &agg.content_type(),
+            &discovery::aggregated(&api.table, true, agg),
+        );
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(&api.config.advertise_address)
+        .to_string();
+    json_response(
+        StatusCode::OK,
+        "application/json",
+        &discovery::api_versions(&host),
+    )
+}
+
+async fn apis(State(api): State<Arc<ApiServer>>, headers: HeaderMap) -> Response {
+    if let Some(agg) = Aggregated::negotiate(accept(&headers)) {
+        return json_response(
+            StatusCode::OK,
+            &agg.content_type(),
+            &discovery::aggregated(&api.table, false, agg),
+        );
+    }
+    json_response(
+        StatusCode::OK,
+        "application/json",
+        &discovery::api_group_list(&api.table),
+    )
+}
+
+async fn core_resources(
+    State(api): State<Arc<ApiServer>>,
+    axum::extract::Path(version): axum::extract::Path<String>,
+) -> Response {
+    match discovery::api_resource_list(&api.table, "", &version) {
+        Some(doc) => json_response(StatusCode::OK, "application/json", &doc),
+        None => not_found().await,
+    }
+}
+
+async fn group_doc(
+    State(api): State<Arc<ApiServer>>,
+    axum::extract::Path(group): axum::extract::Path<String>,
+) -> Response {
+    match discovery::api_group_doc(&api.table, &group) {
+        Some(doc) => json_response(StatusCode::OK, "application/json", &doc),
+        None => not_found().await,
+    }
+}
+
+async fn group_resources(
+    State(api): State<Arc<ApiServer>>,
+    axum::extract::Path((group, version)): axum::extract::Path<(String, String)>,
+) -> Response {
+    match discovery::api_resource_list(&api.table, &group, &version) {
+        Some(doc) => json_response(StatusCode::OK, "application/json", &doc),
+        None => not_found().await,
+    }
+}
+
+/// Everything a resource request needs, decoded once.
+struct Call {
+    api: Arc<ApiServer>,
+    info: RequestInfo,
+    verb: Verb,
+    desc: Arc<ResourceDescriptor>,
+    ns: String,
+    query: Query,
+    headers: HeaderMap,
+    body: Bytes,
+    user: UserInfo,
+}
+
+async fn resource(State(api): State<Arc<ApiServer>>, req: Request) -> Response {
+    match handle(api, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(api: Arc<ApiServer>, req: Request) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query());
+    let watch = query.watch()?;
+    let info =
+        RequestInfo::parse(&parts.method, parts.uri.path(), watch).ok_or_else(ApiError::not_found_path)?;
+    let verb = info.verb()?;
+    let desc = api
+        .table
+        .lookup(&info.group, &info.version, &info.resource)
+        .ok_or_else(ApiError::not_found_path)?;
+    let ns = if desc.namespaced {
+        if info.namespace.is_empty() && !matches!(verb, Verb::List | Verb::Watch) {
+            return Err(ApiError::not_found_path());
+        }
+        info.namespace.clone()
+    } else {
+        if !info.namespace.is_empty() && info.resource != "namespaces" {
+            return Err(ApiError::not_found_path());
+        }
+        String::new()
+    };
+    let body = axum::body::to_bytes(body, codec::MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::request_entity_too_large(&format!("limit is {} bytes", codec::MAX_BODY_BYTES))
+        })?;
+    let user = parts.extensions.get::<UserInfo>().cloned().unwrap_or_default();
+    tracing::debug!(verb = verb.as_str(), resource = %desc.resource, namespace = %ns, name = %info.name, "request");
+    let call = Call {
+        api,
+        info,
+        verb,
+        desc,
+        ns,
+        query,
+        headers: parts.headers,
+        body,
+        user,
+    };
+    if call.info.subresource.is_empty() {
+        call.main().await
+    } else {
+        call.subresource().await
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+impl Call {
+    fn write_options(&self) -> ApiResult<WriteOptions> {
+        Ok(WriteOptions {
+            dry_run: self.query.dry_run()?,
+            field_validation: self.query.field_validation()?,
+        })
+    }
+
+    fn body_value(&self) -> ApiResult<Value> {
+        if self.body.is_empty() {
+            return Err(ApiError::bad_request("the request body is empty"));
+        }
+        let format = BodyFormat::from_content_type(content_type(&self.headers))?;
+        codec::decode(format, &self.body)
+    }
+
+    fn check_verb(&self) -> ApiResult<()> {
+        if self.desc.verbs.has(self.verb.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_supported(
+                &self.desc.group_resource(),
+                self.verb.as_str(),
+            ))
+        }
+    }
+
+    fn list_options(&self) -> ApiResult<ListOptions> {
+        Ok(ListOptions {
+            labels: LabelSelector::parse(self.query.get("labelSelector").unwrap_or(""))?,
+            fields: FieldSelector::parse(self.query.get("fieldSelector").unwrap_or(""), &self.desc)?,
+            limit: self.query.limit()?,
+            continue_token: self.query.non_empty("continue").map(str::to_string),
+            resource_version: self.query.resource_version()?,
+            rv_match: Some(self.query.rv_match()?),
+        })
+    }
+
+    fn delete_options(&self) -> ApiResult<DeleteOptions> {
+        let mut opts = DeleteOptions::default();
+        if !self.body.is_empty() {
+            let body = codec::decode(BodyFormat::Json, &self.body)?;
+            opts.grace_period_seconds = body.get("gracePeriodSeconds").and_then(Value::as_i64);
+            opts.propagation_policy = body
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if opts.propagation_policy.is_none() && body.get("orphanDependents") == Some(&Value::Bool(true)) {
+                opts.propagation_policy = Some("Orphan".into());
+            }
+            opts.precondition_uid = body
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            opts.precondition_rv = body
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if let Some(dry) = body.get("dryRun").and_then(Value::as_array) {
+                if dry.iter().any(|v| v != "All") {
+                    return Err(ApiError::bad_request(
+                        "dryRun: Unsupported value: supported values: \"All\"",
+                    ));
+                }
+                opts.dry_run = !dry.is_empty();
+            }
+        }
+        if let Some(g) = self.query.int("gracePeriodSeconds")? {
+            opts.grace_period_seconds = Some(g);
+        }
+        if let Some(p) = self.query.non_empty("propagationPolicy") {
+            opts.propagation_policy = Some(p.to_string());
+        }
+        if let Some(p) = &opts.propagation_policy
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+        opts.dry_run |= self.query.dry_run()?;
+        Ok(opts)
+    }
+
+    fn patch_input(&self) -> ApiResult<(PatchType, Value)> {
+        let kind = PatchType::from_content_type(content_type(&self.headers))?;
+        let force = self.query.flag("force")?;
+        if force && kind != PatchType::Apply {
+            return Err(ApiError::invalid(
+                "PatchOptions.meta.k8s.io",
+                "meta.k8s.io",
+                "",
+                &[crate::error::FieldError::forbidden(
+                    "force",
+                    "may not be specified for non-apply patch",
+                )],
+            ));
+        }
+        if kind == PatchType::Apply && self.query.non_empty("fieldManager").is_none() {
+            return Err(ApiError::invalid(
+                "PatchOptions.meta.k8s.io",
+                "meta.k8s.io",
+                "",
+                &[crate::error::FieldError::required(
+                    "fieldManager",
+                    "is required for apply patch",
+                )],
+            ));
+        }
+        Ok((kind, patch::decode(kind, &self.body)?))
+    }
+
+    /// The answer for an object or list in the negotiated shape.
+    fn render(&self, reply: Reply, output: Output) -> Response {
+        let is_status = reply.body.get("kind").and_then(Value::as_str) == Some("Status");
+        let value = match output {
+            Output::Table if !is_status => table::to_table(
+                &self.desc,
+                &reply.body,
+                IncludeObject::parse(self.query.get("includeObject")),
+            ),
+            Output::Metadata if !is_status && reply.body.get("items").is_some() => {
+                table::partial_metadata_list(&reply.body)
+            }
+            Output::Metadata if !is_status => table::partial_metadata(&reply.body),
+            _ => reply.body,
+        };
+        let (ct, bytes) = codec::encode(output, &value);
+        let mut resp = Response::new(Body::from(bytes));
+        *resp.status_mut() = StatusCode::from_u16(reply.code).unwrap_or(StatusCode::OK);
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        for w in reply.warnings {
+            let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
+            if let Ok(v) = HeaderValue::from_str(&text) {
+                resp.headers_mut().append(header::WARNING, v);
+            }
+        }
+        resp
+    }
+
+    async fn main(self) -> ApiResult<Response> {
+        self.check_verb()?;
+        let output = match self.verb {
+            Verb::Get | Verb::List | Verb::Watch => Output::negotiate(accept(&self.headers))?,
+            // Writes answer the object; Table is only for reads.
+            _ => match Output::negotiate(accept(&self.headers)) {
+                Ok(Output::Yaml) => Output::Yaml,
+                _ => Output::Json,
+            },
+        };
+        let reg = &self.api.registry;
+        let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
+        if let Some(kind) = desc.virtual_kind {
+            let body = self.body_value()?;
+            let reply = reg
+                .create_virtual(desc, kind, ns, body, &self.user, self.query.dry_run()?)
+                .await?;
+            return Ok(self.render(reply, output));
+        }
+        let reply = match self.verb {
+            Verb::Get => Reply::ok(reg.get(desc, ns, name).await?),
+            Verb::List => Reply::ok(reg.list(desc, ns, &self.list_options()?).await?),
+            Verb::Watch => return self.watch(output).await,
+            Verb::Create => {
+                if !name.is_empty() {
+                    return Err(ApiError::method_not_supported(&desc.group_resource(), "create"));
+                }
+                reg.create(desc, ns, self.body_value()?, &self.write_options()?)
+                    .await?
+            }
+            Verb::Update => {
+                reg.update(desc, ns, name, self.body_value()?, &self.write_options()?, None)
+                    .await?
+            }
+            Verb::Patch => {
+                let (kind, p) = self.patch_input()?;
+                reg.patch(desc, ns, name, kind, &p, &self.write_options()?, None)
+                    .await?
+            }
+            Verb::Delete => reg.delete(desc, ns, name, &self.delete_options()?).await?,
+            Verb::DeleteCollection => Reply::ok(
+                reg.delete_collection(desc, ns, &self.list_options()?, &self.delete_options()?)
+                    .await?,
+            ),
+        };
+        Ok(self.render(reply, output))
+    }
+
+    async fn subresource(self) -> ApiResult<Response> {
+        let sub = self
+            .desc
+            .subresource_named(&self.info.subresource)
+            .ok_or_else(ApiError::not_found_path)?
+            .clone();
+        if !sub.verbs.iter().any(|v| v == self.verb.as_str()) {
+            return Err(ApiError::method_not_supported(
+                &crate::error::GroupResource::new(
+                    &self.desc.group,
+                    format!("{}/{}", self.desc.resource, sub.name),
+                ),
+                self.verb.as_str(),
+            ));
+        }
+        let output = match Output::negotiate(accept(&self.headers)) {
+            Ok(Output::Yaml) => Output::Yaml,
+            _ => Output::Json,
+        };
+        let reg = &self.api.registry;
+        let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
+        let reply = match (sub.kind, self.verb) {
+            (SubresourceKind::Status, Verb::Get) => Reply::ok(reg.get(desc, ns, name).await?),
+            (SubresourceKind::Status | SubresourceKind::Finalize, Verb::Update) => {
+                reg.update(
+                    desc,
+                    ns,
+                    name,
+                    self.body_value()?,
+                    &self.write_options()?,
+                    Some(sub.kind),
+                )
+                .await?
+            }
+            (SubresourceKind::Status, Verb::Patch) => {
+                let (kind, p) = self.patch_input()?;
+                reg.patch(desc, ns, name, kind, &p, &self.write_options()?, Some(sub.kind))
+                    .await?
+            }
+            (SubresourceKind::Scale, Verb::Get) => Reply::ok(reg.get_scale(desc, ns, name).await?),
+            (SubresourceKind::Scale, Verb::Update) => {
+                let body = self.body_value()?;
+                Reply::ok(
+                    reg.update_scale(
+                        desc,
+                        ns,
+                        name,
+                        ScaleChange::Replace(&body),
+                        &self.write_options()?,
+                    )
+                    .await?,
+                )
+            }
+            (SubresourceKind::Scale, Verb::Patch) => {
+                let (kind, p) = self.patch_input()?;
+                Reply::ok(
+                    reg.update_scale(
+                        desc,
+                        ns,
+                        name,
+                        ScaleChange::Patch(kind, &p),
+                        &self.write_options()?,
+                    )
+                    .await?,
+                )
+            }
+            (SubresourceKind::Binding, Verb::Create) => {
+                reg.bind(ns, name, &self.body_value()?, self.query.dry_run()?)
+                    .await?
+            }
+            (SubresourceKind::Eviction, Verb::Create) => {
+                reg.evict(desc, ns, name, &self.body_value()?).await?
+            }
+            _ => {
+                return Err(ApiError::method_not_supported(
+                    &desc.group_resource(),
+                    self.verb.as_str(),
+                ));
+            }
+        };
+        Ok(self.render(reply, output))
+    }
+
+    async fn watch(&self, output: Output) -> ApiResult<Response> {
+        let mut fields = FieldSelector::parse(self.query.get("fieldSelector").unwrap_or(""), &self.desc)?;
+        if !self.info.name.is_empty() {
+            fields.0.push(FieldRequirement {
+                field: "metadata.name".into(),
+                value: self.info.name.clone(),
+                negate: false,
+            });
+        }
+        let send_initial_events = self.query.flag("sendInitialEvents")?;
+        if send_initial_events && self.query.rv_match()? != crate::query::RvMatch::NotOlderThan {
+            return Err(ApiError::bad_request(
+                "sendInitialEvents: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        let opts = WatchOptions {
+            labels: LabelSelector::parse(self.query.get("labelSelector").unwrap_or(""))?,
+            fields,
+            resource_version: self.query.resource_version()?,
+            allow_bookmarks: self.query.flag("allowWatchBookmarks")?,
+            timeout: self.query.timeout()?,
+            send_initial_events,
+        };
+        let stream = self.api.registry.watch(self.desc.clone(), &self.ns, opts).await?;
+        let desc = self.desc.clone();
+        let include = IncludeObject::parse(self.query.get("includeObject"));
+        let lines = stream.map(move |mut ev| {
+            let is_object_event = matches!(ev["type"].as_str(), Some("ADDED" | "MODIFIED" | "DELETED"));
+            if is_object_event {
+                let obj = ev["object"].take();
+                ev["object"] = match output {
+                    Output::Table => table::to_table(&desc, &obj, include),
+                    Output::Metadata => table::partial_metadata(&obj),
+                    _ => obj,
+                };
+            }
+            let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+            line.push(b'\n');
+            Ok::<_, Infallible>(Bytes::from(line))
+        });
+        let mut resp = Response::new(Body::from_stream(lines));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, private"),
+        );
+        Ok(resp)
+    }
+}

@@ -1,0 +1,316 @@
+//! Subresources beyond status: `scale`, `pods/binding`, `pods/eviction`; and the create-only
+//! virtual resources (reviews, bindings).
+
+use serde_json::{Value, json};
+
+use super::{DeleteOptions, Registry, Reply, WriteOptions, meta_str};
+use crate::descriptor::{ResourceDescriptor, VirtualKind};
+use crate::error::{ApiError, ApiResult};
+use crate::objstore::{UpdateAction, Written};
+use crate::patch::{self, PatchType};
+
+/// Who is making a request (set by authentication).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserInfo {
+    /// User name (client certificate CN).
+    pub name: String,
+    /// Groups (client certificate O).
+    pub groups: Vec<String>,
+}
+
+/// A label selector object as the string form `Scale.status.selector` uses.
+fn selector_string(sel: &Value) -> String {
+    let mut terms = Vec::new();
+    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in m {
+            terms.push(format!("{k}={}", v.as_str().unwrap_or("")));
+        }
+    }
+    if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
+        for e in exprs {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                "In" => terms.push(format!("{key} in ({})", values.join(","))),
+                "NotIn" => terms.push(format!("{key} notin ({})", values.join(","))),
+                "Exists" => terms.push(key.to_string()),
+                "DoesNotExist" => terms.push(format!("!{key}")),
+                _ => {}
+            }
+        }
+    }
+    terms.join(",")
+}
+
+/// The `autoscaling/v1 Scale` view of an object with `spec.replicas`.
+pub fn scale_view(obj: &Value) -> Value {
+    let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
+    let mut scale_meta = json!({});
+    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        if let Some(v) = meta.get(f) {
+            scale_meta[f] = v.clone();
+        }
+    }
+    let selector = obj
+        .pointer("/spec/selector")
+        .map(|s| {
+            if s.get("matchLabels").is_some() || s.get("matchExpressions").is_some() {
+                selector_string(s)
+            } else if let Some(m) = s.as_object() {
+                // ReplicationController: a plain map.
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                String::new()
+            }
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": scale_meta,
+        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector,
+        },
+    })
+}
+
+impl Registry {
+    /// GET `<resource>/<name>/scale`.
+    pub async fn get_scale(&self, desc: &ResourceDescriptor, ns: &str, name: &str) -> ApiResult<Value> {
+        let obj = self.get(desc, ns, name).await?;
+        Ok(scale_view(&obj))
+    }
+
+    /// PUT or PATCH of `<resource>/<name>/scale`: `change` turns the current Scale into the new
+    /// one; its `spec.replicas` is written to the parent (with its resourceVersion as a
+    /// precondition when set).
+    pub async fn update_scale(
+        &self,
+        desc: &ResourceDescriptor,
+        ns: &str,
+        name: &str,
+        change: ScaleChange<'_>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let gr = desc.group_resource();
+        let w = self
+            .write(&desc.key(ns, name), opts.dry_run, |cur| {
+                let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
+                let view = scale_view(cur);
+                let new_scale = match &change {
+                    ScaleChange::Replace(s) => (*s).clone(),
+                    ScaleChange::Patch(kind, p) => patch::apply(*kind, &view, p)?,
+                };
+                let rv = new_scale
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if !rv.is_empty() && rv != meta_str(cur, "resourceVersion") {
+                    return Err(ApiError::optimistic_lock(&gr, name));
+                }
+                let replicas = new_scale
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?;
+                if replicas < 0 {
+                    return Err(ApiError::invalid(
+                        "Scale.autoscaling",
+                        "autoscaling",
+                        name,
+                        &[crate::error::FieldError::invalid(
+                            "spec.replicas",
+                            &json!(replicas),
+                            "must be greater than or equal to 0",
+                        )],
+                    ));
+                }
+                let mut new = cur.clone();
+                new["spec"]["replicas"] = json!(replicas);
+                if new == *cur {
+                    return Ok(UpdateAction::Unchanged);
+                }
+                let generation = cur
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                new["metadata"]["generation"] = json!(generation + 1);
+                Ok(UpdateAction::Put(new))
+            })
+            .await?;
+        let obj = match w {
+            Written::Put(v) | Written::Unchanged(v) | Written::Deleted(v) => v,
+        };
+        Ok(scale_view(&obj))
+    }
+
+    /// POST `pods/<name>/binding` (or the `bindings` collection): sets `spec.nodeName`.
+    pub async fn bind(&self, ns: &str, pod_name: &str, body: &Value, dry_run: bool) -> ApiResult<Reply> {
+        let pods = self
+            .table
+            .lookup("", "v1", "pods")
+            .ok_or_else(|| ApiError::internal("pods are not served"))?;
+        let node = body
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "Binding",
+                    "",
+                    pod_name,
+                    &[crate::error::FieldError::required("target.name", "")],
+                )
+            })?
+            .to_string();
+        let gr = pods.group_resource();
+        self.write(&pods.key(ns, pod_name), dry_run, |cur| {
+            let cur = cur.ok_or_else(|| ApiError::not_found(&gr, pod_name))?;
+            if !meta_str(cur, "deletionTimestamp").is_empty() {
+                return Err(ApiError::conflict(
+                    &gr,
+                    pod_name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
+            }
+            let existing = cur
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !existing.is_empty() {
+                return Err(ApiError::conflict(
+                    &gr,
+                    pod_name,
+                    &format!("pod {pod_name} is already assigned to node \"{existing}\""),
+                ));
+            }
+            let mut new = cur.clone();
+            new["spec"]["nodeName"] = Value::String(node.clone());
+            Ok(UpdateAction::Put(new))
+        })
+        .await?;
+        Ok(Reply {
+            code: 201,
+            body: success_status(201),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// POST `pods/<name>/eviction`: deletes the pod (disruption budgets are not checked yet).
+    pub async fn evict(
+        &self,
+        desc: &ResourceDescriptor,
+        ns: &str,
+        name: &str,
+        body: &Value,
+    ) -> ApiResult<Reply> {
+        let opts = DeleteOptions {
+            grace_period_seconds: body
+                .pointer("/deleteOptions/gracePeriodSeconds")
+                .and_then(Value::as_i64),
+            dry_run: body
+                .pointer("/deleteOptions/dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All")),
+            ..Default::default()
+        };
+        self.delete(desc, ns, name, &opts).await?;
+        Ok(Reply {
+            code: 201,
+            body: success_status(201),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Create on a virtual resource.
+    pub async fn create_virtual(
+        &self,
+        desc: &ResourceDescriptor,
+        kind: VirtualKind,
+        ns: &str,
+        mut body: Value,
+        user: &UserInfo,
+        dry_run: bool,
+    ) -> ApiResult<Reply> {
+        super::check_kind(desc, &mut body)?;
+        if let Some(rt) = desc.round_trip {
+            body = rt(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
+                    kind = desc.kind,
+                    v = desc.version
+                ))
+            })?;
+        }
+        let status = match kind {
+            VirtualKind::AccessReview => json!({
+                "allowed": true,
+                "reason": "keelson: every authenticated user is allowed (RBAC is not enforced yet)",
+            }),
+            VirtualKind::RulesReview => json!({
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": false,
+            }),
+            VirtualKind::SelfSubjectReview => json!({
+                "userInfo": {"username": user.name, "groups": user.groups},
+            }),
+            VirtualKind::TokenReview => {
+                json!({"authenticated": false, "error": "token authentication is not implemented"})
+            }
+            VirtualKind::Binding => {
+                let pod = meta_str(&body, "name").to_string();
+                return self.bind(ns, &pod, &body, dry_run).await;
+            }
+        };
+        body["status"] = status;
+        Ok(Reply {
+            code: 201,
+            body,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+/// How a scale write changes the Scale.
+#[derive(Debug)]
+pub enum ScaleChange<'a> {
+    /// PUT of a whole Scale.
+    Replace(&'a Value),
+    /// PATCH of the Scale.
+    Patch(PatchType, &'a Value),
+}
+
+/// `Status{status: Success}` with a code.
+pub fn success_status(code: u16) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_views() {
+        let d = json!({"metadata": {"name": "web", "namespace": "d", "resourceVersion": "5", "labels": {"x": "y"}},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"},
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}},
+            "status": {"replicas": 2}});
+        let s = scale_view(&d);
+        assert_eq!(s["spec"]["replicas"], 3);
+        assert_eq!(s["status"]["replicas"], 2);
+        assert_eq!(s["status"]["selector"], "app=web,tier in (a,b)");
+        assert_eq!(s["metadata"]["resourceVersion"], "5");
+        assert!(s["metadata"].get("labels").is_none());
+        let rc = json!({"metadata": {"name": "rc"}, "spec": {"replicas": 1, "selector": {"app": "x"}}});
+        assert_eq!(scale_view(&rc)["status"]["selector"], "app=x");
+    }
+}

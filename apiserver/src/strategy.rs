@@ -1,0 +1,244 @@
+//! Per-type behaviour the generic registry consults: name rules, create-time defaults of `status`,
+//! and the few validations clients and conformance rely on. Keyed by group/resource; everything
+//! not listed gets the generic behaviour.
+
+use serde_json::{Value, json};
+
+use crate::descriptor::ResourceDescriptor;
+use crate::error::FieldError;
+
+/// The namespace finalizer the namespace controller removes.
+pub const NAMESPACE_FINALIZER: &str = "kubernetes";
+
+fn is(desc: &ResourceDescriptor, group: &str, resource: &str) -> bool {
+    desc.group == group && desc.resource == resource
+}
+
+/// True for the `namespaces` row.
+pub fn is_namespace(desc: &ResourceDescriptor) -> bool {
+    is(desc, "", "namespaces")
+}
+
+/// True for the `pods` row.
+pub fn is_pod(desc: &ResourceDescriptor) -> bool {
+    is(desc, "", "pods")
+}
+
+/// Resources whose `status` is owned by a controller and cleared on create.
+fn clears_status_on_create(desc: &ResourceDescriptor) -> bool {
+    matches!(
+        (desc.group.as_str(), desc.resource.as_str()),
+        (
+            "apps",
+            "deployments" | "replicasets" | "statefulsets" | "daemonsets"
+        ) | ("batch", "jobs" | "cronjobs")
+            | (
+                "",
+                "replicationcontrollers" | "services" | "persistentvolumeclaims" | "resourcequotas"
+            )
+            | ("autoscaling", "horizontalpodautoscalers")
+            | ("policy", "poddisruptionbudgets")
+            | ("apiextensions.k8s.io", "customresourcedefinitions")
+            | ("networking.k8s.io", "ingresses")
+    )
+}
+
+/// Create-time defaults (upstream `PrepareForCreate`).
+pub fn prepare_for_create(desc: &ResourceDescriptor, obj: &mut Value) {
+    if is_namespace(desc) {
+        obj["status"] = json!({"phase": "Active"});
+        let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+        if let Some(labels) = ensure_object(&mut obj["metadata"], "labels") {
+            labels.insert("kubernetes.io/metadata.name".into(), name);
+        }
+        if obj
+            .pointer("/spec/finalizers")
+            .is_none_or(|f| f.as_array().is_none_or(Vec::is_empty))
+        {
+            obj["spec"] = json!({"finalizers": [NAMESPACE_FINALIZER]});
+        }
+    } else if is_pod(desc) {
+        obj["status"] = json!({"phase": "Pending"});
+    } else if clears_status_on_create(desc)
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.remove("status");
+    }
+}
+
+fn ensure_object<'a>(parent: &'a mut Value, key: &str) -> Option<&'a mut serde_json::Map<String, Value>> {
+    let map = parent.as_object_mut()?;
+    let slot = map.entry(key.to_string()).or_insert_with(|| json!({}));
+    if !slot.is_object() {
+        *slot = json!({});
+    }
+    slot.as_object_mut()
+}
+
+/// Which rule names of a resource follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NameRule {
+    /// RFC 1123 subdomain (most resources).
+    Subdomain,
+    /// RFC 1123 label (namespaces).
+    Label,
+    /// RFC 1035 label (services).
+    Label1035,
+    /// Only not `.`/`..` and no `/` or `%` (RBAC).
+    PathSegment,
+}
+
+fn name_rule(desc: &ResourceDescriptor) -> NameRule {
+    match (desc.group.as_str(), desc.resource.as_str()) {
+        ("", "namespaces") => NameRule::Label,
+        ("", "services") => NameRule::Label1035,
+        ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
+        ("", "events") | ("events.k8s.io", "events") => NameRule::PathSegment,
+        _ => NameRule::Subdomain,
+    }
+}
+
+fn is_label(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Checks a name against the resource's rule; returns the reason when it is not valid.
+pub fn validate_name(desc: &ResourceDescriptor, name: &str) -> Option<String> {
+    let path_segment = || {
+        if name == "." || name == ".." {
+            Some(format!("may not be '{name}'"))
+        } else if name.contains('/') || name.contains('%') {
+            Some("may not contain '/' or '%'".to_string())
+        } else {
+            None
+        }
+    };
+    match name_rule(desc) {
+        NameRule::PathSegment => path_segment(),
+        NameRule::Label if !is_label(name, 63) => Some(
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character".into(),
+        ),
+        NameRule::Label1035 if !is_label(name, 63) || !name.starts_with(|c: char| c.is_ascii_lowercase()) => Some(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character".into(),
+        ),
+        NameRule::Subdomain if name.len() > 253 || !name.split('.').all(|l| is_label(l, 63)) => Some(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character".into(),
+        ),
+        _ => None,
+    }
+}
+
+/// Validations of a new or updated object (beyond type checking).
+pub fn validate(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if let Some(why) = validate_name(desc, name) {
+        errs.push(FieldError::invalid("metadata.name", &Value::from(name), &why));
+    }
+    let data_fields: &[&str] = match (desc.group.as_str(), desc.resource.as_str()) {
+        ("", "configmaps") => &["data", "binaryData"],
+        ("", "secrets") => &["data", "stringData"],
+        _ => &[],
+    };
+    for field in data_fields {
+        if let Some(map) = obj.get(*field).and_then(Value::as_object) {
+            for key in map.keys() {
+                let ok = !key.is_empty()
+                    && key.len() <= 253
+                    && key != "."
+                    && key != ".."
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+                if !ok {
+                    errs.push(FieldError::invalid(
+                        format!("{field}[{key}]"),
+                        &Value::from(key.as_str()),
+                        "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+                    ));
+                }
+            }
+        }
+    }
+    errs
+}
+
+/// Validations of an update against the stored object.
+pub fn validate_update(desc: &ResourceDescriptor, new: &Value, old: &Value) -> Vec<FieldError> {
+    let mut errs = validate(desc, new);
+    let immutable_kind = matches!(
+        (desc.group.as_str(), desc.resource.as_str()),
+        ("", "configmaps" | "secrets")
+    );
+    if immutable_kind && old.get("immutable") == Some(&Value::Bool(true)) {
+        for field in ["data", "binaryData", "stringData"] {
+            if new.get(field) != old.get(field) {
+                errs.push(FieldError::forbidden(
+                    field,
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+        }
+        if new.get("immutable") != Some(&Value::Bool(true)) {
+            errs.push(FieldError::forbidden(
+                "immutable",
+                "field is immutable when `immutable` is set",
+            ));
+        }
+    }
+    errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(resource: &str) -> ResourceDescriptor {
+        crate::builtin::rows()
+            .into_iter()
+            .find(|d| d.resource == resource && d.version == "v1")
+            .unwrap()
+    }
+
+    #[test]
+    fn names_follow_the_resource_rule() {
+        assert!(validate_name(&row("configmaps"), "a.b-c").is_none());
+        assert!(validate_name(&row("configmaps"), "A").is_some());
+        assert!(validate_name(&row("namespaces"), "a.b").is_some());
+        assert!(validate_name(&row("services"), "1abc").is_some());
+        assert!(validate_name(&row("clusterroles"), "system:admin").is_none());
+        assert!(validate_name(&row("clusterroles"), "a/b").is_some());
+    }
+
+    #[test]
+    fn config_keys_and_immutability() {
+        let cm = row("configmaps");
+        let errs = validate(
+            &cm,
+            &json!({"metadata": {"name": "x"}, "data": {"": "v", "ok": "v"}}),
+        );
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "data[]");
+        let old = json!({"metadata": {"name": "x"}, "data": {"a": "1"}, "immutable": true});
+        let new = json!({"metadata": {"name": "x"}, "data": {"a": "2"}, "immutable": true});
+        assert_eq!(validate_update(&cm, &new, &old).len(), 1);
+        assert!(validate_update(&cm, &old, &old).is_empty());
+    }
+
+    #[test]
+    fn namespace_defaults() {
+        let mut ns = json!({"metadata": {"name": "team"}});
+        prepare_for_create(&row("namespaces"), &mut ns);
+        assert_eq!(ns["status"]["phase"], "Active");
+        assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+        assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team");
+    }
+}

@@ -1,0 +1,123 @@
+//! Type checking of built-in objects: a round trip through the k8s-openapi type rejects wrongly
+//! typed fields (400) and drops unknown ones, which are reported per `fieldValidation`.
+
+use serde_json::Value;
+
+use crate::descriptor::ResourceDescriptor;
+use crate::error::ApiError;
+use crate::query::FieldValidation;
+
+/// Checks `obj` against the row's type. Returns the normalized object and warnings (unknown
+/// fields under `Warn`).
+pub fn check(
+    desc: &ResourceDescriptor,
+    obj: Value,
+    validation: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let Some(round_trip) = desc.round_trip else {
+        return Ok((obj, Vec::new()));
+    };
+    let out = round_trip(&obj).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+            kind = desc.kind,
+            version = desc.version
+        ))
+    })?;
+    let mut unknown = Vec::new();
+    if validation != FieldValidation::Ignore {
+        unknown_fields(&obj, &out, "", &mut unknown);
+    }
+    let messages: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    match validation {
+        FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        ))),
+        FieldValidation::Warn => Ok((out, messages)),
+        _ => Ok((out, Vec::new())),
+    }
+}
+
+/// Paths present (non-null) in `input` but missing from the typed round trip `output`.
+pub fn unknown_fields(input: &Value, output: &Value, path: &str, found: &mut Vec<String>) {
+    match (input, output) {
+        (Value::Object(i), Value::Object(o)) => {
+            for (k, v) in i {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match o.get(k) {
+                    Some(ov) => unknown_fields(v, ov, &p, found),
+                    None if v.is_null() => {}
+                    None => found.push(p),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(o)) if i.len() == o.len() => {
+            for (n, (iv, ov)) in i.iter().zip(o).enumerate() {
+                unknown_fields(iv, ov, &format!("{path}[{n}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployments() -> ResourceDescriptor {
+        crate::builtin::rows()
+            .into_iter()
+            .find(|d| d.resource == "deployments" && d.group == "apps")
+            .unwrap()
+    }
+
+    #[test]
+    fn unknown_fields_per_validation_mode() {
+        let d = deployments();
+        let obj = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "bogus": 1},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "imagee": "x"}]}}, "foo": null}
+        });
+        let (out, warnings) = check(&d, obj.clone(), FieldValidation::Warn).unwrap();
+        assert_eq!(
+            warnings,
+            [
+                "unknown field \"metadata.bogus\"",
+                "unknown field \"spec.template.spec.containers[0].imagee\""
+            ]
+        );
+        assert!(out["metadata"].get("bogus").is_none());
+        let err = check(&d, obj.clone(), FieldValidation::Strict).unwrap_err();
+        assert_eq!(err.code(), 400);
+        assert!(
+            err.message()
+                .starts_with("strict decoding error: unknown field \"metadata.bogus\"")
+        );
+        let (_, warnings) = check(&d, obj, FieldValidation::Ignore).unwrap();
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn wrong_types_are_bad_requests() {
+        let d = deployments();
+        let err = check(
+            &d,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "3"}}),
+            FieldValidation::Warn,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), 400);
+        assert!(
+            err.message()
+                .contains("cannot be handled as a Deployment: spec.replicas"),
+            "{}",
+            err.message()
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! Stock kubectl against the TLS server, for every kubectl found: the 1.27 and 1.33 builds that
+//! `shared/tools/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33` installs, and the
+//! system `kubectl`. Without any, the test says so and passes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::kube_client::Running;
+
+fn kubectls() -> Vec<PathBuf> {
+    let dir =
+        std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
+    let mut found: Vec<PathBuf> = ["kubectl-1.27", "kubectl-1.33"]
+        .iter()
+        .map(|n| Path::new(&dir).join(n))
+        .filter(|p| p.exists())
+        .collect();
+    let system = PathBuf::from("/usr/bin/kubectl");
+    if system.exists() {
+        found.push(system);
+    }
+    found
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    home: tempfile::TempDir,
+    minor: u32,
+}
+
+impl Kubectl {
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(&self.bin)
+            .args(["--kubeconfig", self.kubeconfig.to_str().unwrap()])
+            .args(args)
+            .env("HOME", self.home.path())
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("kubectl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs and requires success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(
+            ok,
+            "kubectl 1.{} {args:?} failed:\nstdout: {out}\nstderr: {err}",
+            self.minor
+        );
+        out
+    }
+}
+
+fn client_minor(bin: &Path) -> u32 {
+    let out = Command::new(bin)
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .expect("kubectl runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["clientVersion"]["minor"]
+        .as_str()
+        .unwrap_or("0")
+        .trim_end_matches('+')
+        .parse()
+        .unwrap_or(0)
+}
+
+fn exercise(k: &Kubectl, manifests: &Path) {
+    let tag = format!("v{}", k.minor);
+    let out = k.ok(&["version"]);
+    assert!(
+        out.contains("Server Version") || out.contains("Server Version: version.Info"),
+        "{out}"
+    );
+
+    let out = k.ok(&["api-resources"]);
+    for r in [
+        "configmaps",
+        "deployments",
+        "namespaces",
+        "customresourcedefinitions",
+    ] {
+        assert!(out.contains(r), "api-resources lacks {r}:\n{out}");
+    }
+    let out = k.ok(&["api-versions"]);
+    assert!(out.lines().any(|l| l == "apps/v1"), "{out}");
+
+    let out = k.ok(&["get", "ns"]);
+    assert!(out.lines().next().unwrap().starts_with("NAME"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("kube-system") && l.contains("Active")),
+        "{out}"
+    );
+
+    // Generators send protobuf bodies from kubectl 1.32 on (not decoded yet): use -f there.
+    let cm = format!("cm-{tag}");
+    if k.minor < 32 {
+        let out = k.ok(&["create", "configmap", &cm, "--from-literal=a=b"]);
+        assert_eq!(out.trim(), format!("configmap/{cm} created"));
+    } else {
+        let file = manifests.join(format!("{cm}.yaml"));
+        std::fs::write(
+            &file,
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {cm}\ndata:\n  a: b\n"),
+        )
+        .unwrap();
+        let out = k.ok(&["create", "--validate=false", "-f", file.to_str().unwrap()]);
+        assert_eq!(out.trim(), format!("configmap/{cm} created"));
+    }
+    let (ok, _, err) = k.run(&[
+        "create",
+        "--validate=false",
+        "-f",
+        manifests.join("dup.yaml").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("AlreadyExists"), "{err}");
+
+    let out = k.ok(&["get", "cm", &cm, "-o", "yaml"]);
+    assert!(
+        out.contains("a: b") && out.contains("kind: ConfigMap") && out.contains("resourceVersion:"),
+        "{out}"
+    );
+    let out = k.ok(&["get", "cm"]);
+    assert!(
+        out.contains("DATA") && out.lines().any(|l| l.starts_with(&cm)),
+        "{out}"
+    );
+
+    // Client-side apply: create, then a strategic merge patch.
+    let deploy = format!("web-{tag}");
+    let file = manifests.join(format!("{deploy}.yaml"));
+    let manifest = |image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {deploy}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: {deploy}}}\n  template:\n    metadata:\n      labels: {{app: {deploy}}}\n    spec:\n      containers:\n      - name: nginx\n        image: {image}\n"
+        )
+    };
+    std::fs::write(&file, manifest("nginx:1.25")).unwrap();
+    let f = file.to_str().unwrap();
+    let out = k.ok(&["apply", "--validate=false", "-f", f]);
+    assert_eq!(out.trim(), format!("deployment.apps/{deploy} created"));
+    let out = k.ok(&["apply", "--validate=false", "-f", f]);
+    assert_eq!(out.trim(), format!("deployment.apps/{deploy} unchanged"));
+    std::fs::write(&file, manifest("nginx:1.26")).unwrap();
+    let out = k.ok(&["apply", "--validate=false", "-f", f]);
+    assert_eq!(out.trim(), format!("deployment.apps/{deploy} configured"));
+    let out = k.ok(&[
+        "get",
+        "deploy",
+        &deploy,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image} {.metadata.generation}",
+    ]);
+    assert_eq!(out.trim(), "nginx:1.26 2");
+    let out = k.ok(&["get", "deploy", "-o", "wide"]);
+    assert!(out.contains("UP-TO-DATE") && out.contains("nginx:1.26"), "{out}");
+    let out = k.ok(&["scale", "deploy", &deploy, "--replicas=4"]);
+    assert!(out.contains("scaled"), "{out}");
+    let out = k.ok(&["label", "cm", &cm, "tier=fe"]);
+    assert!(out.contains("labeled"), "{out}");
+    let out = k.ok(&["get", "cm", "-l", "tier=fe", "-o", "name"]);
+    assert_eq!(out.trim(), format!("configmap/{cm}"));
+
+    let out = k.ok(&["delete", "cm", &cm]);
+    assert_eq!(out.trim(), format!("configmap \"{cm}\" deleted"));
+    let out = k.ok(&["delete", "-f", f]);
+    assert!(out.contains("deleted"), "{out}");
+    let (ok, _, err) = k.run(&["get", "cm", &cm]);
+    assert!(
+        !ok && err.contains("NotFound") && err.contains(&format!("configmaps \"{cm}\" not found")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_kubectl_works() {
+    let bins = kubectls();
+    if bins.is_empty() {
+        eprintln!(
+            "no kubectl found: run shared/tools/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33"
+        );
+        return;
+    }
+    let running = Running::start().await;
+    let manifests = tempfile::tempdir().unwrap();
+    std::fs::write(
+        manifests.path().join("dup.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube-root-dup\n",
+    )
+    .unwrap();
+    let kubeconfig = running.kubeconfig();
+    let dup = manifests.path().join("dup.yaml");
+    // The duplicate create needs a first copy.
+    let seed = Kubectl {
+        bin: bins[0].clone(),
+        kubeconfig: kubeconfig.clone(),
+        home: tempfile::tempdir().unwrap(),
+        minor: 0,
+    };
+    let manifests_path = manifests.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        seed.ok(&["create", "--validate=false", "-f", dup.to_str().unwrap()]);
+        for bin in bins {
+            let k = Kubectl {
+                minor: client_minor(&bin),
+                bin,
+                kubeconfig: kubeconfig.clone(),
+                home: tempfile::tempdir().unwrap(),
+            };
+            eprintln!("exercising kubectl 1.{} ({})", k.minor, k.bin.display());
+            exercise(&k, &manifests_path);
+        }
+    })
+    .await
+    .unwrap();
+}

@@ -1,0 +1,221 @@
+//! Watch fan-out: N watchers on one prefix, a few putters writing into it; measures how long each
+//! event takes from just before its put is sent to its arrival at every watcher, and events/s.
+//!
+//! Each watcher has its own watch stream (one gRPC bidi stream per watcher), spread over the pooled
+//! connections. Each value starts with the send time (ns on this process's monotonic clock).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use etcd_client::{WatchClient, WatchOptions, WatchStream};
+use tokio::task::JoinSet;
+
+use crate::conn::Pool;
+use crate::kv::{Outcome, VALUE_SIZE};
+use crate::stats::{Latencies, cpu_seconds, now_ns, servers_cpu_seconds};
+
+/// Shape of a watch case.
+#[derive(Debug, Clone)]
+pub struct WatchLoad {
+    /// Number of watchers (streams).
+    pub watchers: usize,
+    /// Puts to issue in total.
+    pub puts: u64,
+    /// Concurrent putters.
+    pub putters: usize,
+    /// Putting stops after this long even if `puts` were not all issued.
+    pub put_time_limit: Duration,
+    /// How long watchers may still wait for events once putting stopped.
+    pub drain: Duration,
+}
+
+struct WatcherResult {
+    latencies: Latencies,
+    events: u64,
+    last_event_ns: u64,
+    error: Option<String>,
+}
+
+/// Runs the fan-out case.
+pub async fn run(pool: &Pool, case: &str, load: &WatchLoad, server_pids: &[u32]) -> Result<Outcome> {
+    let prefix = format!("/bench/{case}/");
+
+    // Open every watcher first (64 at a time), so that no event is missed.
+    let mut streams = Vec::with_capacity(load.watchers);
+    let mut opening = JoinSet::new();
+    let mut next = 0usize;
+    while streams.len() < load.watchers {
+        while next < load.watchers && opening.len() < 64 {
+            let (wc, p) = (pool.watch(next), prefix.clone());
+            opening.spawn(async move { open_one(wc, &p).await });
+            next += 1;
+        }
+        match opening.join_next().await {
+            Some(r) => streams.push(r??),
+            None => break,
+        }
+    }
+
+    // Putting stops at `expected` = acknowledged puts; receivers stop when they have them all or at
+    // the deadline.
+    let expected = Arc::new(AtomicU64::new(u64::MAX));
+    let deadline_ns = Arc::new(AtomicU64::new(
+        now_ns() + (load.put_time_limit + load.drain).as_nanos() as u64,
+    ));
+    let mut receivers = JoinSet::new();
+    for mut ws in streams {
+        let expected = expected.clone();
+        let deadline_ns = deadline_ns.clone();
+        let cap = usize::try_from(load.puts).unwrap_or(0).min(1 << 20);
+        receivers.spawn(async move {
+            let mut r = WatcherResult {
+                latencies: Latencies::with_capacity(cap),
+                events: 0,
+                last_event_ns: 0,
+                error: None,
+            };
+            loop {
+                if r.events >= expected.load(Ordering::Acquire)
+                    || now_ns() >= deadline_ns.load(Ordering::Acquire)
+                {
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_millis(50), ws.message()).await {
+                    Err(_) => continue,
+                    Ok(Ok(Some(resp))) => {
+                        let now = now_ns();
+                        if resp.canceled() {
+                            r.error = Some(format!("watch canceled: {}", resp.cancel_reason()));
+                            break;
+                        }
+                        for ev in resp.events() {
+                            let Some(kv) = ev.kv() else { continue };
+                            let sent = kv
+                                .value()
+                                .get(..8)
+                                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                                .map_or(now, u64::from_be_bytes);
+                            r.latencies.record_ns(now.saturating_sub(sent));
+                            r.events += 1;
+                            r.last_event_ns = now;
+                        }
+                    }
+                    Ok(Ok(None)) => {
+                        r.error = Some("watch stream ended".to_owned());
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        r.error = Some(format!("{e:#}"));
+                        break;
+                    }
+                }
+            }
+            r
+        });
+    }
+
+    let cpu0 = servers_cpu_seconds(server_pids);
+    let self0 = cpu_seconds("self").unwrap_or(0.0);
+    let first_put_ns = now_ns();
+    let put_deadline = first_put_ns + load.put_time_limit.as_nanos() as u64;
+    let issued = Arc::new(AtomicU64::new(0));
+    let mut putters = JoinSet::new();
+    for p in 0..load.putters {
+        let mut kv = pool.kv(p);
+        let issued = issued.clone();
+        let prefix = prefix.clone();
+        let total = load.puts;
+        putters.spawn(async move {
+            let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
+            loop {
+                let seq = issued.fetch_add(1, Ordering::Relaxed);
+                if seq >= total || now_ns() >= put_deadline {
+                    break;
+                }
+                let mut v = vec![b'w'; VALUE_SIZE];
+                v[..8].copy_from_slice(&now_ns().to_be_bytes());
+                match kv.put(format!("{prefix}p{p}/{seq:08}"), v, None).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| format!("{e:#}"));
+                        if errors > 100 && ok == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            (ok, errors, first_error)
+        });
+    }
+    let mut out = Outcome::default();
+    let mut puts_ok = 0u64;
+    while let Some(r) = putters.join_next().await {
+        let (ok, errors, first_error) = r?;
+        puts_ok += ok;
+        out.errors += errors;
+        if out.first_error.is_none() {
+            out.first_error = first_error;
+        }
+    }
+    let puts_done_ns = now_ns();
+    expected.store(puts_ok, Ordering::Release);
+    let drain_deadline = puts_done_ns + load.drain.as_nanos() as u64;
+    deadline_ns.fetch_min(drain_deadline, Ordering::AcqRel);
+
+    let mut last_event_ns = first_put_ns;
+    let mut stream_errors = 0u64;
+    while let Some(r) = receivers.join_next().await {
+        let r = r?;
+        out.ops += r.events;
+        out.latencies.merge(r.latencies);
+        last_event_ns = last_event_ns.max(r.last_event_ns);
+        if let Some(e) = r.error {
+            stream_errors += 1;
+            if out.first_error.is_none() {
+                out.first_error = Some(e);
+            }
+        }
+    }
+    out.errors += stream_errors;
+    out.server_cpu_s = servers_cpu_seconds(server_pids) - cpu0;
+    out.loadgen_cpu_s = cpu_seconds("self").unwrap_or(0.0) - self0;
+    out.elapsed = Duration::from_nanos(last_event_ns.saturating_sub(first_put_ns));
+    let want = puts_ok * load.watchers as u64;
+    out.extra = vec![
+        ("watchers".to_owned(), load.watchers.to_string()),
+        ("puts".to_owned(), puts_ok.to_string()),
+        (
+            "put_ops_s".to_owned(),
+            format!(
+                "{:.0}",
+                puts_ok as f64 / ((puts_done_ns - first_put_ns) as f64 / 1e9).max(1e-9)
+            ),
+        ),
+        ("events".to_owned(), out.ops.to_string()),
+        (
+            "missing_events".to_owned(),
+            want.saturating_sub(out.ops).to_string(),
+        ),
+    ];
+    Ok(out)
+}
+
+/// Opens one watch stream and waits until the server confirms the watch was created.
+async fn open_one(mut wc: WatchClient, prefix: &str) -> Result<WatchStream> {
+    let mut ws = wc
+        .watch(prefix.to_owned(), Some(WatchOptions::new().with_prefix()))
+        .await
+        .context("opening watch stream")?;
+    loop {
+        match ws.message().await? {
+            Some(resp) if resp.created() => return Ok(ws),
+            Some(resp) if resp.canceled() => bail!("watch canceled: {}", resp.cancel_reason()),
+            Some(_) => {}
+            None => bail!("watch stream closed before the watch was created"),
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! The `etcdserverpb.Watch` service: one bidirectional stream carries many watchers.
+//!
+//! Each gRPC stream is a [`Session`]: one task that reads the client's requests, owns the
+//! watchers, and is the only writer of responses (so responses of one watcher keep their order).
+//! Every storage watcher has a small pump task that forwards its items to the session.
+//!
+//! etcd behaviour kept here:
+//! - watch IDs: an explicit ID is used as given (refused when in use); otherwise the next unused
+//!   ID counting from 0 on this stream;
+//! - a create is answered with `created`; an invalid one with `created` + `canceled`, watch ID -1
+//!   and the reason; a start revision below the compaction point with `created`, then a response
+//!   carrying `compact_revision` and `canceled`;
+//! - `RequestProgress` is answered with an event-less response with watch ID -1 whose header
+//!   revision R promises every event up to R has been sent on this stream, and no event above R
+//!   is sent before it;
+//! - watchers created with `progress_notify` get an event-less response with their own ID every
+//!   progress interval (etcd: 10 minutes);
+//! - a watcher the store closes (too slow, compacted, store stopping) is canceled with a reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::proto::{PbWatchRequest, PbWatchRequestUnion, PbWatchResponse, PbWatchService};
+use futures::StreamExt;
+use storage::{Error, Event, ProgressHandle, Revision, WatchItem, WatchRequest, WatchStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::Shared;
+use crate::convert::{self, event_to_pb};
+use crate::error::{self, to_status};
+
+/// Responses buffered per stream before the session waits for the client.
+const OUT_BUFFER: usize = 256;
+/// Items buffered from all of a stream's watchers before their pumps wait for the session.
+const PUMP_BUFFER: usize = 256;
+/// How often a progress request that has not been answered is asked again.
+const PROGRESS_RETRY: Duration = Duration::from_secs(2);
+/// etcd's `-1`: the watch ID of responses that concern the whole stream.
+const STREAM_WATCH_ID: i64 = -1;
+/// `WatchCreateRequest.FilterType.NOPUT`.
+const FILTER_NOPUT: i32 = 0;
+/// `WatchCreateRequest.FilterType.NODELETE`.
+const FILTER_NODELETE: i32 = 1;
+
+/// The Watch service over a store.
+pub(crate) struct WatchService {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[tonic::async_trait]
+impl PbWatchService for WatchService {
+    type WatchStream = ReceiverStream<Result<PbWatchResponse, Status>>;
+
+    async fn watch(
+        &self,
+        request: Request<Streaming<PbWatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let (out, out_rx) = mpsc::channel(OUT_BUFFER);
+        let (pump_tx, pump_rx) = mpsc::channel(PUMP_BUFFER);
+        let session = Session {
+            shared: self.shared.clone(),
+            out,
+            pump_tx,
+            watchers: HashMap::new(),
+            next_id: 0,
+            next_gen: 0,
+            round: None,
+        };
+        tokio::spawn(session.run(request.into_inner(), pump_rx));
+        Ok(Response::new(ReceiverStream::new(out_rx)))
+    }
+}
+
+/// What a pump forwards from one storage watcher.
+enum Pumped {
+    Item(WatchItem),
+    Ended(Error),
+}
+
+/// A pumped item, tagged with the watcher it came from.
+struct FromWatcher {
+    id: i64,
+    generation: u64,
+    what: Pumped,
+}
+
+/// One live watcher of a session.
+struct Entry {
+    /// Distinguishes watchers that reuse an ID, so items of a canceled one are dropped.
+    generation: u64,
+    pump: JoinHandle<()>,
+    progress: ProgressHandle,
+    progress_notify: bool,
+    /// A periodic progress notification was requested and not answered yet.
+    periodic_pending: bool,
+}
+
+/// An open `RequestProgress`: answered once every watcher has confirmed a common revision.
+struct Round {
+    /// How many requests the answer covers.
+    requests: usize,
+    /// Watchers that must answer, with the revision each has confirmed so far.
+    answers: HashMap<i64, Option<Revision>>,
+    /// The revision the answer will carry, once every watcher has answered once (the largest).
+    target: Option<Revision>,
+    /// Responses of watchers that already answered, above what may be sent before the answer.
+    held: Vec<(i64, Revision, PbWatchResponse)>,
+}
+
+/// The state of one watch stream.
+struct Session {
+    shared: Arc<Shared>,
+    out: mpsc::Sender<Result<PbWatchResponse, Status>>,
+    pump_tx: mpsc::Sender<FromWatcher>,
+    watchers: HashMap<i64, Entry>,
+    next_id: i64,
+    next_gen: u64,
+    round: Option<Round>,
+}
+
+/// The session ends: the client went away, the server is stopping, or sending failed.
+struct Closed;
+
+impl Session {
+    async fn run(mut self, mut inbound: Streaming<PbWatchRequest>, mut pumped: mpsc::Receiver<FromWatcher>) {
+        let interval = self.shared.options.progress_notify_interval;
+        let mut periodic = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retry = tokio::time::interval(PROGRESS_RETRY);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            let step = tokio::select! {
+                _ = shutdown.cancelled() => Err(Closed),
+                msg = inbound.message() => match msg {
+                    Ok(Some(req)) => self.on_request(req).await,
+                    Ok(None) => Err(Closed),
+                    Err(status) => {
+                        tracing::debug!(%status, "watch stream ended");
+                        Err(Closed)
+                    }
+                },
+                Some(item) = pumped.recv() => self.on_pumped(item).await,
+                _ = periodic.tick() => {
+                    self.request_periodic();
+                    Ok(())
+                }
+                _ = retry.tick(), if self.round.is_some() => {
+                    self.retry_round();
+                    Ok(())
+                }
+            };
+            if step.is_err() {
+                break;
+            }
+        }
+        for (_, entry) in self.watchers.drain() {
+            entry.pump.abort();
+        }
+    }
+
+    async fn send(&self, resp: PbWatchResponse) -> Result<(), Closed> {
+        self.out.send(Ok(resp)).await.map_err(|_| Closed)
+    }
+
+    async fn on_request(&mut self, req: PbWatchRequest) -> Result<(), Closed> {
+        match req.request_union {
+            Some(PbWatchRequestUnion::CreateRequest(c)) => {
+                let mut filters = (false, false);
+                for f in &c.filters {
+                    match *f {
+                        FILTER_NOPUT => filters.0 = true,
+                        FILTER_NODELETE => filters.1 = true,
+                        _ => {}
+                    }
+                }
+                let req = WatchRequest {
+                    key: c.key.into(),
+                    range_end: c.range_end.into(),
+                    start_revision: convert::revision(c.start_revision),
+                    prev_kv: c.prev_kv,
+                    no_put: filters.0,
+                    no_delete: filters.1,
+                };
+                self.create(req, c.watch_id, c.progress_notify).await
+            }
+            Some(PbWatchRequestUnion::CancelRequest(c)) => self.cancel(c.watch_id).await,
+            Some(PbWatchRequestUnion::ProgressRequest(_)) => self.request_progress().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn create(&mut self, req: WatchRequest, want_id: i64, progress_notify: bool) -> Result<(), Closed> {
+        let header = self.shared.headers.current().await;
+        let refuse = |reason: String| PbWatchResponse {
+            header: Some(header),
+            watch_id: STREAM_WATCH_ID,
+            created: true,
+            canceled: true,
+            cancel_reason: reason,
+            ..Default::default()
+        };
+        if !req.range_end.is_empty() && req.range_end.as_ref() != [0] && req.key >= req.range_end {
+            return self.send(refuse("mvcc: watcher range is empty".into())).await;
+        }
+        let id = if want_id != 0 {
+            if want_id < 0 || self.watchers.contains_key(&want_id) {
+                return self
+                    .send(refuse(
+                        "mvcc: duplicate watch ID provided on the WatchStream".into(),
+                    ))
+                    .await;
+            }
+            want_id
+        } else {
+            while self.watchers.contains_key(&self.next_id) {
+                self.next_id += 1;
+            }
+            self.next_id += 1;
+            self.next_id - 1
+        };
+        let watcher = match self.shared.store.watch(req).await {
+            Ok(w) => w,
+            Err(Error::Compacted { compacted, .. }) => {
+                let created = PbWatchResponse {
+                    header: Some(header),
+                    watch_id: id,
+                    created: true,
+                    ..Default::default()
+                };
+                self.send(created).await?;
+                return self
+                    .send(PbWatchResponse {
+                        header: Some(header),
+                        watch_id: id,
+                        canceled: true,
+                        compact_revision: convert::pb_revision(compacted),
+                        ..Default::default()
+                    })
+                    .await;
+            }
+            Err(e) => return self.send(refuse(reason(e))).await,
+        };
+        self.send(PbWatchResponse {
+            header: Some(header),
+            watch_id: id,
+            created: true,
+            ..Default::default()
+        })
+        .await?;
+        let generation = self.next_gen;
+        self.next_gen += 1;
+        let pump = tokio::spawn(pump(id, generation, watcher.stream, self.pump_tx.clone()));
+        if let Some(round) = &mut self.round {
+            // A watcher created while a progress request is open must confirm it too.
+            round.answers.insert(id, None);
+            watcher.progress.request();
+        }
+        self.watchers.insert(
+            id,
+            Entry {
+                generation,
+                pump,
+                progress: watcher.progress,
+                progress_notify,
+                periodic_pending: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn cancel(&mut self, id: i64) -> Result<(), Closed> {
+        // etcd answers only for a watcher that exists.
+        if !self.remove(id) {
+            return Ok(());
+        }
+        let header = self.shared.headers.cached();
+        self.send(PbWatchResponse {
+            header: Some(header),
+            watch_id: id,
+            canceled: true,
+            ..Default::default()
+        })
+        .await?;
+        self.check_round().await
+    }
+
+    /// Forgets a watcher and stops its pump; true when it existed.
+    fn remove(&mut self, id: i64) -> bool {
+        let Some(entry) = self.watchers.remove(&id) else {
+            return false;
+        };
+        entry.pump.abort();
+        if let Some(round) = &mut self.round {
+            round.answers.remove(&id);
+            round.held.retain(|(w, _, _)| *w != id);
+        }
+        true
+    }
+
+    async fn request_progress(&mut self) -> Result<(), Closed> {
+        if let Some(round) = &mut self.round {
+            round.requests += 1;
+            return Ok(());
+        }
+        if self.watchers.is_empty() {
+            let header = self.shared.headers.current().await;
+            return self
+                .send(PbWatchResponse {
+                    header: Some(header),
+                    watch_id: STREAM_WATCH_ID,
+                    ..Default::default()
+                })
+                .await;
+        }
+        let mut answers = HashMap::new();
+        for (id, entry) in &self.watchers {
+            answers.insert(*id, None);
+            entry.progress.request();
+        }
+        self.round = Some(Round {
+            requests: 1,
+            answers,
+            target: None,
+            held: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn retry_round(&self) {
+        let Some(round) = &self.round else { return };
+        for (id, answer) in &round.answers {
+            let behind = match (answer, round.target) {
+                (None, _) => true,
+                (Some(a), Some(t)) => *a < t,
+                (Some(_), None) => false,
+            };
+            if behind && let Some(entry) = self.watchers.get(id) {
+                entry.progress.request();
+            }
+        }
+    }
+
+    fn request_periodic(&mut self) {
+        for entry in self.watchers.values_mut() {
+            if entry.progress_notify && !entry.periodic_pending {
+                entry.periodic_pending = true;
+                entry.progress.request();
+            }
+        }
+    }
+
+    async fn on_pumped(&mut self, item: FromWatcher) -> Result<(), Closed> {
+        let FromWatcher { id, generation, what } = item;
+        if self.watchers.get(&id).is_none_or(|e| e.generation != generation) {
+            return Ok(()); // A canceled watcher's leftovers.
+        }
+        match what {
+            Pumped::Item(WatchItem::Events { revision, events }) => {
+                let resp = PbWatchResponse {
+                    header: Some(self.shared.headers.at(revision)),
+                    watch_id: id,
+                    events: events.into_iter().map(|e: Event| event_to_pb(e, true)).collect(),
+                    ..Default::default()
+                };
+                self.emit(id, revision, resp).await
+            }
+            Pumped::Item(WatchItem::Progress { revision }) => {
+                let periodic = self
+                    .watchers
+                    .get_mut(&id)
+                    .is_some_and(|e| std::mem::take(&mut e.periodic_pending));
+                if periodic {
+                    let resp = PbWatchResponse {
+                        header: Some(self.shared.headers.at(revision)),
+                        watch_id: id,
+                        ..Default::default()
+                    };
+                    self.emit(id, revision, resp).await?;
+                }
+                if let Some(round) = &mut self.round
+                    && let Some(answer) = round.answers.get_mut(&id)
+                {
+                    *answer = Some(answer.map_or(revision, |a| a.max(revision)));
+                }
+                self.check_round().await
+            }
+            Pumped::Ended(e) => {
+                self.remove(id);
+                let header = Some(self.shared.headers.cached());
+                let resp = match e {
+                    Error::Compacted { compacted, .. } => PbWatchResponse {
+                        header,
+                        watch_id: id,
+                        canceled: true,
+                        compact_revision: convert::pb_revision(compacted),
+                        ..Default::default()
+                    },
+                    Error::Unavailable(_) if self.shared.shutdown.is_cancelled() => return Err(Closed),
+                    other => PbWatchResponse {
+                        header,
+                        watch_id: id,
+                        canceled: true,
+                        cancel_reason: reason(other),
+                        ..Default::default()
+                    },
+                };
+                self.send(resp).await?;
+                self.check_round().await
+            }
+        }
+    }
+
+    /// Sends a watcher's response now, or holds it until the open progress answer is sent when
+    /// it is above what that answer may be preceded by.
+    async fn emit(&mut self, id: i64, revision: Revision, resp: PbWatchResponse) -> Result<(), Closed> {
+        if let Some(round) = &mut self.round
+            && let Some(Some(_answered)) = round.answers.get(&id)
+            && round.target.is_none_or(|t| revision > t)
+        {
+            round.held.push((id, revision, resp));
+            return Ok(());
+        }
+        self.send(resp).await
+    }
+
+    /// Moves an open progress request forward: fixes its revision once every watcher answered,
+    /// and sends the answer once every watcher has confirmed that revision.
+    async fn check_round(&mut self) -> Result<(), Closed> {
+        let Some(round) = &mut self.round else {
+            return Ok(());
+        };
+        if round.answers.values().any(Option::is_none) {
+            return Ok(());
+        }
+        let newly_fixed = round.target.is_none();
+        let target = match round.target {
+            Some(t) => t,
+            None => {
+                let max = round.answers.values().flatten().copied().max().unwrap_or(0);
+                round.target = Some(max);
+                max
+            }
+        };
+        if round.answers.values().flatten().all(|a| *a >= target) {
+            let Some(round) = self.round.take() else {
+                return Ok(());
+            };
+            let target = if round.answers.is_empty() {
+                self.shared.headers.current().await.revision
+            } else {
+                convert::pb_revision(target)
+            };
+            for _ in 0..round.requests {
+                let header = etcd_client::proto::PbResponseHeader {
+                    revision: target,
+                    ..self.shared.headers.cached()
+                };
+                self.send(PbWatchResponse {
+                    header: Some(header),
+                    watch_id: STREAM_WATCH_ID,
+                    ..Default::default()
+                })
+                .await?;
+            }
+            for (_, _, resp) in round.held {
+                self.send(resp).await?;
+            }
+            return Ok(());
+        }
+        if newly_fixed {
+            // Send what may now go, and ask the watchers behind the target to catch up.
+            let held = std::mem::take(&mut round.held);
+            let (now, later): (Vec<_>, Vec<_>) = held.into_iter().partition(|(_, rev, _)| *rev <= target);
+            round.held = later;
+            for (id, answer) in &round.answers {
+                if answer.is_some_and(|a| a < target)
+                    && let Some(entry) = self.watchers.get(id)
+                {
+                    entry.progress.request();
+                }
+            }
+            for (_, _, resp) in now {
+                self.send(resp).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The cancel reason sent for a watcher the store closed or refused.
+fn reason(e: Error) -> String {
+    match e {
+        Error::WatchOverflow { next_revision } => {
+            format!("etcdserver: watcher too slow: closed; watch again from revision {next_revision}")
+        }
+        Error::Unavailable(_) => error::STOPPED.to_owned(),
+        other => to_status(other).message().to_owned(),
+    }
+}
+
+/// Forwards one storage watcher's items to its session.
+async fn pump(id: i64, generation: u64, mut stream: WatchStream, to: mpsc::Sender<FromWatcher>) {
+    loop {
+        let what = match stream.next().await {
+            Some(Ok(item)) => Pumped::Item(item),
+            Some(Err(e)) => Pumped::Ended(e),
+            None => Pumped::Ended(Error::Unavailable("watch ended".into())),
+        };
+        let last = matches!(what, Pumped::Ended(_));
+        if to.send(FromWatcher { id, generation, what }).await.is_err() || last {
+            return;
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The raft log and vote ([`RaftLogStorage`]) in the `raft_log` / `raft_meta` column families.
+//!
+//! Every append is one `WriteBatch` written with `sync`: in openraft 0.9 the raft core waits for
+//! each append to be flushed, so group commit happens one level up, where concurrent client
+//! commands are packed into one entry ([`crate::proposer`]). A tail of recent entries is kept in
+//! memory, so applying and replicating them does not read rocksdb or decode them again.
+
+#![allow(clippy::result_large_err)] // openraft's StorageError is the storage traits' error type.
+
+use std::collections::VecDeque;
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogId, StorageError, StorageIOError, Vote};
+use parking_lot::Mutex;
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+
+use crate::db::{CF_LOG, CF_RAFT_META, Db, DbError};
+use crate::types::{NodeId, TypeConfig};
+
+/// Entries kept in memory at most.
+const CACHE_ENTRIES: usize = 8192;
+/// Encoded bytes of cached entries at most.
+const CACHE_BYTES: usize = 64 << 20;
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_PURGED: &[u8] = b"last_purged";
+const KEY_COMMITTED: &[u8] = b"committed";
+
+type StoreResult<T> = Result<T, StorageError<NodeId>>;
+
+/// The log store (cheap to clone; clones share state and serve as log readers).
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Db>,
+    state: Mutex<Tail>,
+}
+
+/// The in-memory view of the log's ends and its most recent entries.
+struct Tail {
+    last_purged: Option<LogId<NodeId>>,
+    last_log: Option<LogId<NodeId>>,
+    /// Consecutive entries ending at `last_log`; the first has index `first_cached`.
+    cached: VecDeque<(Entry<TypeConfig>, usize)>,
+    first_cached: u64,
+    /// Encoded size of the cached entries.
+    cached_bytes: usize,
+}
+
+impl Tail {
+    fn pop_front(&mut self) {
+        if let Some((_, n)) = self.cached.pop_front() {
+            self.cached_bytes -= n;
+            self.first_cached += 1;
+        }
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> AnyError {
+    AnyError::error(e.to_string())
+}
+
+fn write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_logs(io_err(e)).into()
+}
+
+fn read_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::read_logs(io_err(e)).into()
+}
+
+impl LogStore {
+    /// Opens the log stored in `db`.
+    pub fn open(db: Arc<Db>) -> Result<LogStore, DbError> {
+        let last_purged: Option<LogId<NodeId>> = match db.get(CF_RAFT_META, KEY_PURGED)? {
+            Some(raw) => Some(postcard::from_bytes(&raw).map_err(|e| DbError::Corrupt(e.to_string()))?),
+            None => None,
+        };
+        let last_entry = {
+            let mut it = db.raw().iterator_cf(db.cf(CF_LOG)?, IteratorMode::End);
+            match it.next() {
+                Some(item) => {
+                    let (_, v) = item?;
+                    let e: Entry<TypeConfig> =
+                        postcard::from_bytes(&v).map_err(|e| DbError::Corrupt(e.to_string()))?;
+                    Some(e.log_id)
+                }
+                None => None,
+            }
+        };
+        let last_log = last_entry.or(last_purged);
+        let first_cached = last_log.map_or(0, |l| l.index + 1);
+        let tail = Tail {
+            last_purged,
+            last_log,
+            cached: VecDeque::new(),
+            first_cached,
+            cached_bytes: 0,
+        };
+        Ok(LogStore {
+            inner: Arc::new(Inner {
+                db,
+                state: Mutex::new(tail),
+            }),
+        })
+    }
+
+    /// The id of the last log entry (or of the last purged one), `None` for an empty log.
+    pub fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        self.inner.state.lock().last_log
+    }
+
+    fn read_from_db(&self, start: u64, end: u64) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        let db = &self.inner.db;
+        let cf = db.cf(CF_LOG).map_err(read_err)?;
+        let mut out = Vec::with_capacity((end - start).min(1024) as usize);
+        let from = start.to_be_bytes();
+        for item in db
+            .raw()
+            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
+        {
+            let (k, v) = item.map_err(read_err)?;
+            let index = u64::from_be_bytes(k.as_ref().try_into().map_err(read_err)?);
+            if index >= end {
+                break;
+            }
+            out.push(postcard::from_bytes(&v).map_err(read_err)?);
+        }
+        Ok(out)
+    }
+
+    async fn write(&self, batch: WriteBatch) -> StoreResult<()> {
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || db.write_sync(batch))
+            .await
+            .map_err(write_err)?
+            .map_err(write_err)
+    }
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(i) => *i,
+        Bound::Excluded(i) => i + 1,
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(i) => i.saturating_add(1),
+        Bound::Excluded(i) => *i,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        let (start, end) = bounds(&range);
+        {
+            let tail = self.inner.state.lock();
+            let cache_end = tail.first_cached + tail.cached.len() as u64;
+            let end = end.min(cache_end);
+            if start >= tail.first_cached {
+                if start >= end {
+                    return Ok(Vec::new());
+                }
+                let from = (start - tail.first_cached) as usize;
+                let to = (end - tail.first_cached) as usize;
+                return Ok(tail.cached.range(from..to).map(|(e, _)| e.clone()).collect());
+            }
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_from_db(start, end))
+            .await
+            .map_err(read_err)?
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> StoreResult<LogState<TypeConfig>> {
+        let tail = self.inner.state.lock();
+        Ok(LogState {
+            last_purged_log_id: tail.last_purged,
+            last_log_id: tail.last_log,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StoreResult<()> {
+        let raw = postcard::to_stdvec(vote).map_err(|e| StorageIOError::write_vote(io_err(e)))?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.inner.db.cf(CF_RAFT_META).map_err(write_err)?, KEY_VOTE, raw);
+        self.write(batch).await
+    }
+
+    async fn read_vote(&mut self) -> StoreResult<Option<Vote<NodeId>>> {
+        match self
+            .inner
+            .db
+            .get(CF_RAFT_META, KEY_VOTE)
+            .map_err(|e| StorageIOError::read_vote(io_err(e)))?
+        {
+            Some(raw) => Ok(Some(
+                postcard::from_bytes(&raw).map_err(|e| StorageIOError::read_vote(io_err(e)))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StoreResult<()> {
+        // Not synced: it is only a hint that lets a restarted member re-apply its log sooner;
+        // the next synced write (or append) carries it to disk.
+        let raw = postcard::to_stdvec(&committed).map_err(write_err)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.inner.db.cf(CF_RAFT_META).map_err(write_err)?,
+            KEY_COMMITTED,
+            raw,
+        );
+        self.inner.db.write_nosync(batch).map_err(write_err)
+    }
+
+    async fn read_committed(&mut self) -> StoreResult<Option<LogId<NodeId>>> {
+        match self.inner.db.get(CF_RAFT_META, KEY_COMMITTED).map_err(read_err)? {
+            Some(raw) => postcard::from_bytes(&raw).map_err(read_err),
+            None => Ok(None),
+        }
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StoreResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let Some(last) = entries.last().map(|e| *e.get_log_id()) else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
+        let mut batch = WriteBatch::default();
+        let mut sizes = Vec::with_capacity(entries.len());
+        {
+            let cf = self.inner.db.cf(CF_LOG).map_err(write_err)?;
+            for e in &entries {
+                let raw = postcard::to_stdvec(e).map_err(write_err)?;
+                sizes.push(raw.len());
+                batch.put_cf(cf, e.log_id.index.to_be_bytes(), raw);
+            }
+        }
+        let res = self.write(batch).await;
+        if let Err(e) = &res {
+            callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+            return res;
+        }
+        {
+            let mut tail = self.inner.state.lock();
+            let first = entries[0].log_id.index;
+            let cache_end = tail.first_cached + tail.cached.len() as u64;
+            if first != cache_end {
+                // Not contiguous with the cached tail (first append after open, or after a
+                // truncate/snapshot): restart the cache here.
+                tail.cached.clear();
+                tail.cached_bytes = 0;
+                tail.first_cached = first;
+            }
+            tail.cached_bytes += sizes.iter().sum::<usize>();
+            tail.cached.extend(entries.into_iter().zip(sizes));
+            while tail.cached.len() > CACHE_ENTRIES
+                || (tail.cached_bytes > CACHE_BYTES && tail.cached.len() > 1)
+            {
+                tail.pop_front();
+            }
+            tail.last_log = Some(last);
+        }
+        callback.log_io_completed(Ok(()));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
+        tracing::debug!(%log_id, "truncating raft log");
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.inner.db.cf(CF_LOG).map_err(write_err)?,
+            log_id.index.to_be_bytes(),
+            u64::MAX.to_be_bytes(),
+        );
+        // delete_range's end is exclusive: remove the very last possible index too.
+        batch.delete_cf(
+            self.inner.db.cf(CF_LOG).map_err(write_err)?,
+            u64::MAX.to_be_bytes(),
+        );
+        self.write(batch).await?;
+        let prev = if log_id.index == 0 {
+            None
+        } else {
+            let mut reader = self.clone();
+            reader
+                .try_get_log_entries(log_id.index - 1..log_id.index)
+                .await?
+                .first()
+                .map(|e| e.log_id)
+        };
+        let mut tail = self.inner.state.lock();
+        if log_id.index >= tail.first_cached {
+            let keep = (log_id.index - tail.first_cached) as usize;
+            tail.cached.truncate(keep);
+        } else {
+            tail.cached.clear();
+            tail.first_cached = log_id.index;
+        }
+        tail.cached_bytes = tail.cached.iter().map(|(_, n)| n).sum();
+        tail.last_log = prev.or(tail.last_purged);
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
+        tracing::debug!(%log_id, "purging raft log");
+        let raw = postcard::to_stdvec(&log_id).map_err(write_err)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.inner.db.cf(CF_RAFT_META).map_err(write_err)?,
+            KEY_PURGED,
+            raw,
+        );
+        batch.delete_range_cf(
+            self.inner.db.cf(CF_LOG).map_err(write_err)?,
+            0u64.to_be_bytes(),
+            (log_id.index + 1).to_be_bytes(),
+        );
+        self.write(batch).await?;
+        let mut tail = self.inner.state.lock();
+        tail.last_purged = Some(log_id);
+        if tail.last_log.is_none_or(|l| l.index < log_id.index) {
+            tail.last_log = Some(log_id);
+        }
+        while tail.first_cached <= log_id.index && !tail.cached.is_empty() {
+            tail.pop_front();
+        }
+        if tail.cached.is_empty() && tail.first_cached <= log_id.index {
+            tail.first_cached = log_id.index + 1;
+        }
+        Ok(())
+    }
+}
