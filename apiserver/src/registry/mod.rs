@@ -706,29 +706,23 @@ impl Registry {
     ) -> ApiResult<UpdateAction> {
         let name = meta_str(cur, "name");
         let gr = desc.group_resource();
-        if let Some(uid) = &opts.precondition_uid
-            && uid != meta_str(cur, "uid")
-        {
-            return Err(ApiError::conflict(
-                &gr,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(cur, "uid")
-                ),
-            ));
-        }
-        if let Some(rv) = &opts.precondition_rv
-            && rv != meta_str(cur, "resourceVersion")
-        {
-            return Err(ApiError::conflict(
-                &gr,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    meta_str(cur, "resourceVersion")
-                ),
-            ));
+        let preconditions = [
+            ("UID", &opts.precondition_uid, "uid"),
+            ("ResourceVersion", &opts.precondition_rv, "resourceVersion"),
+        ];
+        for (label, wanted, field) in preconditions {
+            if let Some(wanted) = wanted
+                && wanted.as_str() != meta_str(cur, field)
+            {
+                return Err(ApiError::conflict(
+                    &gr,
+                    name,
+                    &format!(
+                        "Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {}",
+                        meta_str(cur, field)
+                    ),
+                ));
+            }
         }
         let mut obj = cur.clone();
         let deleting = !meta_str(cur, "deletionTimestamp").is_empty();
