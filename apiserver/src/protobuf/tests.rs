@@ -166,6 +166,54 @@ fn samples() -> Vec<Value> {
     ]
 }
 
+/// Request and subresource bodies kubectl 1.32+ sends as protobuf (`create token`, `auth can-i`,
+/// `auth whoami`, scale, bind, evict) and a few more field shapes (MicroTime, bytes, ExtraValue).
+fn body_samples() -> Vec<Value> {
+    use k8s_openapi::api::{
+        authentication, authorization, autoscaling, certificates, coordination, core, policy,
+    };
+    vec![
+        typed::<authentication::v1::TokenRequest>(
+            json!({"metadata": {"name": "default", "namespace": "default"},
+            "spec": {"audiences": ["https://kubernetes.default.svc"], "expirationSeconds": 3600,
+                "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "p", "uid": "u"}},
+            "status": {"token": "abc", "expirationTimestamp": "2025-01-02T04:04:05Z"}}),
+        ),
+        typed::<authorization::v1::SelfSubjectAccessReview>(json!({"metadata": {}, "spec": {
+            "resourceAttributes": {"namespace": "default", "verb": "get", "resource": "pods"}},
+            "status": {"allowed": true, "reason": "RBAC"}})),
+        typed::<authorization::v1::SelfSubjectRulesReview>(
+            json!({"metadata": {}, "spec": {"namespace": "default"},
+            "status": {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": false}}),
+        ),
+        typed::<authorization::v1::SubjectAccessReview>(json!({"metadata": {}, "spec": {"user": "u",
+            "groups": ["g"], "extra": {"scopes": ["a"]}, "nonResourceAttributes": {"path": "/healthz", "verb": "get"}},
+            "status": {"allowed": false, "denied": true}})),
+        typed::<authentication::v1::SelfSubjectReview>(json!({"metadata": {}, "status": {"userInfo": {
+            "username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]}}})),
+        typed::<autoscaling::v1::Scale>(json!({"metadata": {"name": "d", "namespace": "default"},
+            "spec": {"replicas": 3}, "status": {"replicas": 2, "selector": "app=d"}})),
+        typed::<policy::v1::Eviction>(json!({"metadata": {"name": "p", "namespace": "default"},
+            "deleteOptions": {"gracePeriodSeconds": 0, "preconditions": {"uid": "u"}}})),
+        typed::<core::v1::Binding>(json!({"metadata": {"name": "p", "namespace": "default"},
+            "target": {"kind": "Node", "name": "n1"}})),
+        typed::<coordination::v1::Lease>(json!({"metadata": {"name": "l", "namespace": "kube-system"},
+            "spec": {"holderIdentity": "h", "leaseDurationSeconds": 15,
+                "renewTime": "2025-01-02T03:04:05.250000Z", "leaseTransitions": 0}})),
+        typed::<certificates::v1::CertificateSigningRequest>(json!({"metadata": {"name": "csr"}, "spec": {
+            "request": "LS0tLS1CRUdJTg==", "signerName": "kubernetes.io/kube-apiserver-client",
+            "usages": ["client auth"], "extra": {"k": ["v1", "v2"]}, "expirationSeconds": 600}})),
+    ]
+}
+
+#[test]
+fn request_bodies_round_trip() {
+    for sample in body_samples() {
+        assert_eq!(round_trip(&sample), sample, "{}", sample["kind"]);
+    }
+}
+
 #[test]
 fn json_protobuf_json_round_trips_many_kinds() {
     for mut sample in samples() {
