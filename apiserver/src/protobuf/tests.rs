@@ -377,6 +377,35 @@ fn pod_throughput() {
         std::hint::black_box(encode(std::hint::black_box(&pod)).unwrap());
     }
     let encode_rate = n as f64 / start.elapsed().as_secs_f64();
+    let desc = schema().message_for("v1", "Pod").unwrap();
+    let raw = json_to_message(&desc, &pod).unwrap().encode_to_vec();
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(prost_reflect::DynamicMessage::decode(desc.clone(), raw.as_slice()).unwrap());
+    }
+    println!(
+        "wire decode only {:.0}/s",
+        n as f64 / start.elapsed().as_secs_f64()
+    );
+    let msg = prost_reflect::DynamicMessage::decode(desc.clone(), raw.as_slice()).unwrap();
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(message_to_json(&msg).unwrap());
+    }
+    println!("to json only {:.0}/s", n as f64 / start.elapsed().as_secs_f64());
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(json_to_message(&desc, &pod).unwrap());
+    }
+    println!("from json only {:.0}/s", n as f64 / start.elapsed().as_secs_f64());
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(msg.encode_to_vec());
+    }
+    println!(
+        "wire encode only {:.0}/s",
+        n as f64 / start.elapsed().as_secs_f64()
+    );
     println!(
         "Pod ({} protobuf bytes, {} JSON bytes): decode {decode_rate:.0}/s, encode {encode_rate:.0}/s",
         bytes.len(),
