@@ -326,6 +326,14 @@ fn create_with_generators(minor: u32, bin: &Path, kubeconfig: &Path) {
         json!([{"kind": "ServiceAccount", "name": "sa1", "namespace": ns}])
     );
 
+    // The review APIs: SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview bodies.
+    assert_eq!(ok(&["auth", "can-i", "get", "pods", "-n", &ns]).trim(), "yes");
+    let rules = ok(&["auth", "can-i", "--list", "-n", &ns]);
+    assert!(rules.contains("*.*"), "{rules}");
+    let whoami = ok(&["auth", "whoami", "-o", "json"]);
+    let review: Value = serde_json::from_str(&whoami).unwrap();
+    assert!(review["status"]["userInfo"]["username"].is_string(), "{whoami}");
+
     // Typed GETs accept protobuf (describe), and errors still reach kubectl intact.
     let out = ok(&["describe", "deployment", "web", "-n", &ns]);
     assert!(out.contains("nginx:1.27"), "{out}");
