@@ -58,19 +58,18 @@ pub fn message_to_json(msg: &DynamicMessage) -> Result<Value> {
 }
 
 fn fields_into(msg: &DynamicMessage, out: &mut Map<String, Value>) -> Result<()> {
-    let desc = msg.descriptor();
-    for f in &schema().layout(&desc).fields {
-        if !msg.has_field(&f.field) {
+    let layout = schema().layout(&msg.descriptor());
+    for (field, value) in msg.fields() {
+        let Some(f) = layout.field(field.number()) else {
             continue;
-        }
-        let value = msg.get_field(&f.field);
+        };
         if f.inline {
-            if let PValue::Message(inner) = value.as_ref() {
+            if let PValue::Message(inner) = value {
                 fields_into(inner, out)?;
             }
             continue;
         }
-        if let Some(json) = field_to_json(f, value.as_ref()).map_err(|e| e.within(&f.json))? {
+        if let Some(json) = field_to_json(f, value).map_err(|e| e.within(&f.json))? {
             out.insert(f.json.clone(), json);
         }
     }
@@ -279,19 +278,18 @@ pub fn json_to_message(desc: &MessageDescriptor, value: &Value) -> Result<Dynami
     Ok(msg)
 }
 
-fn set_path(msg: &mut DynamicMessage, path: &[u32], value: &Value) -> Result<()> {
-    let fd = msg
-        .descriptor()
-        .get_field(path[0])
-        .ok_or_else(|| ConvertError::new("no such field"))?;
-    if path.len() > 1 {
-        return match msg.get_field_mut(&fd) {
-            PValue::Message(inner) => set_path(inner, &path[1..], value),
+fn set_path(msg: &mut DynamicMessage, path: &[prost_reflect::FieldDescriptor], value: &Value) -> Result<()> {
+    let Some((fd, rest)) = path.split_first() else {
+        return Err(ConvertError::new("empty field path"));
+    };
+    if !rest.is_empty() {
+        return match msg.get_field_mut(fd) {
+            PValue::Message(inner) => set_path(inner, rest, value),
             _ => Err(ConvertError::new("inline field is not a message")),
         };
     }
-    let v = field_from_json(&fd, value)?;
-    msg.set_field(&fd, v);
+    let v = field_from_json(fd, value)?;
+    msg.set_field(fd, v);
     Ok(())
 }
 

@@ -57,8 +57,18 @@ pub struct FieldJson {
 pub struct Layout {
     /// Fields in declaration order.
     pub fields: Vec<FieldJson>,
-    /// JSON key → path of field numbers (more than one through inline fields).
-    pub by_json: HashMap<String, Vec<u32>>,
+    /// JSON key → path of fields (more than one through inline fields).
+    pub by_json: HashMap<String, Vec<FieldDescriptor>>,
+    /// Field number → index in `fields`.
+    pub by_number: Vec<Option<usize>>,
+}
+
+impl Layout {
+    /// The JSON facts of a field by number.
+    pub fn field(&self, number: u32) -> Option<&FieldJson> {
+        let i = (*self.by_number.get(number as usize)?)?;
+        self.fields.get(i)
+    }
 }
 
 /// The loaded schema.
@@ -132,7 +142,7 @@ impl Schema {
             if let Some(special) = special_for(&full, &facts.arrays) {
                 specials.insert(full.clone(), special);
             }
-            let fields = message
+            let fields: Vec<FieldJson> = message
                 .fields()
                 .map(|field| {
                     let fact = facts.fields.get(&(full.clone(), field.name().to_string()));
@@ -148,11 +158,22 @@ impl Schema {
                     }
                 })
                 .collect();
+            let mut by_number = Vec::new();
+            for (i, f) in fields.iter().enumerate() {
+                let n = f.field.number() as usize;
+                if n < 4096 {
+                    if by_number.len() <= n {
+                        by_number.resize(n + 1, None);
+                    }
+                    by_number[n] = Some(i);
+                }
+            }
             layouts.insert(
                 full,
                 Layout {
                     fields,
                     by_json: HashMap::new(),
+                    by_number,
                 },
             );
         }
@@ -176,15 +197,15 @@ impl Schema {
     fn collect_paths(
         &self,
         message: &str,
-        prefix: &mut Vec<u32>,
-        out: &mut HashMap<String, Vec<u32>>,
+        prefix: &mut Vec<FieldDescriptor>,
+        out: &mut HashMap<String, Vec<FieldDescriptor>>,
         depth: usize,
     ) {
         let Some(layout) = self.layouts.get(message) else {
             return;
         };
         for f in &layout.fields {
-            prefix.push(f.field.number());
+            prefix.push(f.field.clone());
             if f.inline {
                 if let Kind::Message(inner) = f.field.kind()
                     && depth < 8
@@ -286,8 +307,14 @@ mod tests {
     fn inline_fields_flatten_into_the_parent() {
         let s = schema();
         let m = s.message("k8s.io.api.core.v1.ConfigMapKeySelector").unwrap();
-        assert_eq!(s.layout(&m).by_json["name"], vec![1, 1]);
-        assert_eq!(s.layout(&m).by_json["key"], vec![2]);
+        let numbers = |key: &str| -> Vec<u32> {
+            s.layout(&m).by_json[key]
+                .iter()
+                .map(FieldDescriptor::number)
+                .collect()
+        };
+        assert_eq!(numbers("name"), vec![1, 1]);
+        assert_eq!(numbers("key"), vec![2]);
         let m = s
             .message("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps")
             .unwrap();
