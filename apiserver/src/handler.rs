@@ -279,7 +279,10 @@ impl Call {
     fn delete_options(&self) -> ApiResult<DeleteOptions> {
         let mut opts = DeleteOptions::default();
         if !self.body.is_empty() {
-            let body = codec::decode(BodyFormat::Json, &self.body)?;
+            let body = codec::decode(
+                BodyFormat::from_content_type(content_type(&self.headers))?,
+                &self.body,
+            )?;
             opts.grace_period_seconds = body.get("gracePeriodSeconds").and_then(Value::as_i64);
             opts.propagation_policy = body
                 .get("propagationPolicy")
@@ -365,7 +368,10 @@ impl Call {
             Output::Metadata if !is_status => table::partial_metadata(&reply.body),
             _ => reply.body,
         };
-        let (ct, bytes) = codec::encode(output, &value);
+        let (ct, bytes) = match codec::encode(output, &value) {
+            Ok(encoded) => encoded,
+            Err(e) => return e.into_response(),
+        };
         let mut resp = Response::new(Body::from(bytes));
         *resp.status_mut() = StatusCode::from_u16(reply.code).unwrap_or(StatusCode::OK);
         resp.headers_mut()
@@ -385,7 +391,7 @@ impl Call {
             Verb::Get | Verb::List | Verb::Watch => Output::negotiate(accept(&self.headers))?,
             // Writes answer the object; Table is only for reads.
             _ => match Output::negotiate(accept(&self.headers)) {
-                Ok(Output::Yaml) => Output::Yaml,
+                Ok(o @ (Output::Yaml | Output::Protobuf { .. })) => o,
                 _ => Output::Json,
             },
         };
@@ -443,7 +449,7 @@ impl Call {
             ));
         }
         let output = match Output::negotiate(accept(&self.headers)) {
-            Ok(Output::Yaml) => Output::Yaml,
+            Ok(o @ (Output::Yaml | Output::Protobuf { .. })) => o,
             _ => Output::Json,
         };
         let reg = &self.api.registry;
@@ -533,6 +539,7 @@ impl Call {
             timeout: self.query.timeout()?,
             send_initial_events,
         };
+        let format = codec::WatchFormat::for_output(output, &self.desc.api_version(), &self.desc.kind)?;
         let stream = self.api.registry.watch(self.desc.clone(), &self.ns, opts).await?;
         let desc = self.desc.clone();
         let include = IncludeObject::parse(self.query.get("includeObject"));
@@ -546,13 +553,13 @@ impl Call {
                     _ => obj,
                 };
             }
-            let mut line = serde_json::to_vec(&ev).unwrap_or_default();
-            line.push(b'\n');
-            Ok::<_, Infallible>(Bytes::from(line))
+            Ok::<_, Infallible>(Bytes::from(format.frame(&ev)))
         });
         let mut resp = Response::new(Body::from_stream(lines));
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
         resp.headers_mut().insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache, private"),

@@ -24,6 +24,7 @@ pub mod error;
 pub mod handler;
 pub mod objstore;
 pub mod patch;
+pub mod protobuf;
 pub mod query;
 pub mod registry;
 pub mod request_info;
