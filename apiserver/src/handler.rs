@@ -243,7 +243,46 @@ impl Call {
         Ok(WriteOptions {
             dry_run: self.query.dry_run()?,
             field_validation: self.query.field_validation()?,
+            field_manager: self.field_manager()?,
+            force: self.query.flag("force")?,
         })
+    }
+
+    /// `fieldManager`, or the user agent's product name (the part before `/`), as upstream.
+    fn field_manager(&self) -> ApiResult<String> {
+        let manager = match self.query.non_empty("fieldManager") {
+            Some(m) => m.to_string(),
+            None => {
+                let agent = self
+                    .headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let product = agent.split('/').next().unwrap_or("");
+                product.chars().take(128).collect()
+            }
+        };
+        if manager.len() > 128 {
+            return Err(ApiError::invalid(
+                &format!("{}Options.meta.k8s.io", self.verb_options_kind()),
+                "meta.k8s.io",
+                "",
+                &[crate::error::FieldError {
+                    reason: "FieldValueTooLong",
+                    field: "fieldManager".into(),
+                    message: "Too long: may not be more than 128 bytes".into(),
+                }],
+            ));
+        }
+        Ok(manager)
+    }
+
+    fn verb_options_kind(&self) -> &'static str {
+        match self.verb {
+            Verb::Create => "Create",
+            Verb::Update => "Update",
+            _ => "Patch",
+        }
     }
 
     fn body_value(&self) -> ApiResult<Value> {

@@ -1,5 +1,7 @@
 //! PATCH bodies: JSON patch (RFC 6902), merge patch (RFC 7386), strategic merge patch
-//! ([`smp`]) and apply patches (server-side apply, approximated as a strategic merge for now).
+//! ([`smp`]) and apply patches (server-side apply: [`crate::apply`]; [`apply`] here only
+//! serves views without field management, such as the scale subresource, with a strategic
+//! merge).
 
 pub mod smp;
 
