@@ -129,8 +129,8 @@ fn typed_patch_error(desc: &ResourceDescriptor, obj: &Value, detail: &str) -> Ap
 }
 
 /// Checks an applied configuration before it is merged: `apiVersion` and `kind` of the URL's
-/// resource, no `managedFields`, the URL's name (filled in when absent).
-pub fn check_applied(desc: &ResourceDescriptor, config: &mut Value, name: &str) -> ApiResult<()> {
+/// resource, no `managedFields`, the URL's name and namespace (filled in when absent).
+pub fn check_applied(desc: &ResourceDescriptor, config: &mut Value, ns: &str, name: &str) -> ApiResult<()> {
     let expected = desc.api_version();
     let got = config.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     if got != expected {
@@ -166,6 +166,19 @@ pub fn check_applied(desc: &ResourceDescriptor, config: &mut Value, name: &str) 
             )));
         }
         Some(_) => {}
+    }
+    if desc.namespaced {
+        match meta.get("namespace").and_then(Value::as_str) {
+            None | Some("") => {
+                meta.insert("namespace".into(), Value::String(ns.to_string()));
+            }
+            Some(n) if n != ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            Some(_) => {}
+        }
     }
     Ok(())
 }

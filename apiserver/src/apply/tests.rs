@@ -24,7 +24,7 @@ fn apply(
     force: bool,
 ) -> ApiResult<Value> {
     let mut config = config;
-    check_applied(desc, &mut config, "c")?;
+    check_applied(desc, &mut config, "d", "c")?;
     let mut merged = merge_applied(desc, live, &config, manager, None)?;
     let writer = Writer {
         manager,
@@ -239,7 +239,7 @@ fn status_applies_own_only_status() {
         "spec": {"replicas": 1}, "status": {"replicas": 0}});
     let mut config = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "c", "labels": {"x": "y"}},
         "status": {"replicas": 1}});
-    check_applied(&d, &mut config, "c").unwrap();
+    check_applied(&d, &mut config, "d", "c").unwrap();
     let mut merged = merge_applied(&d, Some(&live), &config, "ctl", Some(SubresourceKind::Status)).unwrap();
     // The registry keeps everything but status from the stored object.
     merged["metadata"] = live["metadata"].clone();

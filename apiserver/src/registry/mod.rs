@@ -702,7 +702,7 @@ impl Registry {
         let mut applied = patch_body.clone();
         let applied = match kind {
             PatchType::Apply => {
-                apply::check_applied(desc, &mut applied, name)?;
+                apply::check_applied(desc, &mut applied, ns, name)?;
                 Some(&applied)
             }
             _ => None,
