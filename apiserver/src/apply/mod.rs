@@ -36,6 +36,36 @@ pub struct Writer<'a> {
     pub applied: Option<&'a Value>,
 }
 
+/// The client-side apply annotation kubectl keeps.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The manager whose applies upgrade client-side-applied objects (upstream's special case for
+/// `kubectl apply --server-side`).
+const KUBECTL: &str = "kubectl";
+
+fn last_applied(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/annotations")?.get(LAST_APPLIED)?.as_str()
+}
+
+/// True when `kubectl`'s apply upgrades a client-side-applied object: its conflicts with
+/// fields of the last applied configuration are allowed and the annotation follows the
+/// applied configuration.
+fn upgrades_client_side_apply(manager: &str, live: Option<&Value>) -> bool {
+    manager == KUBECTL && live.and_then(last_applied).is_some()
+}
+
+/// The fields of the live object the client-side apply annotation names (the conflicts a
+/// `kubectl` apply may take over).
+fn last_applied_fields(schema: &dyn FieldSchema, live: &Value) -> FieldSet {
+    let parsed = last_applied(live).and_then(|s| serde_json::from_str::<Value>(s).ok());
+    match (parsed, merge::field_set(schema, live)) {
+        (Some(cfg), Ok(live_set)) => merge::field_set(schema, &cfg)
+            .map(|s| s.intersection(&live_set))
+            .unwrap_or_default(),
+        _ => FieldSet::new(),
+    }
+}
+
 /// The subresource name recorded in entries.
 fn subresource_name(sub: Option<SubresourceKind>) -> &'static str {
     match sub {
@@ -223,6 +253,23 @@ pub fn merge_applied(
             merge::remove(schema, &mut merged, &gone);
         }
     }
+    if upgrades_client_side_apply(manager, live) {
+        let mut annotation = config.clone();
+        if let Some(meta) = annotation.get_mut("metadata").and_then(Value::as_object_mut) {
+            if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                a.remove(LAST_APPLIED);
+                if a.is_empty() {
+                    meta.remove("annotations");
+                }
+            }
+        }
+        if let Some(a) = merged
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            a.insert(LAST_APPLIED.into(), Value::String(annotation.to_string()));
+        }
+    }
     if desc.round_trip.is_some() {
         let (_, unknown) = typecheck::check(desc, merged.clone(), crate::query::FieldValidation::Warn)?;
         if !unknown.is_empty() {
@@ -309,7 +356,20 @@ pub fn track(
         }
         return Ok(());
     }
-    let new_plain = without_managed_fields(new);
+    let mut new_plain = without_managed_fields(new);
+    let upgrading = writer.applied.is_some() && upgrades_client_side_apply(writer.manager, old);
+    if upgrading && let Some(o) = old {
+        // The annotation sync is not a change of anyone's field.
+        if let Some(a) = new_plain
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            a.insert(
+                LAST_APPLIED.into(),
+                Value::String(last_applied(o).unwrap_or("").into()),
+            );
+        }
+    }
     let live = match old {
         Some(o) => without_managed_fields(o),
         None => empty_like(schema, &new_plain),
@@ -344,12 +404,19 @@ pub fn track(
         fields: FieldSet::new(),
     };
     let applying = writer.applied.is_some();
-    let conflicts: Vec<(Entry, FieldSet)> = entries
+    let mut conflicts: Vec<(Entry, FieldSet)> = entries
         .iter()
         .filter(|e| !(applying && e.same_manager(&me)))
         .map(|e| (e.clone(), e.fields.intersection(&changed)))
         .filter(|(_, c)| !c.is_empty())
         .collect();
+    if upgrading && !conflicts.is_empty() {
+        let allowed = last_applied_fields(schema, &live);
+        for (_, c) in &mut conflicts {
+            *c = c.difference(&allowed);
+        }
+        conflicts.retain(|(_, c)| !c.is_empty());
+    }
     if applying && !writer.force && !conflicts.is_empty() {
         return Err(conflict_error(&conflicts));
     }

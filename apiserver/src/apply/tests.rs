@@ -260,3 +260,36 @@ fn status_applies_own_only_status() {
     assert_eq!(e["subresource"], "status");
     assert_eq!(e["fieldsV1"], json!({"f:status": {"f:replicas": {}}}));
 }
+
+#[test]
+fn kubectl_server_side_apply_upgrades_client_side_apply() {
+    let d = row("", "configmaps");
+    let last = cm(json!({"a": "1"})).to_string();
+    let mut created = cm(json!({"a": "1"}));
+    created["metadata"]["annotations"] = json!({LAST_APPLIED: last});
+    let created = update(&d, None, created, "kubectl-client-side-apply");
+    // Another applier conflicts with the client-side applier ...
+    assert_eq!(
+        apply(&d, Some(&created), cm(json!({"a": "2"})), "tool", false)
+            .unwrap_err()
+            .code(),
+        409
+    );
+    // ... kubectl takes the fields the annotation names, and keeps the annotation current.
+    let out = apply(&d, Some(&created), cm(json!({"a": "2"})), "kubectl", false).unwrap();
+    assert_eq!(out["data"]["a"], "2");
+    let synced: Value =
+        serde_json::from_str(out["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap()).unwrap();
+    assert_eq!(synced["data"], json!({"a": "2"}));
+    let csa = entry(&out, "kubectl-client-side-apply").unwrap();
+    assert_eq!(
+        csa["fieldsV1"]["f:data"],
+        json!({}),
+        "only the map itself stays: {csa}"
+    );
+    assert!(
+        csa["fieldsV1"]["f:metadata"]["f:annotations"]
+            .get(format!("f:{LAST_APPLIED}"))
+            .is_some()
+    );
+}

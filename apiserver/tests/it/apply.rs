@@ -399,6 +399,27 @@ fn server_side_apply_with(bin: &Path, kubeconfig: &Path, dir: &Path, tag: &str) 
     let out = ok(&["get", "cm", &name, "-o", "yaml"]);
     assert!(!out.contains("managedFields"), "hidden by default: {out}");
     ok(&["delete", "cm", &name]);
+
+    // Client-side apply, then server-side apply of a changed manifest: kubectl takes over.
+    let deploy = format!("csa-{tag}");
+    let file = dir.join(format!("{deploy}.yaml"));
+    let f = file.to_str().unwrap();
+    let manifest = |replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {deploy}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {deploy}}}\n  template:\n    metadata:\n      labels: {{app: {deploy}}}\n    spec:\n      containers:\n      - name: nginx\n        image: nginx\n"
+        )
+    };
+    std::fs::write(&file, manifest(1)).unwrap();
+    ok(&["apply", "--validate=false", "-f", f]);
+    std::fs::write(&file, manifest(3)).unwrap();
+    let out = ok(&["apply", "--server-side", "--validate=false", "-f", f]);
+    assert_eq!(out.trim(), format!("deployment.apps/{deploy} serverside-applied"));
+    let out = ok(&["get", "deploy", &deploy, "-o", "yaml", "--show-managed-fields"]);
+    assert!(
+        out.contains("replicas: 3") && out.contains("manager: kubectl\n") && out.contains("operation: Apply"),
+        "{out}"
+    );
+    ok(&["delete", "deploy", &deploy]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
