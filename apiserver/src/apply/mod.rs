@@ -255,12 +255,12 @@ pub fn merge_applied(
     }
     if upgrades_client_side_apply(manager, live) {
         let mut annotation = config.clone();
-        if let Some(meta) = annotation.get_mut("metadata").and_then(Value::as_object_mut) {
-            if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                a.remove(LAST_APPLIED);
-                if a.is_empty() {
-                    meta.remove("annotations");
-                }
+        if let Some(meta) = annotation.get_mut("metadata").and_then(Value::as_object_mut)
+            && let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut)
+        {
+            a.remove(LAST_APPLIED);
+            if a.is_empty() {
+                meta.remove("annotations");
             }
         }
         if let Some(a) = merged
