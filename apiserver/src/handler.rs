@@ -389,6 +389,27 @@ impl Call {
         Ok((kind, patch::decode(kind, &self.body)?))
     }
 
+    /// Duplicate fields of an apply body per `fieldValidation`: an error when `Strict`,
+    /// warnings when `Warn`.
+    fn duplicate_field_warnings(&self, kind: PatchType) -> ApiResult<Vec<String>> {
+        use crate::query::FieldValidation;
+        let validation = self.query.field_validation()?;
+        if validation == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let found: Vec<String> = patch::duplicate_fields(kind, &self.body)
+            .into_iter()
+            .map(|f| format!("duplicate field \"{f}\""))
+            .collect();
+        match validation {
+            FieldValidation::Strict if !found.is_empty() => Err(ApiError::bad_request(format!(
+                "error strict decoding YAML: {}",
+                found.join(", ")
+            ))),
+            _ => Ok(found),
+        }
+    }
+
     /// The answer for an object or list in the negotiated shape.
     fn render(&self, reply: Reply, output: Output) -> Response {
         let is_status = reply.body.get("kind").and_then(Value::as_str) == Some("Status");
@@ -454,8 +475,12 @@ impl Call {
             }
             Verb::Patch => {
                 let (kind, p) = self.patch_input()?;
-                reg.patch(desc, ns, name, kind, &p, &self.write_options()?, None)
-                    .await?
+                let duplicates = self.duplicate_field_warnings(kind)?;
+                let mut reply = reg
+                    .patch(desc, ns, name, kind, &p, &self.write_options()?, None)
+                    .await?;
+                reply.warnings.extend(duplicates);
+                reply
             }
             Verb::Delete => reg.delete(desc, ns, name, &self.delete_options()?).await?,
             Verb::DeleteCollection => Reply::ok(
@@ -502,8 +527,12 @@ impl Call {
             }
             (SubresourceKind::Status, Verb::Patch) => {
                 let (kind, p) = self.patch_input()?;
-                reg.patch(desc, ns, name, kind, &p, &self.write_options()?, Some(sub.kind))
-                    .await?
+                let duplicates = self.duplicate_field_warnings(kind)?;
+                let mut reply = reg
+                    .patch(desc, ns, name, kind, &p, &self.write_options()?, Some(sub.kind))
+                    .await?;
+                reply.warnings.extend(duplicates);
+                reply
             }
             (SubresourceKind::Scale, Verb::Get) => Reply::ok(reg.get_scale(desc, ns, name).await?),
             (SubresourceKind::Scale, Verb::Update) => {

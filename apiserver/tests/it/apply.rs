@@ -113,6 +113,35 @@ async fn apply_creates_merges_removes_and_conflicts() {
         v["message"],
         "failed to create typed patch object (default/cfg; v1, Kind=ConfigMap): .spec: field not declared in schema"
     );
+    // Duplicate fields: an error with Strict, a warning with Warn (the default).
+    let dup = br#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "9", "a": "9"}}"#;
+    let ct = [("content-type", "application/apply-patch+yaml")];
+    let (code, _, v) = s
+        .raw(
+            Method::PATCH,
+            &format!("{url}?fieldManager=other&fieldValidation=Strict"),
+            &ct,
+            dup.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(
+        v["message"],
+        "error strict decoding YAML: duplicate field \"data.a\""
+    );
+    let (code, headers, _) = s
+        .raw(
+            Method::PATCH,
+            &format!("{url}?fieldManager=other"),
+            &ct,
+            dup.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        headers.get("warning").unwrap(),
+        r#"299 - "duplicate field \"data.a\"""#
+    );
     // apiVersion/kind must be the URL's; managedFields may not be applied.
     let mut wrong = configmap("cfg", &[]);
     wrong["apiVersion"] = json!("apps/v1");
