@@ -459,8 +459,9 @@ impl Registry {
             meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
             meta.insert("generation".into(), json!(1));
         }
-        strategy::prepare_for_create(desc, &mut obj);
+        // Recorded before the type's create defaults, which belong to no manager (as upstream).
         apply::track(desc, None, &mut obj, writer, None)?;
+        strategy::prepare_for_create(desc, &mut obj);
         self.check_namespace(desc, ns, if explicit.is_empty() { &generate } else { &explicit })
             .await?;
         let attempts = if explicit.is_empty() { 8 } else { 1 };
