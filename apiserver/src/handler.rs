@@ -243,7 +243,46 @@ impl Call {
         Ok(WriteOptions {
             dry_run: self.query.dry_run()?,
             field_validation: self.query.field_validation()?,
+            field_manager: self.field_manager()?,
+            force: self.query.flag("force")?,
         })
+    }
+
+    /// `fieldManager`, or the user agent's product name (the part before `/`), as upstream.
+    fn field_manager(&self) -> ApiResult<String> {
+        let manager = match self.query.non_empty("fieldManager") {
+            Some(m) => m.to_string(),
+            None => {
+                let agent = self
+                    .headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let product = agent.split('/').next().unwrap_or("");
+                product.chars().take(128).collect()
+            }
+        };
+        if manager.len() > 128 {
+            return Err(ApiError::invalid(
+                &format!("{}Options.meta.k8s.io", self.verb_options_kind()),
+                "meta.k8s.io",
+                "",
+                &[crate::error::FieldError {
+                    reason: "FieldValueTooLong",
+                    field: "fieldManager".into(),
+                    message: "Too long: may not be more than 128 bytes".into(),
+                }],
+            ));
+        }
+        Ok(manager)
+    }
+
+    fn verb_options_kind(&self) -> &'static str {
+        match self.verb {
+            Verb::Create => "Create",
+            Verb::Update => "Update",
+            _ => "Patch",
+        }
     }
 
     fn body_value(&self) -> ApiResult<Value> {
@@ -353,6 +392,27 @@ impl Call {
         Ok((kind, patch::decode(kind, &self.body)?))
     }
 
+    /// Duplicate fields of an apply body per `fieldValidation`: an error when `Strict`,
+    /// warnings when `Warn`.
+    fn duplicate_field_warnings(&self, kind: PatchType) -> ApiResult<Vec<String>> {
+        use crate::query::FieldValidation;
+        let validation = self.query.field_validation()?;
+        if validation == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let found: Vec<String> = patch::duplicate_fields(kind, &self.body)
+            .into_iter()
+            .map(|f| format!("duplicate field \"{f}\""))
+            .collect();
+        match validation {
+            FieldValidation::Strict if !found.is_empty() => Err(ApiError::bad_request(format!(
+                "error strict decoding YAML: {}",
+                found.join(", ")
+            ))),
+            _ => Ok(found),
+        }
+    }
+
     /// The answer for an object or list in the negotiated shape.
     fn render(&self, reply: Reply, output: Output) -> Response {
         let is_status = reply.body.get("kind").and_then(Value::as_str) == Some("Status");
@@ -421,8 +481,12 @@ impl Call {
             }
             Verb::Patch => {
                 let (kind, p) = self.patch_input()?;
-                reg.patch(desc, ns, name, kind, &p, &self.write_options()?, None)
-                    .await?
+                let duplicates = self.duplicate_field_warnings(kind)?;
+                let mut reply = reg
+                    .patch(desc, ns, name, kind, &p, &self.write_options()?, None)
+                    .await?;
+                reply.warnings.extend(duplicates);
+                reply
             }
             Verb::Delete => reg.delete(desc, ns, name, &self.delete_options()?).await?,
             Verb::DeleteCollection => Reply::ok(
@@ -469,8 +533,12 @@ impl Call {
             }
             (SubresourceKind::Status, Verb::Patch) => {
                 let (kind, p) = self.patch_input()?;
-                reg.patch(desc, ns, name, kind, &p, &self.write_options()?, Some(sub.kind))
-                    .await?
+                let duplicates = self.duplicate_field_warnings(kind)?;
+                let mut reply = reg
+                    .patch(desc, ns, name, kind, &p, &self.write_options()?, Some(sub.kind))
+                    .await?;
+                reply.warnings.extend(duplicates);
+                reply
             }
             (SubresourceKind::Scale, Verb::Get) => Reply::ok(reg.get_scale(desc, ns, name).await?),
             (SubresourceKind::Scale, Verb::Update) => {

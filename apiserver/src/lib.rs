@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod apply;
 pub mod builtin;
 pub mod codec;
 pub mod descriptor;
@@ -145,7 +146,15 @@ impl ApiServer {
                 serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             match self
                 .registry
-                .create(&ns, "", body, &WriteOptions::default())
+                .create(
+                    &ns,
+                    "",
+                    body,
+                    &WriteOptions {
+                        field_manager: "kube-apiserver".into(),
+                        ..WriteOptions::default()
+                    },
+                )
                 .await
             {
                 Ok(_) => tracing::info!(namespace = name, "created system namespace"),
