@@ -117,10 +117,13 @@ impl Registry {
                 if !rv.is_empty() && rv != meta_str(cur, "resourceVersion") {
                     return Err(ApiError::optimistic_lock(&gr, name));
                 }
-                let replicas = new_scale
-                    .pointer("/spec/replicas")
-                    .and_then(Value::as_i64)
-                    .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?;
+                // Go clients omit `replicas: 0` (a non-pointer field with omitempty).
+                let replicas = match new_scale.pointer("/spec/replicas") {
+                    None | Some(Value::Null) => 0,
+                    Some(v) => v
+                        .as_i64()
+                        .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?,
+                };
                 if replicas < 0 {
                     return Err(ApiError::invalid(
                         "Scale.autoscaling",
@@ -143,6 +146,13 @@ impl Registry {
                     .and_then(Value::as_i64)
                     .unwrap_or(0);
                 new["metadata"]["generation"] = json!(generation + 1);
+                crate::apply::track(
+                    desc,
+                    Some(cur),
+                    &mut new,
+                    &opts.writer(None),
+                    Some(crate::descriptor::SubresourceKind::Scale),
+                )?;
                 Ok(UpdateAction::Put(new))
             })
             .await?;
