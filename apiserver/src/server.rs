@@ -32,6 +32,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// Loading the token file or the ServiceAccount signing key.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// Creating the system namespaces.
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] ApiError),
@@ -115,6 +118,7 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
     }
     let kubeconfig = config.data_dir.join("admin.kubeconfig");
     let api = ApiServer::new(config, storage);
+    api.auth.load(&api.config)?;
     api.bootstrap().await?;
     write_private(&kubeconfig, &pki.admin_kubeconfig(&url)).map_err(|source| ServeError::Io {
         what: format!("writing {}", kubeconfig.display()),

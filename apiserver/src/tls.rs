@@ -271,7 +271,11 @@ pub fn user_from_cert(der: &[u8]) -> Option<UserInfo> {
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
         .collect();
-    Some(UserInfo { name, groups })
+    Some(UserInfo {
+        name,
+        groups,
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]

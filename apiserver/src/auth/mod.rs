@@ -1,0 +1,353 @@
+//! Authentication and authorization, as kube-apiserver does them: an authenticator chain (client
+//! certificates, static bearer tokens, ServiceAccount JWTs, anonymous), impersonation, and the RBAC
+//! authorizer fed by watch-driven caches; the bootstrap policy, escalation prevention, the review
+//! APIs, TokenRequest and the OIDC discovery documents.
+
+pub mod authn;
+pub mod bootstrap;
+pub mod cache;
+pub mod escalation;
+pub mod impersonation;
+pub mod rbac;
+pub mod review;
+pub mod serviceaccount;
+pub mod tokenfile;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parking_lot::RwLock;
+
+use crate::error::{ApiError, GroupResource};
+use crate::registry::subresource::UserInfo;
+use crate::request_info::RequestInfo;
+use crate::{ApiServer, Config};
+
+/// The group every authenticated user is in.
+pub const AUTHENTICATED: &str = "system:authenticated";
+/// The group of anonymous requests.
+pub const UNAUTHENTICATED: &str = "system:unauthenticated";
+/// The anonymous user.
+pub const ANONYMOUS: &str = "system:anonymous";
+
+/// What a request asks to do, as the authorizer sees it (upstream `authorizer.Attributes`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// Who asks.
+    pub user: UserInfo,
+    /// `get`, `list`, ... for resources; the lower-case HTTP method for other paths.
+    pub verb: String,
+    /// A resource request (`/api/...`, `/apis/...` with a resource) or a plain path.
+    pub resource_request: bool,
+    /// API group.
+    pub group: String,
+    /// API version.
+    pub version: String,
+    /// Resource (plural).
+    pub resource: String,
+    /// Subresource.
+    pub subresource: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// The URL path (non-resource requests).
+    pub path: String,
+}
+
+impl Attributes {
+    /// The attributes of an HTTP request by `user`.
+    pub fn of_request(user: UserInfo, method: &http::Method, path: &str, query: Option<&str>) -> Attributes {
+        let watch = crate::query::Query::parse(query).watch().unwrap_or(false);
+        match RequestInfo::parse(method, path, watch) {
+            Some(info) => Attributes {
+                user,
+                verb: info.verb.map_or_else(
+                    || method.as_str().to_ascii_lowercase(),
+                    |v| v.as_str().to_string(),
+                ),
+                resource_request: true,
+                group: info.group,
+                version: info.version,
+                resource: info.resource,
+                subresource: info.subresource,
+                name: info.name,
+                namespace: info.namespace,
+                path: path.to_string(),
+            },
+            None => Attributes {
+                user,
+                verb: method.as_str().to_ascii_lowercase(),
+                path: path.to_string(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Upstream's reason text: `User "u" cannot list resource "pods" in API group "" in the
+    /// namespace "default"`.
+    pub fn denial(&self) -> String {
+        let user = &self.user.name;
+        if !self.resource_request {
+            return format!("User {user:?} cannot {} path {:?}", self.verb, self.path);
+        }
+        let resource = if self.subresource.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}/{}", self.resource, self.subresource)
+        };
+        let scope = if self.namespace.is_empty() {
+            "at the cluster scope".to_string()
+        } else {
+            format!("in the namespace {:?}", self.namespace)
+        };
+        format!(
+            "User {user:?} cannot {} resource {resource:?} in API group {:?} {scope}",
+            self.verb, self.group
+        )
+    }
+
+    /// The 403 upstream answers for a denied request.
+    pub fn forbidden(&self) -> ApiError {
+        if !self.resource_request {
+            return ApiError::new(403, "Forbidden", format!("forbidden: {}", self.denial()));
+        }
+        ApiError::forbidden(
+            &GroupResource::new(&self.group, &self.resource),
+            &self.name,
+            &self.denial(),
+        )
+    }
+}
+
+/// Authentication and authorization settings (part of [`Config`]).
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// `--token-auth-file`: CSV of `token,user,uid,"group1,group2"`.
+    pub token_auth_file: Option<PathBuf>,
+    /// `--anonymous-auth`: requests without credentials are `system:anonymous`.
+    pub anonymous: bool,
+    /// `--service-account-issuer`.
+    pub service_account_issuer: String,
+    /// `--service-account-signing-key-file` (PKCS#8 EC P-256 PEM); default `<data-dir>/pki/sa.key`,
+    /// created on first start.
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// `--service-account-max-token-expiration` in seconds (0: no cap).
+    pub service_account_max_token_expiration: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token_auth_file: None,
+            anonymous: false,
+            service_account_issuer: "https://kubernetes.default.svc.cluster.local".into(),
+            service_account_signing_key_file: None,
+            service_account_max_token_expiration: 0,
+        }
+    }
+}
+
+/// Failures loading authentication settings.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Reading or writing a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A malformed token file line.
+    #[error("{path}:{line}: {reason}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The signing key.
+    #[error("service account key: {0}")]
+    Key(String),
+}
+
+/// The authentication and authorization state of a server.
+pub struct Auth {
+    /// The RBAC objects, kept current by [`cache`].
+    pub policy: Arc<RwLock<rbac::Policy>>,
+    /// Static bearer tokens.
+    pub tokens: RwLock<tokenfile::StaticTokens>,
+    /// The ServiceAccount token signer/verifier.
+    pub signer: RwLock<Arc<serviceaccount::Signer>>,
+    /// Whether the RBAC caches have their initial state.
+    pub synced: cache::Synced,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// State with an in-memory signing key and no static tokens; [`Auth::load`] reads the files.
+    pub fn new(config: &Config) -> Auth {
+        Auth {
+            policy: Arc::default(),
+            tokens: RwLock::default(),
+            signer: RwLock::new(Arc::new(serviceaccount::Signer::ephemeral(
+                &config.auth.service_account_issuer,
+            ))),
+            synced: cache::Synced::default(),
+        }
+    }
+
+    /// Loads the token file and the signing key (creating it on first start).
+    pub fn load(&self, config: &Config) -> Result<(), AuthError> {
+        if let Some(path) = &config.auth.token_auth_file {
+            *self.tokens.write() = tokenfile::StaticTokens::load(path)?;
+        }
+        let key = config
+            .auth
+            .service_account_signing_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("pki").join("sa.key"));
+        *self.signer.write() = Arc::new(serviceaccount::Signer::load_or_create(
+            &key,
+            &config.auth.service_account_issuer,
+        )?);
+        Ok(())
+    }
+
+    /// The RBAC decision.
+    pub fn authorize(&self, attrs: &Attributes) -> bool {
+        self.policy.read().allows(attrs)
+    }
+
+    /// The current signer.
+    pub fn signer(&self) -> Arc<serviceaccount::Signer> {
+        self.signer.read().clone()
+    }
+}
+
+/// The OIDC discovery routes: `/.well-known/openid-configuration` and `/openid/v1/jwks`.
+pub fn routes() -> axum::Router<Arc<ApiServer>> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/.well-known/openid-configuration", get(openid_configuration))
+        .route("/openid/v1/jwks", get(jwks))
+}
+
+fn json_with(content_type: &'static str, value: &serde_json::Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    ([(http::header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn openid_configuration(State(api): State<Arc<ApiServer>>) -> Response {
+    let doc = api
+        .auth
+        .signer()
+        .openid_configuration(&api.config.advertise_address);
+    json_with("application/json", &doc)
+}
+
+async fn jwks(State(api): State<Arc<ApiServer>>) -> Response {
+    json_with("application/jwk-set+json", &api.auth.signer().jwks())
+}
+
+/// Paths anyone may read without credentials when anonymous access is off (upstream's
+/// `system:public-info-viewer`).
+pub fn is_public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+}
+
+/// The middleware: authenticates the request, applies impersonation, authorizes it with RBAC and
+/// leaves the user in the request extensions; 401 / 403 Status answers otherwise.
+pub async fn filter(State(api): State<Arc<ApiServer>>, mut req: Request, next: Next) -> Response {
+    match check(&api, &mut req).await {
+        Ok(Some(user)) => {
+            req.extensions_mut().insert(user);
+            next.run(req).await
+        }
+        Ok(None) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn check(api: &ApiServer, req: &mut Request) -> Result<Option<UserInfo>, ApiError> {
+    let path = req.uri().path().to_string();
+    let from_tls = req.extensions().get::<crate::handler::Authenticated>().cloned();
+    let Some(user) = authn::authenticate(api, from_tls.as_ref(), req.headers()).await? else {
+        return if is_public(&path) {
+            Ok(None)
+        } else {
+            Err(ApiError::unauthorized())
+        };
+    };
+    let user = impersonation::apply(api, req.headers(), user)?;
+    let attrs = Attributes::of_request(user, req.method(), &path, req.uri().query());
+    if !api.auth.authorize(&attrs) {
+        tracing::debug!(user = %attrs.user.name, verb = %attrs.verb, resource = %attrs.resource, path = %attrs.path, "forbidden");
+        return Err(attrs.forbidden());
+    }
+    escalation::check(api, req, &attrs).await?;
+    Ok(Some(attrs.user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_messages_match_upstream() {
+        let user = UserInfo {
+            name: "x".into(),
+            ..Default::default()
+        };
+        let a = Attributes::of_request(
+            user.clone(),
+            &http::Method::GET,
+            "/api/v1/namespaces/default/pods",
+            None,
+        );
+        let e = a.forbidden().to_json();
+        assert_eq!(
+            e["message"],
+            "pods is forbidden: User \"x\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        );
+        assert_eq!(e["reason"], "Forbidden");
+        assert_eq!(e["details"]["kind"], "pods");
+        let a = Attributes::of_request(
+            user.clone(),
+            &http::Method::GET,
+            "/apis/apps/v1/namespaces/d/deployments/web/scale",
+            None,
+        );
+        assert_eq!(
+            a.forbidden().message(),
+            "deployments.apps \"web\" is forbidden: User \"x\" cannot get resource \"deployments/scale\" in API group \"apps\" in the namespace \"d\""
+        );
+        let a = Attributes::of_request(
+            user.clone(),
+            &http::Method::GET,
+            "/api/v1/nodes",
+            Some("watch=true"),
+        );
+        assert_eq!(
+            a.forbidden().message(),
+            "nodes is forbidden: User \"x\" cannot watch resource \"nodes\" in API group \"\" at the cluster scope"
+        );
+        let a = Attributes::of_request(user, &http::Method::GET, "/metrics", None);
+        assert_eq!(
+            a.forbidden().message(),
+            "forbidden: User \"x\" cannot get path \"/metrics\""
+        );
+    }
+}
