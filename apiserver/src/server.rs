@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::handler::Authenticated;
-use crate::tls::{Pki, TlsError, user_from_cert};
+use crate::tls::{Pki, TlsError, verified_user};
 use crate::{ApiError, ApiServer, Config};
 
 /// Failures starting the server.
@@ -92,6 +92,7 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
             })??
     };
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(pki.server_config()?));
+    let client_verifier = pki.client_verifier()?;
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|source| ServeError::Io {
@@ -125,7 +126,12 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
         source,
     })?;
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(accept_loop(listener, tls, api.router(), shutdown.clone()));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        (tls, client_verifier),
+        api.router(),
+        shutdown.clone(),
+    ));
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), "API server listening");
     Ok(RunningServer {
         addr,
@@ -149,7 +155,10 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 
 async fn accept_loop(
     listener: TcpListener,
-    tls: tokio_rustls::TlsAcceptor,
+    (tls, client_verifier): (
+        tokio_rustls::TlsAcceptor,
+        Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    ),
     router: axum::Router,
     shutdown: CancellationToken,
 ) {
@@ -167,6 +176,7 @@ async fn accept_loop(
             },
         };
         let tls = tls.clone();
+        let client_verifier = client_verifier.clone();
         let router = router.clone();
         let shutdown = shutdown.clone();
         conns.spawn(async move {
@@ -177,22 +187,24 @@ async fn accept_loop(
                     return;
                 }
             };
-            let user = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(|c| user_from_cert(c))
-                .map(|mut u| {
-                    if !u.groups.iter().any(|g| g == "system:authenticated") {
-                        u.groups.push("system:authenticated".into());
-                    }
-                    u
-                });
+            let verified = verified_user(&*client_verifier, stream.get_ref().1.peer_certificates());
+            let rejected = verified.as_ref().err().map(|e| {
+                tracing::debug!(%peer, error = %e, "client certificate rejected");
+                crate::auth::RejectedClientCert
+            });
+            let user = verified.ok().flatten().map(|mut u| {
+                if !u.groups.iter().any(|g| g == "system:authenticated") {
+                    u.groups.push("system:authenticated".into());
+                }
+                u
+            });
             let identity = Authenticated(user);
             let service =
                 hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(identity.clone());
+                    if let Some(r) = rejected {
+                        req.extensions_mut().insert(r);
+                    }
                     router.clone().oneshot(req.map(axum::body::Body::new))
                 });
             let builder = auto::Builder::new(TokioExecutor::new());

@@ -51,11 +51,12 @@ pub fn anonymous() -> UserInfo {
 }
 
 /// The request's user (`from_tls`: the TLS layer's verified certificate identity, absent for
-/// in-process requests): `Ok(None)` when it carries no credentials and anonymous access is off,
+/// in-process requests; `rejected_cert`: a certificate was offered but did not verify): `Ok(None)` when it carries no credentials and anonymous access is off,
 /// 401 when it carries a token that is not valid.
 pub async fn authenticate(
     api: &ApiServer,
     from_tls: Option<&Authenticated>,
+    rejected_cert: bool,
     headers: &HeaderMap,
 ) -> Result<Option<UserInfo>, ApiError> {
     if let Some(Authenticated(Some(user))) = from_tls {
@@ -66,6 +67,9 @@ pub async fn authenticate(
             Some(u) => Ok(Some(with_authenticated_group(u))),
             None => Err(ApiError::unauthorized()),
         };
+    }
+    if rejected_cert {
+        return Err(ApiError::unauthorized());
     }
     // In-process requests (no TLS layer) of a server configured without authentication.
     if from_tls.is_none() && api.config.allow_unauthenticated {

@@ -518,11 +518,10 @@ fn reconcile_patch(resource: &str, want: &Value, have: &Value) -> Option<Value> 
                 patch["aggregationRule"] = json!({"clusterRoleSelectors": merged});
             }
         } else {
+            // As upstream: the uncovered parts, broken down to one verb and resource each, are
+            // appended.
             let have_rules = rules_of(have);
-            let missing: Vec<PolicyRule> = rules_of(want)
-                .into_iter()
-                .filter(|r| !uncovered(&have_rules, std::slice::from_ref(r)).is_empty())
-                .collect();
+            let missing: Vec<PolicyRule> = uncovered(&have_rules, &rules_of(want));
             if !missing.is_empty() {
                 let mut all = have_rules;
                 all.extend(missing);
@@ -628,7 +627,9 @@ mod tests {
         let mut have = want.clone();
         have["rules"].as_array_mut().unwrap().remove(0);
         let p = reconcile_patch("clusterroles", &want, &have).unwrap();
-        assert_eq!(p["rules"].as_array().unwrap().len(), 2);
+        let patched: Vec<PolicyRule> = serde_json::from_value(p["rules"].clone()).unwrap();
+        assert!(uncovered(&patched, &rules_of(&want)).is_empty());
+        assert_eq!(patched.len(), 2);
         let want = binding("system:discovery", &[("Group", "system:authenticated")]);
         let mut have = want.clone();
         have["subjects"] = json!([{"kind": "User", "name": "x"}]);

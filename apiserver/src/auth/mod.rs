@@ -33,6 +33,11 @@ pub const UNAUTHENTICATED: &str = "system:unauthenticated";
 /// The anonymous user.
 pub const ANONYMOUS: &str = "system:anonymous";
 
+/// Marks a request whose TLS client certificate did not verify against the cluster CA: it is a
+/// 401 unless a bearer token authenticates it.
+#[derive(Clone, Copy, Debug)]
+pub struct RejectedClientCert;
+
 /// What a request asks to do, as the authorizer sees it (upstream `authorizer.Attributes`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Attributes {
@@ -284,7 +289,8 @@ pub async fn filter(State(api): State<Arc<ApiServer>>, mut req: Request, next: N
 async fn check(api: &ApiServer, req: &mut Request) -> Result<Option<UserInfo>, ApiError> {
     let path = req.uri().path().to_string();
     let from_tls = req.extensions().get::<crate::handler::Authenticated>().cloned();
-    let Some(user) = authn::authenticate(api, from_tls.as_ref(), req.headers()).await? else {
+    let rejected_cert = req.extensions().get::<RejectedClientCert>().is_some();
+    let Some(user) = authn::authenticate(api, from_tls.as_ref(), rejected_cert, req.headers()).await? else {
         return if is_public(&path) {
             Ok(None)
         } else {
