@@ -39,6 +39,10 @@ struct Args {
     /// Longest lifetime of a requested ServiceAccount token (`90s`, `30m`, `48h`; 0: no cap).
     #[arg(long, default_value = "0", value_parser = parse_duration_seconds)]
     service_account_max_token_expiration: u64,
+    /// Name of this node (its kubelet kubeconfig authenticates as system:node:<name>); default:
+    /// the host name.
+    #[arg(long)]
+    node_name: Option<String>,
 }
 
 /// `90`, `90s`, `30m`, `48h` as seconds.
@@ -83,6 +87,9 @@ fn main() -> std::process::ExitCode {
         config.auth.service_account_issuer = args.service_account_issuer;
         config.auth.service_account_signing_key_file = args.service_account_signing_key_file;
         config.auth.service_account_max_token_expiration = args.service_account_max_token_expiration;
+        if let Some(n) = args.node_name {
+            config.auth.node_name = n;
+        }
         let server = match apiserver::start(config, storage).await {
             Ok(s) => s,
             Err(e) => {

@@ -74,8 +74,9 @@ impl RunningServer {
     }
 }
 
-/// Starts the server: PKI under the data dir, system namespaces, the TLS listener, and
-/// `<data-dir>/admin.kubeconfig`.
+/// Starts the server: PKI under the data dir, system namespaces, the TLS listener,
+/// `<data-dir>/admin.kubeconfig` and one kubeconfig per component (`scheduler`,
+/// `controller-manager`, `kube-proxy`, `kubelet`).
 pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer, ServeError> {
     let pki = {
         let dir = config.data_dir.join("pki");
@@ -125,6 +126,11 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
         what: format!("writing {}", kubeconfig.display()),
         source,
     })?;
+    crate::auth::identities::write_component_kubeconfigs(
+        &api.config.data_dir,
+        &url,
+        &api.config.auth.node_name,
+    )?;
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(accept_loop(
         listener,

@@ -7,6 +7,7 @@ pub mod authn;
 pub mod bootstrap;
 pub mod cache;
 pub mod escalation;
+pub mod identities;
 pub mod impersonation;
 pub mod rbac;
 pub mod review;
@@ -142,6 +143,8 @@ pub struct AuthConfig {
     pub service_account_signing_key_file: Option<PathBuf>,
     /// `--service-account-max-token-expiration` in seconds (0: no cap).
     pub service_account_max_token_expiration: u64,
+    /// Name of this node: its kubelet identity is `system:node:<name>` (default: the host name).
+    pub node_name: String,
 }
 
 impl Default for AuthConfig {
@@ -152,6 +155,7 @@ impl Default for AuthConfig {
             service_account_issuer: "https://kubernetes.default.svc.cluster.local".into(),
             service_account_signing_key_file: None,
             service_account_max_token_expiration: 0,
+            node_name: identities::default_node_name(),
         }
     }
 }

@@ -1127,3 +1127,101 @@ async fn kubectl_1_33_auth_commands() {
 async fn kubectl_1_33_whoami() {
     kubectl_whoami(33).await;
 }
+
+#[tokio::test]
+async fn component_identities_have_least_privilege() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = apiserver::Config::new(dir.path()).bind("127.0.0.1:0".parse().unwrap());
+    config.auth.node_name = "n1".into();
+    let server = apiserver::start(config, Arc::new(storage::mem::MemStorage::new()))
+        .await
+        .unwrap();
+    let client = |file: &str| {
+        let path = dir.path().join(format!("{file}.kubeconfig"));
+        async move {
+            let kc = Kubeconfig::read_from(path).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .unwrap();
+            kube::Client::try_from(config).unwrap()
+        }
+    };
+    let status_of = |client: kube::Client, method: Method, path: &'static str, body: Option<Value>| async move {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(
+                body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default(),
+            ))
+            .unwrap();
+        let resp = client.send(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+        )
+    };
+    let whoami = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+    for (file, user, groups) in [
+        (
+            "scheduler",
+            "system:kube-scheduler",
+            json!(["system:authenticated"]),
+        ),
+        (
+            "controller-manager",
+            "system:kube-controller-manager",
+            json!(["system:authenticated"]),
+        ),
+        ("kube-proxy", "system:kube-proxy", json!(["system:authenticated"])),
+        (
+            "kubelet",
+            "system:node:n1",
+            json!(["system:nodes", "system:authenticated"]),
+        ),
+    ] {
+        let c = client(file).await;
+        let (status, me) = status_of(
+            c,
+            Method::POST,
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            Some(whoami.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{file}: {me}");
+        assert_eq!(me["status"]["userInfo"]["username"], user);
+        assert_eq!(me["status"]["userInfo"]["groups"], groups);
+    }
+    let cases: [(&str, Method, &'static str, StatusCode); 8] = [
+        ("scheduler", Method::GET, "/api/v1/pods", StatusCode::OK),
+        ("scheduler", Method::GET, "/api/v1/secrets", StatusCode::FORBIDDEN),
+        (
+            "controller-manager",
+            Method::GET,
+            "/api/v1/secrets",
+            StatusCode::OK,
+        ),
+        (
+            "controller-manager",
+            Method::DELETE,
+            "/api/v1/namespaces/default/pods/x",
+            StatusCode::FORBIDDEN,
+        ),
+        ("kube-proxy", Method::GET, "/api/v1/services", StatusCode::OK),
+        ("kube-proxy", Method::GET, "/api/v1/pods", StatusCode::FORBIDDEN),
+        ("kubelet", Method::GET, "/api/v1/nodes", StatusCode::OK),
+        (
+            "kubelet",
+            Method::DELETE,
+            "/api/v1/namespaces/default/configmaps/x",
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (file, method, path, want) in cases {
+        let (status, body) = status_of(client(file).await, method.clone(), path, None).await;
+        assert_eq!(status, want, "{file} {method} {path}: {body}");
+    }
+    server.shutdown().await;
+}
