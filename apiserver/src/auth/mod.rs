@@ -9,6 +9,7 @@ pub mod cache;
 pub mod escalation;
 pub mod identities;
 pub mod impersonation;
+pub mod node;
 pub mod rbac;
 pub mod review;
 pub mod serviceaccount;
@@ -67,23 +68,35 @@ pub struct Attributes {
 impl Attributes {
     /// The attributes of an HTTP request by `user`.
     pub fn of_request(user: UserInfo, method: &http::Method, path: &str, query: Option<&str>) -> Attributes {
-        let watch = crate::query::Query::parse(query).watch().unwrap_or(false);
+        let query = crate::query::Query::parse(query);
+        let watch = query.watch().unwrap_or(false);
         match RequestInfo::parse(method, path, watch) {
-            Some(info) => Attributes {
-                user,
-                verb: info.verb.map_or_else(
-                    || method.as_str().to_ascii_lowercase(),
-                    |v| v.as_str().to_string(),
-                ),
-                resource_request: true,
-                group: info.group,
-                version: info.version,
-                resource: info.resource,
-                subresource: info.subresource,
-                name: info.name,
-                namespace: info.namespace,
-                path: path.to_string(),
-            },
+            Some(mut info) => {
+                // As upstream: a collection request selecting one name by field is about that name.
+                if info.name.is_empty()
+                    && let Some(name) = query
+                        .get("fieldSelector")
+                        .and_then(|s| s.split(',').find_map(|t| t.trim().strip_prefix("metadata.name=")))
+                        .filter(|n| !n.is_empty() && !n.contains('/'))
+                {
+                    info.name = name.trim_start_matches('=').to_string();
+                }
+                Attributes {
+                    user,
+                    verb: info.verb.map_or_else(
+                        || method.as_str().to_ascii_lowercase(),
+                        |v| v.as_str().to_string(),
+                    ),
+                    resource_request: true,
+                    group: info.group,
+                    version: info.version,
+                    resource: info.resource,
+                    subresource: info.subresource,
+                    name: info.name,
+                    namespace: info.namespace,
+                    path: path.to_string(),
+                }
+            }
             None => Attributes {
                 user,
                 verb: method.as_str().to_ascii_lowercase(),
@@ -118,13 +131,22 @@ impl Attributes {
 
     /// The 403 upstream answers for a denied request.
     pub fn forbidden(&self) -> ApiError {
+        self.forbidden_because("")
+    }
+
+    /// The 403 with the authorizer's reason appended (`...: <reason>`).
+    pub fn forbidden_because(&self, reason: &str) -> ApiError {
+        let mut detail = self.denial();
+        if !reason.is_empty() {
+            detail = format!("{detail}: {reason}");
+        }
         if !self.resource_request {
-            return ApiError::new(403, "Forbidden", format!("forbidden: {}", self.denial()));
+            return ApiError::new(403, "Forbidden", format!("forbidden: {detail}"));
         }
         ApiError::forbidden(
             &GroupResource::new(&self.group, &self.resource),
             &self.name,
-            &self.denial(),
+            &detail,
         )
     }
 }
@@ -307,6 +329,7 @@ async fn check(api: &ApiServer, req: &mut Request) -> Result<Option<UserInfo>, A
         tracing::debug!(user = %attrs.user.name, verb = %attrs.verb, resource = %attrs.resource, path = %attrs.path, "forbidden");
         return Err(attrs.forbidden());
     }
+    node::restrict(api, &attrs).await?;
     escalation::check(api, req, &attrs).await?;
     Ok(Some(attrs.user))
 }
@@ -354,6 +377,13 @@ mod tests {
             a.forbidden().message(),
             "nodes is forbidden: User \"x\" cannot watch resource \"nodes\" in API group \"\" at the cluster scope"
         );
+        let a = Attributes::of_request(
+            user.clone(),
+            &http::Method::GET,
+            "/api/v1/namespaces/d/secrets",
+            Some("watch=1&fieldSelector=metadata.name%3Ds1"),
+        );
+        assert_eq!((a.verb.as_str(), a.name.as_str()), ("watch", "s1"));
         let a = Attributes::of_request(user, &http::Method::GET, "/metrics", None);
         assert_eq!(
             a.forbidden().message(),

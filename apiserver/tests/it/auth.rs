@@ -1137,7 +1137,11 @@ async fn component_identities_have_least_privilege() {
         .await
         .unwrap();
     let client = |file: &str| {
-        let path = dir.path().join(format!("{file}.kubeconfig"));
+        let path = if file == "admin" {
+            server.kubeconfig.clone()
+        } else {
+            dir.path().join(format!("{file}.kubeconfig"))
+        };
         async move {
             let kc = Kubeconfig::read_from(path).unwrap();
             let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
@@ -1222,6 +1226,100 @@ async fn component_identities_have_least_privilege() {
     for (file, method, path, want) in cases {
         let (status, body) = status_of(client(file).await, method.clone(), path, None).await;
         assert_eq!(status, want, "{file} {method} {path}: {body}");
+    }
+
+    // The node restriction: n1's kubelet reads only what pods bound to n1 use.
+    let admin = client("admin").await;
+    let pod = |name: &str, node: &str, sa: &str, secret: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name}, "spec": {"nodeName": node, "serviceAccountName": sa,
+            "containers": [{"name": "c", "image": "busybox", "envFrom": [{"secretRef": {"name": secret}}]}]}})
+    };
+    for (path, body) in [
+        (
+            "/api/v1/namespaces/default/pods",
+            pod("on-n1", "n1", "runner", "s1"),
+        ),
+        (
+            "/api/v1/namespaces/default/pods",
+            pod("on-n2", "n2", "default", "s2"),
+        ),
+        (
+            "/api/v1/namespaces/default/secrets",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s1"}}),
+        ),
+        (
+            "/api/v1/namespaces/default/secrets",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s2"}}),
+        ),
+        (
+            "/api/v1/namespaces/default/serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner"}}),
+        ),
+        (
+            "/api/v1/nodes",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"}}),
+        ),
+    ] {
+        let (status, b) = status_of(admin.clone(), Method::POST, path, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {b}");
+    }
+    let token = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}});
+    let node_cases: [(Method, &'static str, Option<Value>, StatusCode); 9] = [
+        (
+            Method::GET,
+            "/api/v1/namespaces/default/secrets/s1",
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::GET,
+            "/api/v1/namespaces/default/secrets/s2",
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::GET,
+            "/api/v1/namespaces/default/secrets",
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::GET,
+            "/api/v1/namespaces/default/secrets?fieldSelector=metadata.name%3Ds1",
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::POST,
+            "/api/v1/namespaces/default/serviceaccounts/runner/token",
+            Some(token.clone()),
+            StatusCode::CREATED,
+        ),
+        (
+            Method::POST,
+            "/api/v1/namespaces/default/serviceaccounts/default/token",
+            Some(token),
+            StatusCode::FORBIDDEN,
+        ),
+        (Method::GET, "/api/v1/nodes/n2", None, StatusCode::OK),
+        (Method::DELETE, "/api/v1/nodes/n2", None, StatusCode::FORBIDDEN),
+        (
+            Method::DELETE,
+            "/api/v1/namespaces/default/pods/on-n2",
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (method, path, body, want) in node_cases {
+        let (status, b) = status_of(client("kubelet").await, method.clone(), path, body).await;
+        assert_eq!(status, want, "kubelet {method} {path}: {b}");
+        if path.ends_with("/secrets/s2") {
+            assert_eq!(
+                b["message"],
+                "secrets \"s2\" is forbidden: User \"system:node:n1\" cannot get resource \"secrets\" in API group \"\" in the namespace \"default\": no relationship found between node 'n1' and this object"
+            );
+        }
     }
     server.shutdown().await;
 }
