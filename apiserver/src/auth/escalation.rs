@@ -130,6 +130,29 @@ pub async fn check(api: &ApiServer, req: &mut Request, a: &Attributes) -> ApiRes
         if allowed("escalate", &a.resource, &name) {
             return Ok(());
         }
+        // As upstream: an aggregationRule can pull in any rule, so it needs full authority.
+        if obj.get("aggregationRule").is_some_and(|r| !r.is_null()) {
+            let full = [
+                PolicyRule {
+                    verbs: vec!["*".into()],
+                    api_groups: Some(vec!["*".into()]),
+                    resources: Some(vec!["*".into()]),
+                    ..Default::default()
+                },
+                PolicyRule {
+                    verbs: vec!["*".into()],
+                    non_resource_urls: Some(vec!["*".into()]),
+                    ..Default::default()
+                },
+            ];
+            if !uncovered(&owned, &full).is_empty() {
+                return Err(ApiError::forbidden(
+                    &GroupResource::new(GROUP, &a.resource),
+                    &name,
+                    "must have cluster-admin privileges to use the aggregationRule",
+                ));
+            }
+        }
         let missing = uncovered(&owned, &rules_of(&obj));
         return if missing.is_empty() {
             Ok(())

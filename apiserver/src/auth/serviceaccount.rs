@@ -183,10 +183,15 @@ impl Signer {
     }
 
     /// Signs `claims`.
-    pub fn sign(&self, claims: &Claims) -> String {
+    pub fn try_sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.key_id.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap_or_default()
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+    }
+
+    /// Signs `claims` (tests and tools; an unusable key yields an empty token).
+    pub fn sign(&self, claims: &Claims) -> String {
+        self.try_sign(claims).unwrap_or_default()
     }
 
     /// Checks signature, expiry, not-before, issuer and that one audience is in `audiences`.
@@ -405,7 +410,9 @@ pub async fn token_request(api: &ApiServer, ns: &str, name: &str, body: &Value) 
         jti: uuid::Uuid::new_v4().to_string(),
         kubernetes: k,
     };
-    let token = signer.sign(&claims);
+    let token = signer
+        .try_sign(&claims)
+        .map_err(|e| ApiError::internal(format!("signing the token: {e}")))?;
     let expires = jiff::Timestamp::from_second(claims.exp)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default();

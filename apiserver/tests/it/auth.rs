@@ -741,6 +741,47 @@ async fn escalation_prevention_aggregation_and_access_reviews() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // An aggregationRule needs full authority, even with permission to create ClusterRoles.
+    let writer = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "cr-writer"},
+        "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["create"]}]});
+    let writer_binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "alice-cr-writer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cr-writer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]});
+    s.post(
+        &Cred::Admin,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        writer,
+    )
+    .await;
+    s.post(
+        &Cred::Admin,
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        writer_binding,
+    )
+    .await;
+    let aggregated = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "grab-all"},
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-admin": "true"}}]}});
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = s
+            .post(
+                &alice(),
+                "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+                aggregated.clone(),
+            )
+            .await;
+        assert_ne!(status, StatusCode::CREATED, "{body}");
+        if body["message"].as_str().unwrap_or("").contains("aggregationRule") {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        body["message"],
+        "clusterroles.rbac.authorization.k8s.io \"grab-all\" is forbidden: must have cluster-admin privileges to use the aggregationRule"
+    );
+
     // Aggregation: view gets the rules of roles labelled aggregate-to-view, and edit/admin follow.
     let view = s
         .wait_for(
@@ -1322,4 +1363,150 @@ async fn component_identities_have_least_privilege() {
         }
     }
     server.shutdown().await;
+}
+
+/// A small deterministic generator (xorshift) for the malformed-credential test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+#[tokio::test]
+async fn malformed_credentials_never_admit_or_fail() {
+    use tower::ServiceExt;
+    let store = Arc::new(storage::mem::MemStorage::new());
+    let api = apiserver::ApiServer::new(apiserver::Config::new("/nonexistent"), store);
+    api.bootstrap().await.unwrap();
+    let signer = api.auth.signer();
+    let now = jiff::Timestamp::now().as_second();
+    let valid_claims = Claims {
+        iss: signer.issuer().into(),
+        sub: "system:serviceaccount:default:default".into(),
+        aud: vec![signer.issuer().into()],
+        exp: now + 3600,
+        iat: now,
+        nbf: now,
+        jti: "j".into(),
+        kubernetes: KubernetesClaims::default(),
+    };
+    let real = signer.sign(&valid_claims);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ";
+    let mut checked = 0;
+    for i in 0..3000 {
+        let header: Vec<u8> = match i % 6 {
+            // Random printable junk, with or without a scheme.
+            0 => {
+                let len = rng.below(200);
+                let junk: Vec<u8> = (0..len).map(|_| alphabet[rng.below(alphabet.len())]).collect();
+                [b"Bearer ".to_vec(), junk].concat()
+            }
+            // A real token with one character changed.
+            1 => {
+                let mut t = real.clone().into_bytes();
+                let at = rng.below(t.len());
+                let mut c = alphabet[rng.below(alphabet.len() - 6)];
+                if c == t[at] {
+                    c = if c == b'A' { b'B' } else { b'A' };
+                }
+                t[at] = c;
+                [b"Bearer ".to_vec(), t].concat()
+            }
+            // Three random base64url segments.
+            2 => {
+                let parts: Vec<String> = (0..3)
+                    .map(|_| {
+                        let n = rng.below(80);
+                        b64(&rng.bytes(n))
+                    })
+                    .collect();
+                format!("Bearer {}", parts.join(".")).into_bytes()
+            }
+            // JSON header and payload that look right, with `alg: none` or a bogus signature.
+            3 => {
+                let alg = ["none", "HS256", "RS256", "ES256", "ES384"][rng.below(5)];
+                let head = b64(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#).as_bytes());
+                let body = b64(&serde_json::to_vec(&valid_claims).unwrap());
+                let sig_len = rng.below(3) * 32;
+                format!("Bearer {head}.{body}.{}", b64(&rng.bytes(sig_len))).into_bytes()
+            }
+            // Raw random bytes (most are not valid header values).
+            4 => {
+                let n = rng.below(100);
+                rng.bytes(n)
+            }
+            // Other schemes and broken prefixes.
+            _ => {
+                let scheme = ["Basic", "bearer", "Bearer", "Token", "", "Bearer\t"][rng.below(6)];
+                let n = rng.below(40) + 1;
+                format!("{scheme} {}", b64(&rng.bytes(n))).into_bytes()
+            }
+        };
+        let Ok(value) = HeaderValue::from_bytes(&header) else {
+            continue;
+        };
+        let req = Request::builder()
+            .uri("/api/v1/namespaces/kube-system/secrets")
+            .header(http::header::AUTHORIZATION, value)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = api.router().oneshot(req).await.unwrap();
+        let status = resp.status();
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{:?}",
+            String::from_utf8_lossy(&header)
+        );
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_401(status, &body, "fuzzed header");
+        checked += 1;
+    }
+    assert!(checked > 2000, "only {checked} headers were valid header values");
+
+    // Random and truncated client certificates never verify, and never panic.
+    let dir = tempfile::tempdir().unwrap();
+    let pki = apiserver::tls::Pki::load_or_create(dir.path(), &[]).unwrap();
+    let verifier = pki.client_verifier().unwrap();
+    let good = rustls_pemfile::certs(&mut pki.admin_cert.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(
+        apiserver::tls::verified_user(&*verifier, Some(std::slice::from_ref(&good)))
+            .unwrap()
+            .is_some()
+    );
+    for i in 0..2000 {
+        let der = if i % 2 == 0 {
+            let n = rng.below(1500);
+            rng.bytes(n)
+        } else {
+            let mut d = good.to_vec();
+            let at = rng.below(d.len());
+            d[at] ^= (rng.below(255) + 1) as u8;
+            if i % 4 == 1 {
+                d.truncate(at);
+            }
+            d
+        };
+        let cert = rustls::pki_types::CertificateDer::from(der);
+        assert!(apiserver::tls::verified_user(&*verifier, Some(&[cert])).is_err());
+    }
 }
