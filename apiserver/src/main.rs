@@ -39,6 +39,12 @@ struct Args {
     /// Longest lifetime of a requested ServiceAccount token (`90s`, `30m`, `48h`; 0: no cap).
     #[arg(long, default_value = "0", value_parser = parse_duration_seconds)]
     service_account_max_token_expiration: u64,
+    /// Audit log file (JSON lines); needs --audit-policy-file.
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
+    /// Audit policy (audit.k8s.io/v1 Policy, YAML).
+    #[arg(long)]
+    audit_policy_file: Option<PathBuf>,
     /// Name of this node (its kubelet kubeconfig authenticates as system:node:<name>); default:
     /// the host name.
     #[arg(long)]
@@ -87,6 +93,8 @@ fn main() -> std::process::ExitCode {
         config.auth.service_account_issuer = args.service_account_issuer;
         config.auth.service_account_signing_key_file = args.service_account_signing_key_file;
         config.auth.service_account_max_token_expiration = args.service_account_max_token_expiration;
+        config.auth.audit_log_path = args.audit_log_path;
+        config.auth.audit_policy_file = args.audit_policy_file;
         if let Some(n) = args.node_name {
             config.auth.node_name = n;
         }

@@ -208,6 +208,7 @@ async fn accept_loop(
             let service =
                 hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(identity.clone());
+                    req.extensions_mut().insert(crate::auth::PeerAddr(peer));
                     if let Some(r) = rejected {
                         req.extensions_mut().insert(r);
                     }

@@ -35,7 +35,7 @@ pub fn compact(rule: &PolicyRule) -> String {
 }
 
 /// The request body, read and put back for the handler.
-async fn take_body(req: &mut Request) -> ApiResult<bytes::Bytes> {
+pub async fn take_body(req: &mut Request) -> ApiResult<bytes::Bytes> {
     let body = std::mem::take(req.body_mut());
     let bytes = axum::body::to_bytes(body, codec::MAX_BODY_BYTES)
         .await

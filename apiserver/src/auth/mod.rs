@@ -3,6 +3,7 @@
 //! authorizer fed by watch-driven caches; the bootstrap policy, escalation prevention, the review
 //! APIs, TokenRequest and the OIDC discovery documents.
 
+pub mod audit;
 pub mod authn;
 pub mod bootstrap;
 pub mod cache;
@@ -165,6 +166,10 @@ pub struct AuthConfig {
     pub service_account_signing_key_file: Option<PathBuf>,
     /// `--service-account-max-token-expiration` in seconds (0: no cap).
     pub service_account_max_token_expiration: u64,
+    /// `--audit-log-path`: where audit events go (JSON lines); needs a policy.
+    pub audit_log_path: Option<PathBuf>,
+    /// `--audit-policy-file`: an `audit.k8s.io/v1 Policy`.
+    pub audit_policy_file: Option<PathBuf>,
     /// Name of this node: its kubelet identity is `system:node:<name>` (default: the host name).
     pub node_name: String,
 }
@@ -177,6 +182,8 @@ impl Default for AuthConfig {
             service_account_issuer: "https://kubernetes.default.svc.cluster.local".into(),
             service_account_signing_key_file: None,
             service_account_max_token_expiration: 0,
+            audit_log_path: None,
+            audit_policy_file: None,
             node_name: identities::default_node_name(),
         }
     }
@@ -219,6 +226,8 @@ pub struct Auth {
     pub signer: RwLock<Arc<serviceaccount::Signer>>,
     /// Whether the RBAC caches have their initial state.
     pub synced: cache::Synced,
+    /// The audit log, when configured.
+    pub audit: RwLock<Option<Arc<audit::Logger>>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -237,6 +246,7 @@ impl Auth {
                 &config.auth.service_account_issuer,
             ))),
             synced: cache::Synced::default(),
+            audit: RwLock::new(None),
         }
     }
 
@@ -250,6 +260,9 @@ impl Auth {
             .service_account_signing_key_file
             .clone()
             .unwrap_or_else(|| config.data_dir.join("pki").join("sa.key"));
+        if let (Some(log), Some(policy)) = (&config.auth.audit_log_path, &config.auth.audit_policy_file) {
+            *self.audit.write() = Some(Arc::new(audit::Logger::open(log, policy)?));
+        }
         *self.signer.write() = Arc::new(serviceaccount::Signer::load_or_create(
             &key,
             &config.auth.service_account_issuer,
@@ -302,28 +315,108 @@ pub fn is_public(path: &str) -> bool {
 /// The middleware: authenticates the request, applies impersonation, authorizes it with RBAC and
 /// leaves the user in the request extensions; 401 / 403 Status answers otherwise.
 pub async fn filter(State(api): State<Arc<ApiServer>>, mut req: Request, next: Next) -> Response {
-    match check(&api, &mut req).await {
-        Ok(Some(user)) => {
-            req.extensions_mut().insert(user);
-            next.run(req).await
-        }
-        Ok(None) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
+    let result = check(&api, &mut req).await;
+    let logger = api.auth.audit.read().clone();
+    let Some(logger) = logger else {
+        return match result {
+            Ok(()) => next.run(req).await,
+            Err(e) => e.into_response(),
+        };
+    };
+    audited(&logger, result, req, next).await
 }
 
-async fn check(api: &ApiServer, req: &mut Request) -> Result<Option<UserInfo>, ApiError> {
+/// Runs the request with its audit record: `RequestReceived`, then `ResponseComplete` (or
+/// `ResponseStarted` for a watch) with the status code and, per level, the bodies.
+async fn audited(
+    logger: &audit::Logger,
+    result: Result<(), ApiError>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let user = req.extensions().get::<UserInfo>().cloned().unwrap_or_default();
+    let attrs = Attributes::of_request(user, req.method(), req.uri().path(), req.uri().query());
+    let header = |headers: &http::HeaderMap, name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut ips: Vec<String> = header(req.headers(), "x-forwarded-for")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(PeerAddr(peer)) = req.extensions().get::<PeerAddr>() {
+        ips.push(peer.ip().to_string());
+    }
+    let uri = req.uri().to_string();
+    let user_agent = header(req.headers(), "user-agent");
+    let Some(mut record) = logger.begin(&attrs, &uri, &user_agent, ips) else {
+        return match result {
+            Ok(()) => next.run(req).await,
+            Err(e) => e.into_response(),
+        };
+    };
+    let resp = match result {
+        Ok(()) => {
+            if !attrs.user.name.is_empty() {
+                record.decision(true);
+            }
+            if record.level >= audit::Level::Request
+                && matches!(attrs.verb.as_str(), "create" | "update" | "patch")
+                && let Ok(body) = escalation::take_body(&mut req).await
+            {
+                record.request_object(&body);
+            }
+            next.run(req).await
+        }
+        Err(e) => {
+            if e.code() == 403 {
+                record.decision(false);
+            }
+            e.into_response()
+        }
+    };
+    let code = resp.status().as_u16();
+    if attrs.verb == "watch" {
+        logger.write(&record, "ResponseStarted", Some(code));
+        return resp;
+    }
+    if record.level < audit::Level::RequestResponse {
+        logger.write(&record, "ResponseComplete", Some(code));
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, crate::codec::MAX_BODY_BYTES)
+        .await
+        .unwrap_or_default();
+    record.response_object(&bytes);
+    logger.write(&record, "ResponseComplete", Some(code));
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// The client's address, put in the request extensions by the TLS accept loop.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// Authenticates and authorizes; the user (when known) is left in the request extensions.
+async fn check(api: &ApiServer, req: &mut Request) -> Result<(), ApiError> {
     let path = req.uri().path().to_string();
     let from_tls = req.extensions().get::<crate::handler::Authenticated>().cloned();
     let rejected_cert = req.extensions().get::<RejectedClientCert>().is_some();
     let Some(user) = authn::authenticate(api, from_tls.as_ref(), rejected_cert, req.headers()).await? else {
         return if is_public(&path) {
-            Ok(None)
+            Ok(())
         } else {
             Err(ApiError::unauthorized())
         };
     };
+    req.extensions_mut().insert(user.clone());
     let user = impersonation::apply(api, req.headers(), user)?;
+    req.extensions_mut().insert(user.clone());
     let attrs = Attributes::of_request(user, req.method(), &path, req.uri().query());
     if !api.auth.authorize(&attrs) {
         tracing::debug!(user = %attrs.user.name, verb = %attrs.verb, resource = %attrs.resource, path = %attrs.path, "forbidden");
@@ -331,7 +424,7 @@ async fn check(api: &ApiServer, req: &mut Request) -> Result<Option<UserInfo>, A
     }
     node::restrict(api, &attrs).await?;
     escalation::check(api, req, &attrs).await?;
-    Ok(Some(attrs.user))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1510,3 +1510,108 @@ async fn malformed_credentials_never_admit_or_fail() {
         assert!(apiserver::tls::verified_user(&*verifier, Some(&[cert])).is_err());
     }
 }
+
+#[tokio::test]
+async fn audit_log_follows_the_policy_and_never_holds_secret_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, TOKENS).unwrap();
+    let policy = dir.path().join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  users: [\"bob\"]\n- level: RequestResponse\n  resources: [{group: \"\", resources: [\"secrets\", \"configmaps\"]}]\n- level: Metadata\n",
+    )
+    .unwrap();
+    let log = dir.path().join("audit.log");
+    let mut config = apiserver::Config::new(dir.path()).bind("127.0.0.1:0".parse().unwrap());
+    config.auth.token_auth_file = Some(tokens);
+    config.auth.audit_log_path = Some(log.clone());
+    config.auth.audit_policy_file = Some(policy);
+    let server = apiserver::start(config, Arc::new(storage::mem::MemStorage::new()))
+        .await
+        .unwrap();
+    let s = Secured {
+        server: Some(server),
+        dir,
+    };
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1"}, "data": {"k": "visible"}});
+    assert_eq!(
+        s.post(&Cred::Admin, "/api/v1/namespaces/default/configmaps", cm)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s1"}, "stringData": {"password": "hunter2"}});
+    assert_eq!(
+        s.post(&Cred::Admin, "/api/v1/namespaces/default/secrets", secret)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.get(&Cred::Admin, "/api/v1/namespaces/default/secrets/s1")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.get(&alice(), "/api/v1/namespaces/default/pods").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.get(
+            &Cred::Token("bob-token".into()),
+            "/api/v1/namespaces/default/pods"
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.get(&Cred::None, "/api/v1/namespaces").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("hunter2") && !text.contains("aHVudGVyMg"),
+        "secret data in the audit log"
+    );
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find = |verb: &str, resource: &str, stage: &str| {
+        events
+            .iter()
+            .find(|e| e["verb"] == verb && e["objectRef"]["resource"] == resource && e["stage"] == stage)
+            .unwrap_or_else(|| panic!("no {verb} {resource} {stage} event in {text}"))
+            .clone()
+    };
+    let created = find("create", "configmaps", "ResponseComplete");
+    assert_eq!(created["level"], "RequestResponse");
+    assert_eq!(created["requestObject"]["data"]["k"], "visible");
+    assert_eq!(created["responseObject"]["metadata"]["name"], "c1");
+    assert_eq!(created["responseStatus"]["code"], 201);
+    assert_eq!(created["user"]["username"], "admin");
+    assert_eq!(created["annotations"]["authorization.k8s.io/decision"], "allow");
+    assert_eq!(created["sourceIPs"], json!(["127.0.0.1"]));
+    assert_eq!(
+        find("create", "configmaps", "RequestReceived")["auditID"],
+        created["auditID"]
+    );
+    let secret_event = find("create", "secrets", "ResponseComplete");
+    assert_eq!(secret_event["level"], "Metadata");
+    assert!(secret_event.get("requestObject").is_none());
+    let denied = find("list", "pods", "ResponseComplete");
+    assert_eq!(denied["user"]["username"], "alice");
+    assert_eq!(denied["responseStatus"]["code"], 403);
+    assert_eq!(denied["annotations"]["authorization.k8s.io/decision"], "forbid");
+    assert!(
+        events.iter().all(|e| e["user"]["username"] != "bob"),
+        "bob is not audited"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["requestURI"] == "/api/v1/namespaces" && e["responseStatus"]["code"] == 401),
+        "the 401 is audited"
+    );
+}
