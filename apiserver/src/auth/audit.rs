@@ -76,7 +76,7 @@ pub struct PolicyRule {
     #[serde(default)]
     pub namespaces: Vec<String>,
     /// Non-resource paths (`/healthz*`).
-    #[serde(default)]
+    #[serde(default, rename = "nonResourceURLs")]
     pub non_resource_urls: Vec<String>,
     /// Stages not logged.
     #[serde(default)]
