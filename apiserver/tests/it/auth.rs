@@ -73,10 +73,8 @@ impl Secured {
         }
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         match cred {
-            Cred::Token(t) => config.headers.push((
-                http::header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
-            )),
+            // kube-rs's own bearer-token authentication.
+            Cred::Token(t) => config.auth_info.token = Some(t.clone().into()),
             Cred::Cert(cert, key) => {
                 config.auth_info.client_certificate_data = Some(b64(cert));
                 config.auth_info.client_key_data = Some(b64(key).into());
