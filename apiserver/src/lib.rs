@@ -17,6 +17,7 @@
 //! ```
 
 pub mod apply;
+pub mod auth;
 pub mod builtin;
 pub mod codec;
 pub mod descriptor;
@@ -69,6 +70,8 @@ pub struct Config {
     pub allow_unauthenticated: bool,
     /// Registry settings (bookmark interval, watch timeout).
     pub registry: RegistryConfig,
+    /// Authentication settings (token file, anonymous access, ServiceAccount issuer and key).
+    pub auth: auth::AuthConfig,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             alpha_apis: false,
             allow_unauthenticated: false,
             registry: RegistryConfig::default(),
+            auth: auth::AuthConfig::default(),
         }
     }
 
@@ -98,6 +102,7 @@ pub fn admin_user() -> UserInfo {
     UserInfo {
         name: "admin".into(),
         groups: vec!["system:masters".into(), "system:authenticated".into()],
+        ..Default::default()
     }
 }
 
@@ -110,6 +115,8 @@ pub struct ApiServer {
     pub table: Arc<ResourceTable>,
     /// The generic registry.
     pub registry: Registry,
+    /// Authentication and RBAC state.
+    pub auth: auth::Auth,
 }
 
 impl ApiServer {
@@ -123,10 +130,12 @@ impl ApiServer {
             }
         }
         let registry = Registry::new(storage, table.clone(), config.registry.clone());
+        let auth = auth::Auth::new(&config);
         Arc::new(ApiServer {
             config,
             table,
             registry,
+            auth,
         })
     }
 
@@ -135,8 +144,11 @@ impl ApiServer {
         handler::router(self.clone())
     }
 
-    /// Creates the system namespaces that do not exist yet.
+    /// Creates the system namespaces that do not exist yet, reconciles the bootstrap RBAC policy
+    /// and starts the RBAC caches (returning once they hold the current state).
     pub async fn bootstrap(&self) -> ApiResult<()> {
+        auth::cache::start(&self.registry, &self.table, &self.auth.policy, &self.auth.synced);
+        auth::bootstrap::reconcile(self).await?;
         let ns = self
             .table
             .lookup("", "v1", "namespaces")
@@ -162,6 +174,7 @@ impl ApiServer {
                 Err(e) => return Err(e),
             }
         }
+        self.auth.synced.wait().await;
         Ok(())
     }
 }
