@@ -162,6 +162,14 @@ fn generate_builtin() -> Definitions {
     for ((g, v, k), name) in &kinds {
         if let Some(def) = defs.get_mut(name).and_then(Value::as_object_mut) {
             def.insert("x-kubernetes-group-version-kind".into(), gvk_extension(g, v, k));
+            // k8s-openapi lists `metadata` as required (it is not an Option in Rust); upstream
+            // does not.
+            if let Some(Value::Array(required)) = def.get_mut("required") {
+                required.retain(|f| f != "metadata");
+                if required.is_empty() {
+                    def.remove("required");
+                }
+            }
         }
     }
     let roots: Vec<String> = kinds.values().cloned().collect();

@@ -94,6 +94,12 @@ fn v2_has_upstream_names_and_resolvable_refs() {
         "{params:?}"
     );
     assert!(doc["paths"]["/api/v1/pods"]["get"].is_object());
+    // k8s-openapi's `required: [metadata]` is dropped, as upstream has none.
+    assert!(defs["io.k8s.api.core.v1.Pod"].get("required").is_none());
+    assert_eq!(
+        defs["io.k8s.api.apps.v1.DeploymentSpec"]["required"],
+        json!(["selector", "template"])
+    );
     assert!(
         doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"].is_object()
     );

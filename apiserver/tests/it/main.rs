@@ -3,4 +3,5 @@
 mod http_api;
 mod kube_client;
 mod kubectl;
+mod openapi;
 mod support;
