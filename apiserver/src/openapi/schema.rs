@@ -146,6 +146,23 @@ fn generate_builtin() -> Definitions {
             "type": "object"
         }),
     );
+    // Upstream publishes these two as strings (IntOrString with its own format); k8s-openapi
+    // has only the `x-kubernetes-int-or-string` marker, which explain shows as no type at all.
+    for (name, format) in [
+        (
+            "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
+            Some("int-or-string"),
+        ),
+        ("io.k8s.apimachinery.pkg.api.resource.Quantity", None),
+    ] {
+        if let Some(def) = defs.get_mut(name).and_then(Value::as_object_mut) {
+            def.remove("x-kubernetes-int-or-string");
+            def.insert("type".into(), json!("string"));
+            if let Some(format) = format {
+                def.insert("format".into(), json!(format));
+            }
+        }
+    }
     let mut kinds = c.kinds;
     for ((g, v, list_kind), item) in c.lists {
         let kind = list_kind.strip_suffix("List").unwrap_or(&list_kind).to_string();
@@ -303,8 +320,10 @@ pub fn custom_name(group: &str, version: &str, kind: &str) -> String {
 /// Adds the definitions of a row that carries its own schema (and of its list kind).
 pub fn add_custom(defs: &mut Definitions, row: &ResourceDescriptor, schema: &Value) {
     let name = custom_name(&row.group, &row.version, &row.kind);
-    let mut def = match schema {
-        Value::Object(o) => o.clone(),
+    let mut def = schema.clone();
+    give_arrays_items(&mut def);
+    let mut def = match def {
+        Value::Object(o) => o,
         _ => Map::new(),
     };
     def.entry("type").or_insert_with(|| json!("object"));
@@ -351,6 +370,23 @@ pub fn add_custom(defs: &mut Definitions, row: &ResourceDescriptor, schema: &Val
             (row.group.clone(), row.version.clone(), row.list_kind.clone()),
             list_name,
         );
+    }
+}
+
+/// kubectl's OpenAPI v2 model refuses an array schema without exactly one `items` (and with it
+/// the whole document), so an array a CRD leaves open gets `items: {}` (any value).
+fn give_arrays_items(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if o.get("type").and_then(Value::as_str) == Some("array") && !o.contains_key("items") {
+                o.insert("items".into(), json!({}));
+            }
+            o.iter_mut()
+                .filter(|(k, _)| !matches!(k.as_str(), "enum" | "default" | "example"))
+                .for_each(|(_, v)| give_arrays_items(v));
+        }
+        Value::Array(a) => a.iter_mut().for_each(give_arrays_items),
+        _ => {}
     }
 }
 

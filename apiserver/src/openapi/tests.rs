@@ -94,6 +94,14 @@ fn v2_has_upstream_names_and_resolvable_refs() {
         "{params:?}"
     );
     assert!(doc["paths"]["/api/v1/pods"]["get"].is_object());
+    assert_eq!(
+        defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"],
+        "int-or-string"
+    );
+    assert_eq!(
+        defs["io.k8s.apimachinery.pkg.api.resource.Quantity"]["type"],
+        "string"
+    );
     // k8s-openapi's `required: [metadata]` is dropped, as upstream has none.
     assert!(defs["io.k8s.api.core.v1.Pod"].get("required").is_none());
     assert_eq!(
@@ -316,7 +324,8 @@ fn a_row_with_its_own_schema_is_published_and_the_cache_follows_the_table() {
         "type": "object",
         "properties": {"spec": {"type": "object", "properties": {
             "cronSpec": {"type": "string", "description": "the schedule"},
-            "replicas": {"type": "integer"}
+            "replicas": {"type": "integer"},
+            "tags": {"type": "array"}
         }}}
     })));
     table.install(row);
@@ -333,6 +342,10 @@ fn a_row_with_its_own_schema_is_published_and_the_cache_follows_the_table() {
         json!([{"group": "stable.example.com", "kind": "CronTab", "version": "v1"}])
     );
     assert!(def["properties"]["metadata"]["$ref"].is_string());
+    assert_eq!(
+        def["properties"]["spec"]["properties"]["tags"]["items"],
+        json!({})
+    );
     assert!(v2["definitions"]["com.example.stable.v1.CronTabList"].is_object());
     let patch = &v2["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"]["patch"];
     assert!(
