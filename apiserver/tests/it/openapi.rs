@@ -134,6 +134,18 @@ fn configmap(name: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: {value}\n")
 }
 
+/// Runs and requires success with nothing on stderr (kubectl warns there when it cannot use the
+/// OpenAPI documents, e.g. "error calculating patch from openapi spec").
+fn quiet(k: &Kubectl, args: &[&str]) -> String {
+    let (ok, out, err) = k.run(args);
+    assert!(
+        ok && err.is_empty(),
+        "kubectl 1.{} {args:?}:\nstdout: {out}\nstderr: {err}",
+        k.minor
+    );
+    out
+}
+
 fn exercise(k: &Kubectl, dir: &Path) {
     let tag = format!("oa{}", k.minor);
 
@@ -141,7 +153,7 @@ fn exercise(k: &Kubectl, dir: &Path) {
     let cm = format!("cm-{tag}");
     let f = write(dir, &format!("{cm}.yaml"), &configmap(&cm, "one"));
     assert_eq!(
-        k.ok(&["create", "-f", &f]).trim(),
+        quiet(k, &["create", "-f", &f]).trim(),
         format!("configmap/{cm} created")
     );
     let dep = format!("create-{tag}");
@@ -151,7 +163,7 @@ fn exercise(k: &Kubectl, dir: &Path) {
         &deployment(&dep, &[("app", "nginx:1.25")]),
     );
     assert_eq!(
-        k.ok(&["create", "-f", &f]).trim(),
+        quiet(k, &["create", "-f", &f]).trim(),
         format!("deployment.apps/{dep} created")
     );
     // Validation is real: an unknown field is refused.
@@ -172,12 +184,12 @@ fn exercise(k: &Kubectl, dir: &Path) {
     let acm = format!("apply-cm-{tag}");
     let f = write(dir, &format!("{acm}.yaml"), &configmap(&acm, "one"));
     assert_eq!(
-        k.ok(&["apply", "-f", &f]).trim(),
+        quiet(k, &["apply", "-f", &f]).trim(),
         format!("configmap/{acm} created")
     );
     write(dir, &format!("{acm}.yaml"), &configmap(&acm, "two"));
     assert_eq!(
-        k.ok(&["apply", "-f", &f]).trim(),
+        quiet(k, &["apply", "-f", &f]).trim(),
         format!("configmap/{acm} configured")
     );
     assert_eq!(k.ok(&["get", "cm", &acm, "-o", "jsonpath={.data.a}"]), "two");
@@ -189,7 +201,7 @@ fn exercise(k: &Kubectl, dir: &Path) {
         &deployment(&web, &[("app", "nginx:1.25")]),
     );
     assert_eq!(
-        k.ok(&["apply", "-f", &f]).trim(),
+        quiet(k, &["apply", "-f", &f]).trim(),
         format!("deployment.apps/{web} created")
     );
     write(
@@ -205,7 +217,7 @@ fn exercise(k: &Kubectl, dir: &Path) {
         k.minor
     );
     assert_eq!(
-        k.ok(&["apply", "-f", &f]).trim(),
+        quiet(k, &["apply", "-f", &f]).trim(),
         format!("deployment.apps/{web} configured")
     );
     let jsonpath = "jsonpath={range .spec.template.spec.containers[*]}{.name}={.image},{.env[0].value};{end}";
@@ -220,7 +232,7 @@ fn exercise(k: &Kubectl, dir: &Path) {
         &deployment(&web, &[("app", "nginx:1.27")]),
     );
     assert_eq!(
-        k.ok(&["apply", "-f", &f]).trim(),
+        quiet(k, &["apply", "-f", &f]).trim(),
         format!("deployment.apps/{web} configured")
     );
     assert_eq!(
@@ -260,7 +272,7 @@ fn exercise(k: &Kubectl, dir: &Path) {
     assert_eq!(k.ok(&["get", "cm", &acm, "-o", "jsonpath={.data.a}"]), "three");
 
     // explain reads descriptions, types and fields from the documents.
-    let out = k.ok(&["explain", "deployment.spec.template.spec.containers"]);
+    let out = quiet(k, &["explain", "deployment.spec.template.spec.containers"]);
     for want in [
         "KIND:",
         "Deployment",
@@ -274,7 +286,7 @@ fn exercise(k: &Kubectl, dir: &Path) {
         assert!(out.contains(want), "explain 1.{} lacks {want:?}:\n{out}", k.minor);
     }
     assert!(out.contains("List of containers belonging to the pod"), "{out}");
-    let out = k.ok(&["explain", "pods"]);
+    let out = quiet(k, &["explain", "pods"]);
     for want in [
         "KIND:",
         "Pod",
@@ -292,7 +304,7 @@ fn exercise(k: &Kubectl, dir: &Path) {
         assert!(out.contains(want), "explain 1.{} lacks {want:?}:\n{out}", k.minor);
     }
     assert!(out.contains("Pod is a collection of containers"), "{out}");
-    let out = k.ok(&["explain", "configmap.data"]);
+    let out = quiet(k, &["explain", "configmap.data"]);
     assert!(out.contains("<map[string]string>"), "{out}");
 }
 
