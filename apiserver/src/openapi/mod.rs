@@ -77,7 +77,8 @@ impl Documents {
         let rows = table.all();
         let defs = v2::definitions(&rows);
         let paths = v2::all_paths(&rows, &defs);
-        let v2_doc = v2::document(&rows, &defs, &paths);
+        let graph = v2::RefGraph::new(&defs.defs);
+        let v2_doc = v2::document(&rows, &defs, &graph, &paths);
         let v2_protobuf = Encoded::new(gnostic::document(&v2_doc).encode_to_vec());
         let v2_json = Encoded::new(serde_json::to_vec(&v2_doc).unwrap_or_default());
         let mut gvs: Vec<String> = rows
@@ -92,10 +93,15 @@ impl Documents {
             .collect();
         gvs.sort();
         gvs.dedup();
+        let v3_schemas: Map<String, serde_json::Value> = defs
+            .defs
+            .iter()
+            .map(|(n, s)| (n.clone(), v3::schema(s)))
+            .collect();
         let mut v3 = BTreeMap::new();
         let mut index = Map::new();
         for gv in gvs {
-            let doc = v3::document(&gv, &rows, &defs, &paths);
+            let doc = v3::document(&gv, &rows, &defs, &graph, &v3_schemas, &paths);
             let encoded = Encoded::new(serde_json::to_vec(&doc).unwrap_or_default());
             index.insert(
                 gv.clone(),

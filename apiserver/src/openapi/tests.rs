@@ -392,3 +392,55 @@ fn accept_negotiation() {
     );
     assert_eq!(negotiate(&accept("text/html"), &offers), None);
 }
+
+/// CPU time of this thread (wall time is meaningless on a loaded machine).
+fn cpu() -> std::time::Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = stat
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    std::time::Duration::from_nanos(ns)
+}
+
+/// Prints how much CPU building takes and how big the documents are:
+/// `cargo test -p apiserver --lib openapi::tests::build_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, not a check"]
+fn build_cost() {
+    let table = table();
+    let t = cpu();
+    schema::builtin();
+    let generated = cpu() - t;
+    let t = cpu();
+    let docs = Documents::build(&table);
+    let built = cpu() - t;
+    let t = cpu();
+    let rows = table.all();
+    let defs = v2::definitions(&rows);
+    let paths = v2::all_paths(&rows, &defs);
+    let graph = v2::RefGraph::new(&defs.defs);
+    let v2_doc = v2::document(&rows, &defs, &graph, &paths);
+    let assembled = cpu() - t;
+    let t = cpu();
+    let pb = gnostic::document(&v2_doc).encode_to_vec();
+    let protobuf = cpu() - t;
+    let t = cpu();
+    let json = serde_json::to_vec(&v2_doc).unwrap();
+    let serialized = cpu() - t;
+    let t = cpu();
+    let _ = Encoded::new(json);
+    let hashed = cpu() - t;
+    eprintln!(
+        "CPU: schemars generation (once per process) {generated:?}; all documents {built:?} \
+         (v2 assembly {assembled:?}, protobuf {protobuf:?}, v2 JSON encoding {serialized:?}, v2 JSON hash {hashed:?}); \
+         v2 JSON {} B, v2 protobuf {} B, {} v3 documents {} B (largest {} B), index {} B",
+        docs.v2_json.body.len(),
+        pb.len(),
+        docs.v3.len(),
+        docs.v3.values().map(|e| e.body.len()).sum::<usize>(),
+        docs.v3.values().map(|e| e.body.len()).max().unwrap_or(0),
+        docs.v3_index.body.len(),
+    );
+}

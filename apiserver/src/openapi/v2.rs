@@ -1,7 +1,7 @@
 //! The Swagger 2.0 document (`/openapi/v2`): every served row's paths and the definitions they
 //! reach.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -39,30 +39,50 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// The definitions reachable from `roots` and from the refs in `values`, in name order.
-pub fn closure<'a>(
-    defs: &Map<String, Value>,
-    roots: impl IntoIterator<Item = String>,
-    values: impl IntoIterator<Item = &'a Value>,
-) -> Map<String, Value> {
-    let mut queue: VecDeque<String> = roots.into_iter().collect();
-    let mut refs = Vec::new();
-    values.into_iter().for_each(|v| collect_refs(v, &mut refs));
-    queue.extend(refs);
-    let mut seen = BTreeSet::new();
-    while let Some(name) = queue.pop_front() {
-        if !seen.insert(name.clone()) {
-            continue;
-        }
-        if let Some(def) = defs.get(&name) {
-            let mut refs = Vec::new();
-            collect_refs(def, &mut refs);
-            queue.extend(refs);
-        }
+/// Which definitions each definition refers to directly.
+#[derive(Debug, Default)]
+pub struct RefGraph {
+    edges: HashMap<String, Vec<String>>,
+}
+
+impl RefGraph {
+    /// The graph of `defs`.
+    pub fn new(defs: &Map<String, Value>) -> Self {
+        let edges = defs
+            .iter()
+            .map(|(name, def)| {
+                let mut refs = Vec::new();
+                collect_refs(def, &mut refs);
+                refs.sort();
+                refs.dedup();
+                (name.clone(), refs)
+            })
+            .collect();
+        RefGraph { edges }
     }
-    seen.into_iter()
-        .filter_map(|n| defs.get(&n).map(|d| (n, d.clone())))
-        .collect()
+
+    /// The definitions reachable from `roots` and from the refs in `values`, in name order.
+    pub fn closure<'a>(
+        &self,
+        roots: impl IntoIterator<Item = String>,
+        values: impl IntoIterator<Item = &'a Value>,
+    ) -> BTreeSet<String> {
+        let mut queue: VecDeque<String> = roots.into_iter().collect();
+        let mut refs = Vec::new();
+        values.into_iter().for_each(|v| collect_refs(v, &mut refs));
+        queue.extend(refs);
+        let mut seen = BTreeSet::new();
+        while let Some(name) = queue.pop_front() {
+            if seen.contains(&name) {
+                continue;
+            }
+            if let Some(next) = self.edges.get(&name) {
+                queue.extend(next.iter().filter(|n| !seen.contains(*n)).cloned());
+                seen.insert(name);
+            }
+        }
+        seen
+    }
 }
 
 /// The paths of the rows (sorted by path), each with the group/version it belongs to.
@@ -104,6 +124,7 @@ pub fn row_kinds<'a>(
 pub fn document(
     rows: &[Arc<ResourceDescriptor>],
     defs: &Definitions,
+    graph: &RefGraph,
     paths: &[(String, String, Value)],
 ) -> Value {
     let mut roots = row_kinds(rows, defs);
@@ -112,7 +133,11 @@ pub fn document(
     for (_, p, item) in paths {
         path_map.insert(p.clone(), item.clone());
     }
-    let definitions = closure(&defs.defs, roots, path_map.values());
+    let definitions: Map<String, Value> = graph
+        .closure(roots, path_map.values())
+        .into_iter()
+        .filter_map(|n| defs.defs.get(&n).map(|d| (n, d.clone())))
+        .collect();
     json!({
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": crate::discovery::version()["gitVersion"].clone()},

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::schema::{Definitions, V2_REF_PREFIX};
-use super::v2::{closure, row_kinds};
+use super::v2::{RefGraph, row_kinds};
 use crate::descriptor::ResourceDescriptor;
 
 /// Where schemas live in an OpenAPI 3 document.
@@ -146,10 +146,14 @@ fn path_item(item: &Value) -> Value {
 }
 
 /// The OpenAPI 3 document of one group/version (`gv` is `api/v1` or `apis/<g>/<v>`).
+/// `schemas` are the definitions already converted with [`schema`]; `graph` is their reference
+/// graph.
 pub fn document(
     gv: &str,
     rows: &[Arc<ResourceDescriptor>],
     defs: &Definitions,
+    graph: &RefGraph,
+    schemas: &Map<String, Value>,
     paths: &[(String, String, Value)],
 ) -> Value {
     let gv_rows = rows.iter().filter(|r| {
@@ -165,9 +169,10 @@ pub fn document(
     for (_, p, item) in paths.iter().filter(|(g, _, _)| g == gv) {
         v2_paths.insert(p.clone(), item.clone());
     }
-    let schemas: Map<String, Value> = closure(&defs.defs, roots, v2_paths.values())
-        .iter()
-        .map(|(n, s)| (n.clone(), schema(s)))
+    let schemas: Map<String, Value> = graph
+        .closure(roots, v2_paths.values())
+        .into_iter()
+        .filter_map(|n| schemas.get(&n).map(|s| (n, s.clone())))
         .collect();
     let v3_paths: Map<String, Value> = v2_paths.iter().map(|(p, i)| (p.clone(), path_item(i))).collect();
     json!({
