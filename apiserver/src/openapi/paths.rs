@@ -122,12 +122,34 @@ fn delete_params() -> Vec<Value> {
 
 /// The parts of an operation id: `Core`/`Apps`/`RbacAuthorization`, then the version.
 fn id_prefix(group: &str, version: &str) -> String {
+    let mut out = group_camel(group);
+    let mut v = version.chars();
+    if let Some(f) = v.next() {
+        out.push(f.to_ascii_uppercase());
+        out.push_str(v.as_str());
+    }
+    out
+}
+
+/// The operations' tag: `core_v1`, `apps_v1`, `rbacAuthorization_v1`.
+fn tag(group: &str, version: &str) -> String {
+    let camel = group_camel(group);
+    let mut c = camel.chars();
+    let first = c
+        .next()
+        .map(|f| f.to_ascii_lowercase().to_string())
+        .unwrap_or_default();
+    format!("{first}{}_{version}", c.as_str())
+}
+
+/// `Core`, `Apps`, `RbacAuthorization` (`.k8s.io` dropped, dotted parts capitalised).
+fn group_camel(group: &str) -> String {
     let group = if group.is_empty() {
         "core"
     } else {
         group.strip_suffix(".k8s.io").unwrap_or(group)
     };
-    let mut out: String = group
+    group
         .split(['.', '-'])
         .map(|p| {
             let mut c = p.chars();
@@ -135,13 +157,7 @@ fn id_prefix(group: &str, version: &str) -> String {
                 .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
                 .unwrap_or_default()
         })
-        .collect();
-    let mut v = version.chars();
-    if let Some(f) = v.next() {
-        out.push(f.to_ascii_uppercase());
-        out.push_str(v.as_str());
-    }
-    out
+        .collect()
 }
 
 struct Op<'a> {
@@ -194,8 +210,7 @@ pub fn resource_paths(row: &ResourceDescriptor, defs: &Definitions) -> Vec<(Stri
     } else {
         format!("/apis/{}/{}", row.group, row.version)
     };
-    let tag = id_prefix(&row.group, &row.version);
-    let tag = tag[..1].to_ascii_lowercase() + &tag[1..];
+    let tag = tag(&row.group, &row.version);
     let (scope, base) = if row.namespaced {
         (
             "Namespaced",
