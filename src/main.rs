@@ -1,9 +1,11 @@
 //! `keelson`: the all-in-one binary.
 //!
+//! - `keelson server`: the store and the Kubernetes API server in one process.
 //! - `keelson store`: a store member (raft + rocksdb, or in memory) serving the etcd v3 API.
 //! - `keelson kv`: an etcdctl-like client for that API.
 
 mod kvctl;
+mod server;
 mod store;
 mod urls;
 
@@ -19,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run Keelson: the store and the Kubernetes API server (TLS, admin kubeconfig).
+    Server(server::ServerArgs),
     /// Run a store member serving the etcd v3 API (etcd's flag names).
     Store(store::StoreArgs),
     /// Talk to a store over the etcd v3 API (like etcdctl).
@@ -37,6 +41,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Server(args) => server::run(args).await,
             Command::Store(args) => store::run(args).await,
             Command::Kv(args) => kvctl::run(args).await,
         }
@@ -54,7 +59,7 @@ fn main() -> std::process::ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("warn,keelson=info,storage=info,storage_raft=info,storage_etcd=info")
+        EnvFilter::new("warn,keelson=info,apiserver=info,storage=info,storage_raft=info,storage_etcd=info")
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

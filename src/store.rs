@@ -155,28 +155,28 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
 
 /// A running raft member (nothing, in builds without the `raft` feature).
 #[cfg(feature = "raft")]
-type Raft = Arc<storage_raft::RaftStorage>;
+pub(crate) type Raft = Arc<storage_raft::RaftStorage>;
 /// A running raft member (nothing, in builds without the `raft` feature).
 #[cfg(not(feature = "raft"))]
-type Raft = std::convert::Infallible;
+pub(crate) type Raft = std::convert::Infallible;
 
 #[cfg(feature = "raft")]
-fn store_of(raft: &Raft) -> Arc<dyn Storage> {
+pub(crate) fn store_of(raft: &Raft) -> Arc<dyn Storage> {
     raft.clone()
 }
 
 #[cfg(not(feature = "raft"))]
-fn store_of(raft: &Raft) -> Arc<dyn Storage> {
+pub(crate) fn store_of(raft: &Raft) -> Arc<dyn Storage> {
     match *raft {}
 }
 
 #[cfg(feature = "raft")]
-async fn stop_raft(raft: Raft) {
+pub(crate) async fn stop_raft(raft: Raft) {
     raft.shutdown().await;
 }
 
 #[cfg(not(feature = "raft"))]
-async fn stop_raft(raft: Raft) {
+pub(crate) async fn stop_raft(raft: Raft) {
     match raft {}
 }
 
@@ -265,7 +265,7 @@ async fn client_tls(
     Ok(Arc::new(config))
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,

@@ -1,9 +1,10 @@
-//! Content negotiation and body codecs: request bodies in JSON or YAML, responses in JSON, YAML,
-//! `meta.k8s.io` Tables or `PartialObjectMetadata`.
+//! Content negotiation and body codecs: request bodies in JSON, YAML or Kubernetes protobuf,
+//! responses in JSON, YAML, protobuf, `meta.k8s.io` Tables or `PartialObjectMetadata`.
 
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::protobuf::{self, ProtobufError};
 
 /// Largest request body accepted (upstream's 3 MiB limit for JSON/YAML bodies).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -70,11 +71,17 @@ pub enum Output {
     Table,
     /// `PartialObjectMetadata` / `PartialObjectMetadataList` (kube-rs metadata APIs).
     Metadata,
+    /// The object(s) as Kubernetes protobuf; `or_json` when the client also accepts JSON, which
+    /// answers kinds without a protobuf message (custom resources).
+    Protobuf {
+        /// JSON is acceptable too.
+        or_json: bool,
+    },
 }
 
 impl Output {
-    /// Chooses the output for an `Accept` header: the first acceptable entry wins. Protobuf
-    /// entries are skipped (we answer JSON, which clients accept by Content-Type).
+    /// Chooses the output for an `Accept` header: the first acceptable entry wins. Tables and
+    /// partial metadata are served as JSON only (upstream serves Tables as JSON/YAML only).
     pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
         let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
             return Ok(Output::Json);
@@ -103,19 +110,17 @@ impl Output {
                 {
                     return Ok(Output::Yaml);
                 }
+                None if m.essence == protobuf::MEDIA_TYPE => {
+                    let or_json = list.iter().any(|m| m.param("as").is_none() && m.is_json_like());
+                    return Ok(Output::Protobuf { or_json });
+                }
                 None => {}
             }
-        }
-        if list
-            .iter()
-            .any(|m| m.essence == "application/vnd.kubernetes.protobuf")
-        {
-            // Protobuf-only clients accept JSON answers (they decode by Content-Type).
-            return Ok(Output::Json);
         }
         Err(ApiError::not_acceptable(&[
             "application/json",
             "application/yaml",
+            protobuf::MEDIA_TYPE,
         ]))
     }
 }
@@ -127,6 +132,8 @@ pub enum BodyFormat {
     Json,
     /// YAML.
     Yaml,
+    /// Kubernetes protobuf (`k8s\0` + `runtime.Unknown` envelope), built-in kinds only.
+    Protobuf,
 }
 
 impl BodyFormat {
@@ -138,6 +145,7 @@ impl BodyFormat {
         match MediaType::parse(ct).essence.as_str() {
             "application/json" | "*/*" => Ok(BodyFormat::Json),
             "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(BodyFormat::Yaml),
+            protobuf::MEDIA_TYPE => Ok(BodyFormat::Protobuf),
             _ => Err(ApiError::unsupported_media_type(ct)),
         }
     }
@@ -158,17 +166,101 @@ pub fn decode(format: BodyFormat, body: &[u8]) -> Result<Value, ApiError> {
                 .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?;
             Ok(v)
         }
+        BodyFormat::Protobuf => protobuf::decode(body).map_err(protobuf_error),
     }
 }
 
-/// Encodes a response value.
-pub fn encode(output: Output, value: &Value) -> (&'static str, Vec<u8>) {
+/// The Status for a protobuf body that cannot be decoded: 415 for a kind without a protobuf
+/// message (as upstream answers for custom resources), 400 for malformed bytes.
+pub fn protobuf_error(e: ProtobufError) -> ApiError {
+    match e {
+        ProtobufError::UnknownKind { .. } => ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format: {e}; send application/json"),
+        ),
+        e => ApiError::bad_request(format!("unable to decode protobuf body: {e}")),
+    }
+}
+
+/// Encodes a response value: its Content-Type and bytes. A protobuf answer for a kind without a
+/// protobuf message falls back to JSON when the client accepts it, else it is a 406.
+pub fn encode(output: Output, value: &Value) -> Result<(&'static str, Vec<u8>), ApiError> {
     match output {
-        Output::Yaml => (
+        Output::Yaml => Ok((
             "application/yaml",
             serde_yaml_ng::to_string(value).unwrap_or_default().into_bytes(),
-        ),
-        _ => ("application/json", serde_json::to_vec(value).unwrap_or_default()),
+        )),
+        Output::Protobuf { or_json } => match protobuf::encode(value) {
+            Ok(bytes) => Ok((protobuf::MEDIA_TYPE, bytes)),
+            Err(e) if or_json => {
+                tracing::debug!(error = %e, "answering JSON instead of protobuf");
+                Ok(("application/json", serde_json::to_vec(value).unwrap_or_default()))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no protobuf encoding");
+                Err(ApiError::not_acceptable(&[
+                    "application/json",
+                    "application/yaml",
+                ]))
+            }
+        },
+        _ => Ok(("application/json", serde_json::to_vec(value).unwrap_or_default())),
+    }
+}
+
+/// How a watch stream's events are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchFormat {
+    /// One JSON document per line.
+    Json,
+    /// Length-prefixed protobuf `WatchEvent` frames.
+    Protobuf,
+}
+
+impl WatchFormat {
+    /// The stream format for a negotiated output and the watched kind: protobuf when asked for and
+    /// the kind has a message, else JSON when acceptable, else a 406.
+    pub fn for_output(output: Output, api_version: &str, kind: &str) -> Result<WatchFormat, ApiError> {
+        match output {
+            Output::Protobuf { or_json } => {
+                let sample = serde_json::json!({"apiVersion": api_version, "kind": kind});
+                if protobuf::supports(&sample) {
+                    Ok(WatchFormat::Protobuf)
+                } else if or_json {
+                    Ok(WatchFormat::Json)
+                } else {
+                    Err(ApiError::not_acceptable(&["application/json"]))
+                }
+            }
+            _ => Ok(WatchFormat::Json),
+        }
+    }
+
+    /// The response Content-Type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            WatchFormat::Json => "application/json",
+            WatchFormat::Protobuf => protobuf::WATCH_MEDIA_TYPE,
+        }
+    }
+
+    /// One event (`{"type": ..., "object": ...}`) on the wire.
+    pub fn frame(self, event: &Value) -> Vec<u8> {
+        if self == WatchFormat::Protobuf {
+            let kind = event["type"].as_str().unwrap_or("");
+            match protobuf::encode_watch_event(kind, &event["object"]) {
+                Ok(frame) => return frame,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch event has no protobuf encoding");
+                    let status = ApiError::internal(format!("encoding watch event: {e}")).to_json();
+                    return protobuf::encode_watch_event("ERROR", &status).unwrap_or_default();
+                }
+            }
+        }
+        let mut line = serde_json::to_vec(event).unwrap_or_default();
+        line.push(b'\n');
+        line
     }
 }
 
@@ -188,6 +280,17 @@ mod tests {
         assert_eq!(Output::negotiate(Some("application/yaml")).unwrap(), Output::Yaml);
         assert_eq!(
             Output::negotiate(Some("application/vnd.kubernetes.protobuf,application/json")).unwrap(),
+            Output::Protobuf { or_json: true }
+        );
+        assert_eq!(
+            Output::negotiate(Some("application/vnd.kubernetes.protobuf")).unwrap(),
+            Output::Protobuf { or_json: false }
+        );
+        // Tables are JSON/YAML only: a protobuf-only Table request is a 406.
+        let proto_table = "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io";
+        assert_eq!(Output::negotiate(Some(proto_table)).unwrap_err().code(), 406);
+        assert_eq!(
+            Output::negotiate(Some(&format!("{proto_table},application/json"))).unwrap(),
             Output::Json
         );
         assert_eq!(
@@ -215,10 +318,39 @@ mod tests {
         assert_eq!(decode(BodyFormat::Yaml, b"a: [").unwrap_err().code(), 400);
         assert_eq!(BodyFormat::from_content_type(None).unwrap(), BodyFormat::Json);
         assert_eq!(
-            BodyFormat::from_content_type(Some("application/vnd.kubernetes.protobuf"))
+            BodyFormat::from_content_type(Some("application/vnd.kubernetes.protobuf")).unwrap(),
+            BodyFormat::Protobuf
+        );
+        assert_eq!(
+            BodyFormat::from_content_type(Some("application/x-protobuf"))
                 .unwrap_err()
                 .code(),
             415
         );
+    }
+
+    #[test]
+    fn protobuf_bodies_and_answers() {
+        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
+        let (ct, bytes) = encode(Output::Protobuf { or_json: false }, &cm).unwrap();
+        assert_eq!(ct, "application/vnd.kubernetes.protobuf");
+        assert_eq!(decode(BodyFormat::Protobuf, &bytes).unwrap(), cm);
+        assert_eq!(decode(BodyFormat::Protobuf, b"{}").unwrap_err().code(), 400);
+        let cr = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget"});
+        assert_eq!(
+            encode(Output::Protobuf { or_json: true }, &cr).unwrap().0,
+            "application/json"
+        );
+        assert_eq!(
+            encode(Output::Protobuf { or_json: false }, &cr)
+                .unwrap_err()
+                .code(),
+            406
+        );
+        let mut widget = protobuf::encode(&cm).unwrap();
+        // Same envelope, but an unknown kind: 415.
+        let pos = widget.windows(9).position(|w| w == b"ConfigMap").unwrap();
+        widget.splice(pos..pos + 9, b"WidgetXYZ".iter().copied());
+        assert_eq!(decode(BodyFormat::Protobuf, &widget).unwrap_err().code(), 415);
     }
 }

@@ -244,7 +244,46 @@ impl Call {
         Ok(WriteOptions {
             dry_run: self.query.dry_run()?,
             field_validation: self.query.field_validation()?,
+            field_manager: self.field_manager()?,
+            force: self.query.flag("force")?,
         })
+    }
+
+    /// `fieldManager`, or the user agent's product name (the part before `/`), as upstream.
+    fn field_manager(&self) -> ApiResult<String> {
+        let manager = match self.query.non_empty("fieldManager") {
+            Some(m) => m.to_string(),
+            None => {
+                let agent = self
+                    .headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let product = agent.split('/').next().unwrap_or("");
+                product.chars().take(128).collect()
+            }
+        };
+        if manager.len() > 128 {
+            return Err(ApiError::invalid(
+                &format!("{}Options.meta.k8s.io", self.verb_options_kind()),
+                "meta.k8s.io",
+                "",
+                &[crate::error::FieldError {
+                    reason: "FieldValueTooLong",
+                    field: "fieldManager".into(),
+                    message: "Too long: may not be more than 128 bytes".into(),
+                }],
+            ));
+        }
+        Ok(manager)
+    }
+
+    fn verb_options_kind(&self) -> &'static str {
+        match self.verb {
+            Verb::Create => "Create",
+            Verb::Update => "Update",
+            _ => "Patch",
+        }
     }
 
     fn body_value(&self) -> ApiResult<Value> {
@@ -280,7 +319,10 @@ impl Call {
     fn delete_options(&self) -> ApiResult<DeleteOptions> {
         let mut opts = DeleteOptions::default();
         if !self.body.is_empty() {
-            let body = codec::decode(BodyFormat::Json, &self.body)?;
+            let body = codec::decode(
+                BodyFormat::from_content_type(content_type(&self.headers))?,
+                &self.body,
+            )?;
             opts.grace_period_seconds = body.get("gracePeriodSeconds").and_then(Value::as_i64);
             opts.propagation_policy = body
                 .get("propagationPolicy")
@@ -351,6 +393,27 @@ impl Call {
         Ok((kind, patch::decode(kind, &self.body)?))
     }
 
+    /// Duplicate fields of an apply body per `fieldValidation`: an error when `Strict`,
+    /// warnings when `Warn`.
+    fn duplicate_field_warnings(&self, kind: PatchType) -> ApiResult<Vec<String>> {
+        use crate::query::FieldValidation;
+        let validation = self.query.field_validation()?;
+        if validation == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let found: Vec<String> = patch::duplicate_fields(kind, &self.body)
+            .into_iter()
+            .map(|f| format!("duplicate field \"{f}\""))
+            .collect();
+        match validation {
+            FieldValidation::Strict if !found.is_empty() => Err(ApiError::bad_request(format!(
+                "error strict decoding YAML: {}",
+                found.join(", ")
+            ))),
+            _ => Ok(found),
+        }
+    }
+
     /// The answer for an object or list in the negotiated shape.
     fn render(&self, reply: Reply, output: Output) -> Response {
         let is_status = reply.body.get("kind").and_then(Value::as_str) == Some("Status");
@@ -366,7 +429,10 @@ impl Call {
             Output::Metadata if !is_status => table::partial_metadata(&reply.body),
             _ => reply.body,
         };
-        let (ct, bytes) = codec::encode(output, &value);
+        let (ct, bytes) = match codec::encode(output, &value) {
+            Ok(encoded) => encoded,
+            Err(e) => return e.into_response(),
+        };
         let mut resp = Response::new(Body::from(bytes));
         *resp.status_mut() = StatusCode::from_u16(reply.code).unwrap_or(StatusCode::OK);
         resp.headers_mut()
@@ -386,7 +452,7 @@ impl Call {
             Verb::Get | Verb::List | Verb::Watch => Output::negotiate(accept(&self.headers))?,
             // Writes answer the object; Table is only for reads.
             _ => match Output::negotiate(accept(&self.headers)) {
-                Ok(Output::Yaml) => Output::Yaml,
+                Ok(o @ (Output::Yaml | Output::Protobuf { .. })) => o,
                 _ => Output::Json,
             },
         };
@@ -416,8 +482,12 @@ impl Call {
             }
             Verb::Patch => {
                 let (kind, p) = self.patch_input()?;
-                reg.patch(desc, ns, name, kind, &p, &self.write_options()?, None)
-                    .await?
+                let duplicates = self.duplicate_field_warnings(kind)?;
+                let mut reply = reg
+                    .patch(desc, ns, name, kind, &p, &self.write_options()?, None)
+                    .await?;
+                reply.warnings.extend(duplicates);
+                reply
             }
             Verb::Delete => reg.delete(desc, ns, name, &self.delete_options()?).await?,
             Verb::DeleteCollection => Reply::ok(
@@ -444,7 +514,7 @@ impl Call {
             ));
         }
         let output = match Output::negotiate(accept(&self.headers)) {
-            Ok(Output::Yaml) => Output::Yaml,
+            Ok(o @ (Output::Yaml | Output::Protobuf { .. })) => o,
             _ => Output::Json,
         };
         let reg = &self.api.registry;
@@ -464,8 +534,12 @@ impl Call {
             }
             (SubresourceKind::Status, Verb::Patch) => {
                 let (kind, p) = self.patch_input()?;
-                reg.patch(desc, ns, name, kind, &p, &self.write_options()?, Some(sub.kind))
-                    .await?
+                let duplicates = self.duplicate_field_warnings(kind)?;
+                let mut reply = reg
+                    .patch(desc, ns, name, kind, &p, &self.write_options()?, Some(sub.kind))
+                    .await?;
+                reply.warnings.extend(duplicates);
+                reply
             }
             (SubresourceKind::Scale, Verb::Get) => Reply::ok(reg.get_scale(desc, ns, name).await?),
             (SubresourceKind::Scale, Verb::Update) => {
@@ -534,6 +608,7 @@ impl Call {
             timeout: self.query.timeout()?,
             send_initial_events,
         };
+        let format = codec::WatchFormat::for_output(output, &self.desc.api_version(), &self.desc.kind)?;
         let stream = self.api.registry.watch(self.desc.clone(), &self.ns, opts).await?;
         let desc = self.desc.clone();
         let include = IncludeObject::parse(self.query.get("includeObject"));
@@ -547,13 +622,13 @@ impl Call {
                     _ => obj,
                 };
             }
-            let mut line = serde_json::to_vec(&ev).unwrap_or_default();
-            line.push(b'\n');
-            Ok::<_, Infallible>(Bytes::from(line))
+            Ok::<_, Infallible>(Bytes::from(format.frame(&ev)))
         });
         let mut resp = Response::new(Body::from_stream(lines));
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
         resp.headers_mut().insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache, private"),

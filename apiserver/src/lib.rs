@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod apply;
 pub mod builtin;
 pub mod codec;
 pub mod descriptor;
@@ -25,6 +26,7 @@ pub mod handler;
 pub mod objstore;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod query;
 pub mod registry;
 pub mod request_info;
@@ -145,7 +147,15 @@ impl ApiServer {
                 serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             match self
                 .registry
-                .create(&ns, "", body, &WriteOptions::default())
+                .create(
+                    &ns,
+                    "",
+                    body,
+                    &WriteOptions {
+                        field_manager: "kube-apiserver".into(),
+                        ..WriteOptions::default()
+                    },
+                )
                 .await
             {
                 Ok(_) => tracing::info!(namespace = name, "created system namespace"),

@@ -1,5 +1,7 @@
 //! PATCH bodies: JSON patch (RFC 6902), merge patch (RFC 7386), strategic merge patch
-//! ([`smp`]) and apply patches (server-side apply, approximated as a strategic merge for now).
+//! ([`smp`]) and apply patches (server-side apply: [`crate::apply`]; [`apply`] here only
+//! serves views without field management, such as the scale subresource, with a strategic
+//! merge).
 
 pub mod smp;
 
@@ -54,6 +56,110 @@ pub fn decode(kind: PatchType, body: &[u8]) -> Result<Value, ApiError> {
         (PatchType::Json, _) => Err(ApiError::bad_request("json patch must be a list of operations")),
         (_, Value::Object(_)) => Ok(v),
         _ => Err(ApiError::bad_request("patch body must be a JSON object")),
+    }
+}
+
+/// The fields an apply patch body sets twice (`data.a`, `spec.containers[0].name`), for
+/// `fieldValidation` (upstream strict-decodes apply bodies). Bodies that do not decode have
+/// none (their decoding error is reported elsewhere).
+pub fn duplicate_fields(kind: PatchType, body: &[u8]) -> Vec<String> {
+    if kind != PatchType::Apply {
+        return Vec::new();
+    }
+    let found = std::cell::RefCell::new(Vec::new());
+    let seed = dup::Seed {
+        path: String::new(),
+        found: &found,
+    };
+    let decoded = match serde_yaml_ng::Deserializer::from_slice(body).next() {
+        Some(doc) => serde::de::DeserializeSeed::deserialize(seed, doc).is_ok(),
+        None => false,
+    };
+    if decoded { found.into_inner() } else { Vec::new() }
+}
+
+/// A deserializer seed that builds nothing but records keys seen twice in a map.
+mod dup {
+    use std::cell::RefCell;
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    pub(super) struct Seed<'a> {
+        pub(super) path: String,
+        pub(super) found: &'a RefCell<Vec<String>>,
+    }
+
+    impl Seed<'_> {
+        fn child(&self, path: String) -> Self {
+            Seed {
+                path,
+                found: self.found,
+            }
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Seed<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_none<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq
+                .next_element_seed(self.child(format!("{}[{i}]", self.path)))?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.path)
+                };
+                if !seen.insert(key) {
+                    self.found.borrow_mut().push(path.clone());
+                }
+                map.next_value_seed(self.child(path))?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -115,6 +221,16 @@ mod tests {
                 .code(),
             400
         );
+    }
+
+    #[test]
+    fn duplicate_fields_of_apply_bodies() {
+        let yaml = b"data:\n  a: x\n  a: y\nlist:\n- {n: 1, n: 2}\n";
+        assert_eq!(duplicate_fields(PatchType::Apply, yaml), ["data.a", "list[0].n"]);
+        let json = br#"{"data": {"a": "x", "b": "y"}, "data": {}}"#;
+        assert_eq!(duplicate_fields(PatchType::Apply, json), ["data"]);
+        assert!(duplicate_fields(PatchType::Apply, b"a: [").is_empty());
+        assert!(duplicate_fields(PatchType::Merge, json).is_empty());
     }
 
     #[test]

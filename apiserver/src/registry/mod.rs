@@ -19,7 +19,7 @@ use crate::objstore::{ObjectStore, Page, UpdateAction, Written, decode_continue,
 use crate::patch::{self, PatchType};
 use crate::query::{FieldValidation, RvMatch};
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::{strategy, typecheck};
+use crate::{apply, strategy, typecheck};
 
 /// Registry settings.
 #[derive(Clone, Debug)]
@@ -46,6 +46,10 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// `fieldValidation`.
     pub field_validation: FieldValidation,
+    /// The field manager recorded in `managedFields` (`fieldManager`, or the user agent).
+    pub field_manager: String,
+    /// `force` (apply patches): take fields other managers own.
+    pub force: bool,
 }
 
 impl Default for WriteOptions {
@@ -53,6 +57,19 @@ impl Default for WriteOptions {
         WriteOptions {
             dry_run: false,
             field_validation: FieldValidation::Warn,
+            field_manager: String::new(),
+            force: false,
+        }
+    }
+}
+
+impl WriteOptions {
+    /// The writer a managed-fields record names (`applied`: the configuration of an apply).
+    fn writer<'a>(&'a self, applied: Option<&'a Value>) -> apply::Writer<'a> {
+        apply::Writer {
+            manager: &self.field_manager,
+            force: self.force,
+            applied,
         }
     }
 }
@@ -401,6 +418,19 @@ impl Registry {
         body: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Reply> {
+        self.create_as(desc, ns, body, opts, &opts.writer(None)).await
+    }
+
+    /// Creates an object, recording the write for `writer` (an update, or an apply that
+    /// creates).
+    async fn create_as(
+        &self,
+        desc: &ResourceDescriptor,
+        ns: &str,
+        body: Value,
+        opts: &WriteOptions,
+        writer: &apply::Writer<'_>,
+    ) -> ApiResult<Reply> {
         let (mut obj, warnings) = self.admit_body(desc, ns, body, opts)?;
         let generate = meta_str(&obj, "generateName").to_string();
         let explicit = meta_str(&obj, "name").to_string();
@@ -429,6 +459,8 @@ impl Registry {
             meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
             meta.insert("generation".into(), json!(1));
         }
+        // Recorded before the type's create defaults, which belong to no manager (as upstream).
+        apply::track(desc, None, &mut obj, writer, None)?;
         strategy::prepare_for_create(desc, &mut obj);
         self.check_namespace(desc, ns, if explicit.is_empty() { &generate } else { &explicit })
             .await?;
@@ -497,6 +529,7 @@ impl Registry {
         old: &Value,
         mut new: Value,
         sub: Option<SubresourceKind>,
+        writer: &apply::Writer<'_>,
     ) -> ApiResult<UpdateAction> {
         let name = meta_str(old, "name").to_string();
         match sub {
@@ -588,6 +621,7 @@ impl Registry {
                 return Ok(UpdateAction::Delete);
             }
         }
+        apply::track(desc, Some(old), &mut new, writer, sub)?;
         Ok(UpdateAction::Put(new))
     }
 
@@ -638,7 +672,7 @@ impl Registry {
                 {
                     return Err(ApiError::optimistic_lock(&gr, name));
                 }
-                Self::prepare_update(desc, cur, obj.clone(), sub)
+                Self::prepare_update(desc, cur, obj.clone(), sub, &opts.writer(None))
             })
             .await?;
         Ok(self.written_reply(desc, w, warnings))
@@ -666,18 +700,29 @@ impl Registry {
         }
         let key = desc.key(ns, name);
         let gr = desc.group_resource();
-        if kind == PatchType::Apply && sub.is_none() && self.store.get(&key, 0).await?.is_none() {
-            let mut body = patch_body.clone();
-            if meta_str(&body, "name").is_empty() {
-                meta_mut(&mut body)?.insert("name".into(), Value::String(name.to_string()));
+        let mut applied = patch_body.clone();
+        let applied = match kind {
+            PatchType::Apply => {
+                apply::check_applied(desc, &mut applied, ns, name)?;
+                Some(&applied)
             }
-            return self.create(desc, ns, body, opts).await;
+            _ => None,
+        };
+        if let Some(config) = applied
+            && sub.is_none()
+            && self.store.get(&key, 0).await?.is_none()
+        {
+            let body = apply::merge_applied(desc, None, config, &opts.field_manager, sub)?;
+            return self.create_as(desc, ns, body, opts, &opts.writer(applied)).await;
         }
         let mut warnings = Vec::new();
         let w = self
             .write(&key, opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
-                let mut patched = patch::apply(kind, cur, patch_body)?;
+                let mut patched = match applied {
+                    Some(config) => apply::merge_applied(desc, Some(cur), config, &opts.field_manager, sub)?,
+                    None => patch::apply(kind, cur, patch_body)?,
+                };
                 if meta_str(&patched, "resourceVersion") != meta_str(cur, "resourceVersion")
                     && !meta_str(&patched, "resourceVersion").is_empty()
                 {
@@ -692,7 +737,7 @@ impl Registry {
                 check_kind(desc, &mut patched)?;
                 let (checked, warns) = typecheck::check(desc, patched, opts.field_validation)?;
                 warnings = warns;
-                Self::prepare_update(desc, cur, checked, sub)
+                Self::prepare_update(desc, cur, checked, sub, &opts.writer(applied))
             })
             .await?;
         Ok(self.written_reply(desc, w, warnings))

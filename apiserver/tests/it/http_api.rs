@@ -230,6 +230,13 @@ async fn bad_input_is_4xx_never_500() {
             CM.into(),
             vec![("content-type", "application/vnd.kubernetes.protobuf")],
             b"k8s\0".to_vec(),
+            400,
+        ),
+        (
+            Method::POST,
+            CM.into(),
+            vec![("content-type", "application/x-protobuf")],
+            b"k8s\0".to_vec(),
             415,
         ),
         (

@@ -5,11 +5,14 @@
 //! 1. evaluate every command against the visible state plus the batch's earlier commands
 //!    ([`storage::mvcc::Overlay`]), collecting one rocksdb `WriteBatch` that also carries the new
 //!    revision, compaction point and `last_applied`;
-//! 2. write that batch with `sync` (no lock held);
+//! 2. write that batch without waiting for an fsync (no lock held): the entries are already
+//!    durable in the raft log, and the log shares this database's write-ahead log, so the next
+//!    synced log append (or purge) makes the applied state durable too; after a crash the entries
+//!    after the recovered `last_applied` are simply applied again;
 //! 3. under the state's write lock, make the batch visible (in-memory index of the latest
 //!    versions, leases, revision), then publish each new revision's events to the watch hub.
 //!
-//! Readers therefore never see a revision that is not durable, and a read at a past revision can
+//! Readers therefore never see a revision whose log entry is not durable, and a read at a past revision can
 //! go to rocksdb without a lock: versions at or below the visible revision never change (physical
 //! compaction only removes versions no longer visible at or after the compaction point).
 
@@ -623,7 +626,7 @@ pub(crate) fn apply_entries(
     if let Some(m) = &membership {
         batch.put_cf(meta, KEY_MEMBERSHIP, enc(m)?);
     }
-    shared.db.write_sync(batch)?;
+    shared.db.write_nosync(batch)?;
 
     let mut published = Vec::new();
     {
