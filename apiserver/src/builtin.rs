@@ -216,6 +216,12 @@ fn facts(d: &mut ResourceDescriptor) {
             d.selectable_fields = strs(&["spec.clusterIP", "spec.type"]);
         }
         ("", "componentstatuses") => d.verbs = Verbs::READ_ONLY,
+        ("", "serviceaccounts") => d.subresources.push(sub(
+            "token",
+            SubresourceKind::Token,
+            ("authentication.k8s.io", "v1", "TokenRequest"),
+            &["create"],
+        )),
         ("", "events") => {
             d.selectable_fields = strs(&[
                 "involvedObject.kind",

@@ -67,6 +67,8 @@ pub enum SubresourceKind {
     Eviction,
     /// `namespaces/finalize`: updates `spec.finalizers`.
     Finalize,
+    /// `serviceaccounts/token`: issues a bound ServiceAccount token (TokenRequest).
+    Token,
 }
 
 /// One subresource of a resource, as discovery shows it.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use futures::StreamExt;
@@ -47,8 +47,9 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .route("/api/{version}/{*rest}", any(resource))
         .route("/apis/{group}/{version}/{*rest}", any(resource))
         .merge(crate::openapi::routes(api.table.clone()))
+        .merge(crate::auth::routes())
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(api.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(api.clone(), crate::auth::filter))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(api)
 }
@@ -56,30 +57,6 @@ pub fn router(api: Arc<ApiServer>) -> Router {
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("request handler panicked");
     ApiError::internal("the server panicked while handling the request").into_response()
-}
-
-/// Paths anyone may read (upstream's `system:public-info-viewer`).
-fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
-}
-
-/// Resolves the request's user: the TLS client certificate, or the admin identity when the
-/// server runs without authentication (tests, plain HTTP). Unauthenticated requests get 401.
-async fn authenticate(State(api): State<Arc<ApiServer>>, mut req: Request, next: Next) -> Response {
-    let user = match req.extensions().get::<Authenticated>() {
-        Some(Authenticated(Some(u))) => Some(u.clone()),
-        Some(Authenticated(None)) => None,
-        None if api.config.allow_unauthenticated => Some(crate::admin_user()),
-        None => None,
-    };
-    match user {
-        Some(u) => {
-            req.extensions_mut().insert(u);
-            next.run(req).await
-        }
-        None if is_public(req.uri().path()) => next.run(req).await,
-        None => ApiError::unauthorized().into_response(),
-    }
 }
 
 fn json_response(code: StatusCode, content_type: &str, value: &Value) -> Response {
@@ -458,6 +435,13 @@ impl Call {
         };
         let reg = &self.api.registry;
         let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
+        if let Some(kind) = desc.virtual_kind
+            && kind != crate::descriptor::VirtualKind::Binding
+        {
+            let body = self.body_value()?;
+            let reply = crate::auth::review::create(&self.api, desc, kind, ns, body, &self.user).await?;
+            return Ok(self.render(reply, output));
+        }
         if let Some(kind) = desc.virtual_kind {
             let body = self.body_value()?;
             let reply = reg
@@ -575,6 +559,12 @@ impl Call {
             (SubresourceKind::Eviction, Verb::Create) => {
                 reg.evict(desc, ns, name, &self.body_value()?).await?
             }
+            (SubresourceKind::Token, Verb::Create) => Reply {
+                code: 201,
+                body: crate::auth::serviceaccount::token_request(&self.api, ns, name, &self.body_value()?)
+                    .await?,
+                warnings: Vec::new(),
+            },
             _ => {
                 return Err(ApiError::method_not_supported(
                     &desc.group_resource(),

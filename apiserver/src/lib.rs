@@ -17,6 +17,7 @@
 //! ```
 
 pub mod apply;
+pub mod auth;
 pub mod builtin;
 pub mod codec;
 pub mod descriptor;
@@ -70,6 +71,8 @@ pub struct Config {
     pub allow_unauthenticated: bool,
     /// Registry settings (bookmark interval, watch timeout).
     pub registry: RegistryConfig,
+    /// Authentication settings (token file, anonymous access, ServiceAccount issuer and key).
+    pub auth: auth::AuthConfig,
 }
 
 impl Config {
@@ -83,6 +86,7 @@ impl Config {
             alpha_apis: false,
             allow_unauthenticated: false,
             registry: RegistryConfig::default(),
+            auth: auth::AuthConfig::default(),
         }
     }
 
@@ -99,6 +103,7 @@ pub fn admin_user() -> UserInfo {
     UserInfo {
         name: "admin".into(),
         groups: vec!["system:masters".into(), "system:authenticated".into()],
+        ..Default::default()
     }
 }
 
@@ -111,6 +116,8 @@ pub struct ApiServer {
     pub table: Arc<ResourceTable>,
     /// The generic registry.
     pub registry: Registry,
+    /// Authentication and RBAC state.
+    pub auth: auth::Auth,
 }
 
 impl ApiServer {
@@ -124,10 +131,12 @@ impl ApiServer {
             }
         }
         let registry = Registry::new(storage, table.clone(), config.registry.clone());
+        let auth = auth::Auth::new(&config);
         Arc::new(ApiServer {
             config,
             table,
             registry,
+            auth,
         })
     }
 
@@ -136,8 +145,11 @@ impl ApiServer {
         handler::router(self.clone())
     }
 
-    /// Creates the system namespaces that do not exist yet.
+    /// Creates the system namespaces that do not exist yet, reconciles the bootstrap RBAC policy
+    /// and starts the RBAC caches (returning once they hold the current state).
     pub async fn bootstrap(&self) -> ApiResult<()> {
+        auth::cache::start(&self.registry, &self.table, &self.auth.policy, &self.auth.synced);
+        auth::bootstrap::reconcile(self).await?;
         let ns = self
             .table
             .lookup("", "v1", "namespaces")
@@ -163,6 +175,7 @@ impl ApiServer {
                 Err(e) => return Err(e),
             }
         }
+        self.auth.synced.wait().await;
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::handler::Authenticated;
-use crate::tls::{Pki, TlsError, user_from_cert};
+use crate::tls::{Pki, TlsError, verified_user};
 use crate::{ApiError, ApiServer, Config};
 
 /// Failures starting the server.
@@ -32,6 +32,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// Loading the token file or the ServiceAccount signing key.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// Creating the system namespaces.
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] ApiError),
@@ -71,8 +74,9 @@ impl RunningServer {
     }
 }
 
-/// Starts the server: PKI under the data dir, system namespaces, the TLS listener, and
-/// `<data-dir>/admin.kubeconfig`.
+/// Starts the server: PKI under the data dir, system namespaces, the TLS listener,
+/// `<data-dir>/admin.kubeconfig` and one kubeconfig per component (`scheduler`,
+/// `controller-manager`, `kube-proxy`, `kubelet`).
 pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer, ServeError> {
     let pki = {
         let dir = config.data_dir.join("pki");
@@ -89,6 +93,7 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
             })??
     };
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(pki.server_config()?));
+    let client_verifier = pki.client_verifier()?;
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|source| ServeError::Io {
@@ -115,13 +120,24 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
     }
     let kubeconfig = config.data_dir.join("admin.kubeconfig");
     let api = ApiServer::new(config, storage);
+    api.auth.load(&api.config)?;
     api.bootstrap().await?;
     write_private(&kubeconfig, &pki.admin_kubeconfig(&url)).map_err(|source| ServeError::Io {
         what: format!("writing {}", kubeconfig.display()),
         source,
     })?;
+    crate::auth::identities::write_component_kubeconfigs(
+        &api.config.data_dir,
+        &url,
+        &api.config.auth.node_name,
+    )?;
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(accept_loop(listener, tls, api.router(), shutdown.clone()));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        (tls, client_verifier),
+        api.router(),
+        shutdown.clone(),
+    ));
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), "API server listening");
     Ok(RunningServer {
         addr,
@@ -145,7 +161,10 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 
 async fn accept_loop(
     listener: TcpListener,
-    tls: tokio_rustls::TlsAcceptor,
+    (tls, client_verifier): (
+        tokio_rustls::TlsAcceptor,
+        Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    ),
     router: axum::Router,
     shutdown: CancellationToken,
 ) {
@@ -163,6 +182,7 @@ async fn accept_loop(
             },
         };
         let tls = tls.clone();
+        let client_verifier = client_verifier.clone();
         let router = router.clone();
         let shutdown = shutdown.clone();
         conns.spawn(async move {
@@ -173,22 +193,25 @@ async fn accept_loop(
                     return;
                 }
             };
-            let user = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(|c| user_from_cert(c))
-                .map(|mut u| {
-                    if !u.groups.iter().any(|g| g == "system:authenticated") {
-                        u.groups.push("system:authenticated".into());
-                    }
-                    u
-                });
+            let verified = verified_user(&*client_verifier, stream.get_ref().1.peer_certificates());
+            let rejected = verified.as_ref().err().map(|e| {
+                tracing::debug!(%peer, error = %e, "client certificate rejected");
+                crate::auth::RejectedClientCert
+            });
+            let user = verified.ok().flatten().map(|mut u| {
+                if !u.groups.iter().any(|g| g == "system:authenticated") {
+                    u.groups.push("system:authenticated".into());
+                }
+                u
+            });
             let identity = Authenticated(user);
             let service =
                 hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(identity.clone());
+                    req.extensions_mut().insert(crate::auth::PeerAddr(peer));
+                    if let Some(r) = rejected {
+                        req.extensions_mut().insert(r);
+                    }
                     router.clone().oneshot(req.map(axum::body::Body::new))
                 });
             let builder = auto::Builder::new(TokioExecutor::new());

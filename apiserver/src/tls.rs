@@ -12,6 +12,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 
 use crate::registry::subresource::UserInfo;
 
@@ -192,19 +193,25 @@ impl Pki {
         })
     }
 
-    /// The rustls server config: our serving cert, client certs optional but verified against
-    /// the CA, ALPN h2 and http/1.1.
-    pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+    /// The verifier of client certificates: chains to the CA.
+    pub fn client_verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         for c in certs(&self.ca_cert, Path::new("ca.crt"))? {
             roots.add(c)?;
         }
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))
+    }
+
+    /// The rustls server config: our serving cert, client certs optional (the handshake only
+    /// proves the client holds the key; [`Pki::client_verifier`] checks the chain afterwards so a
+    /// foreign certificate gets a 401 Status, as upstream), ALPN h2 and http/1.1.
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(DeferredClientVerifier(self.client_verifier()?));
         let key = private_key(&self.server_key, Path::new("apiserver.key"))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -224,6 +231,69 @@ impl Pki {
             b64(&self.admin_key)
         )
     }
+}
+
+/// Accepts any client certificate in the handshake (signatures are still checked); the chain is
+/// verified after the handshake with the wrapped verifier.
+#[derive(Debug)]
+struct DeferredClientVerifier(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for DeferredClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The identity of a TLS connection's client certificate: `Ok(None)` without one, `Err` when it
+/// does not chain to the CA (or is expired).
+pub fn verified_user(
+    verifier: &dyn ClientCertVerifier,
+    chain: Option<&[CertificateDer<'static>]>,
+) -> Result<Option<UserInfo>, rustls::Error> {
+    let Some((end_entity, intermediates)) = chain.and_then(|c| c.split_first()) else {
+        return Ok(None);
+    };
+    verifier.verify_client_cert(end_entity, intermediates, rustls::pki_types::UnixTime::now())?;
+    Ok(user_from_cert(end_entity))
 }
 
 /// Issues a client certificate (CN = user, O = groups) signed by the CA; returns (cert, key) PEM.
@@ -271,7 +341,11 @@ pub fn user_from_cert(der: &[u8]) -> Option<UserInfo> {
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
         .collect();
-    Some(UserInfo { name, groups })
+    Some(UserInfo {
+        name,
+        groups,
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]

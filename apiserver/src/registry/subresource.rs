@@ -16,6 +16,10 @@ pub struct UserInfo {
     pub name: String,
     /// Groups (client certificate O).
     pub groups: Vec<String>,
+    /// A unique id of the user, when the authenticator knows one (ServiceAccount uid).
+    pub uid: String,
+    /// Extra attributes (`authentication.kubernetes.io/pod-name`, ...).
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A label selector object as the string form `Scale.status.selector` uses.
@@ -117,10 +121,13 @@ impl Registry {
                 if !rv.is_empty() && rv != meta_str(cur, "resourceVersion") {
                     return Err(ApiError::optimistic_lock(&gr, name));
                 }
-                let replicas = new_scale
-                    .pointer("/spec/replicas")
-                    .and_then(Value::as_i64)
-                    .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?;
+                // Go clients omit `replicas: 0` (a non-pointer field with omitempty).
+                let replicas = match new_scale.pointer("/spec/replicas") {
+                    None | Some(Value::Null) => 0,
+                    Some(v) => v
+                        .as_i64()
+                        .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?,
+                };
                 if replicas < 0 {
                     return Err(ApiError::invalid(
                         "Scale.autoscaling",
@@ -143,6 +150,13 @@ impl Registry {
                     .and_then(Value::as_i64)
                     .unwrap_or(0);
                 new["metadata"]["generation"] = json!(generation + 1);
+                crate::apply::track(
+                    desc,
+                    Some(cur),
+                    &mut new,
+                    &opts.writer(None),
+                    Some(crate::descriptor::SubresourceKind::Scale),
+                )?;
                 Ok(UpdateAction::Put(new))
             })
             .await?;
@@ -237,7 +251,7 @@ impl Registry {
         kind: VirtualKind,
         ns: &str,
         mut body: Value,
-        user: &UserInfo,
+        _user: &UserInfo,
         dry_run: bool,
     ) -> ApiResult<Reply> {
         super::check_kind(desc, &mut body)?;
@@ -250,33 +264,14 @@ impl Registry {
                 ))
             })?;
         }
-        let status = match kind {
-            VirtualKind::AccessReview => json!({
-                "allowed": true,
-                "reason": "keelson: every authenticated user is allowed (RBAC is not enforced yet)",
-            }),
-            VirtualKind::RulesReview => json!({
-                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-                "incomplete": false,
-            }),
-            VirtualKind::SelfSubjectReview => json!({
-                "userInfo": {"username": user.name, "groups": user.groups},
-            }),
-            VirtualKind::TokenReview => {
-                json!({"authenticated": false, "error": "token authentication is not implemented"})
-            }
-            VirtualKind::Binding => {
-                let pod = meta_str(&body, "name").to_string();
-                return self.bind(ns, &pod, &body, dry_run).await;
-            }
-        };
-        body["status"] = status;
-        Ok(Reply {
-            code: 201,
-            body,
-            warnings: Vec::new(),
-        })
+        if kind != VirtualKind::Binding {
+            // Reviews are answered by `crate::auth::review`.
+            return Err(ApiError::internal(format!(
+                "{kind:?} is not handled by the registry"
+            )));
+        }
+        let pod = meta_str(&body, "name").to_string();
+        self.bind(ns, &pod, &body, dry_run).await
     }
 }
 

@@ -1,0 +1,236 @@
+//! The review APIs: SelfSubjectReview (`kubectl auth whoami`), SelfSubjectAccessReview,
+//! SubjectAccessReview and LocalSubjectAccessReview (`kubectl auth can-i`), SelfSubjectRulesReview
+//! (`can-i --list`) and TokenReview. They are answered from the request and the RBAC caches;
+//! nothing is stored.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::{Attributes, authn, serviceaccount};
+use crate::ApiServer;
+use crate::descriptor::{ResourceDescriptor, VirtualKind};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::registry::Reply;
+use crate::registry::subresource::UserInfo;
+
+fn user_json(u: &UserInfo) -> Value {
+    let mut v = json!({"username": u.name, "groups": u.groups});
+    if !u.uid.is_empty() {
+        v["uid"] = json!(u.uid);
+    }
+    if !u.extra.is_empty() {
+        v["extra"] = json!(u.extra);
+    }
+    v
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn invalid(desc: &ResourceDescriptor, errors: &[FieldError]) -> ApiError {
+    ApiError::invalid(&desc.qualified_kind(), &desc.group, "", errors)
+}
+
+/// The attributes an access review's spec asks about, for `user`.
+fn review_attributes(desc: &ResourceDescriptor, spec: &Value, user: UserInfo) -> ApiResult<Attributes> {
+    if let Some(r) = spec.get("resourceAttributes").filter(|r| !r.is_null()) {
+        if spec.get("nonResourceAttributes").is_some_and(|n| !n.is_null()) {
+            return Err(invalid(
+                desc,
+                &[FieldError::invalid(
+                    "spec.nonResourceAttributes",
+                    &spec["nonResourceAttributes"],
+                    "cannot be specified in combination with resourceAttributes",
+                )],
+            ));
+        }
+        return Ok(Attributes {
+            user,
+            verb: str_at(r, "verb").into(),
+            resource_request: true,
+            group: str_at(r, "group").into(),
+            version: str_at(r, "version").into(),
+            resource: str_at(r, "resource").into(),
+            subresource: str_at(r, "subresource").into(),
+            name: str_at(r, "name").into(),
+            namespace: str_at(r, "namespace").into(),
+            path: String::new(),
+        });
+    }
+    if let Some(n) = spec.get("nonResourceAttributes").filter(|n| !n.is_null()) {
+        return Ok(Attributes {
+            user,
+            verb: str_at(n, "verb").into(),
+            path: str_at(n, "path").into(),
+            ..Default::default()
+        });
+    }
+    Err(invalid(
+        desc,
+        &[FieldError::required(
+            "spec.resourceAttributes",
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        )],
+    ))
+}
+
+/// The subject of a SubjectAccessReview spec.
+fn spec_user(desc: &ResourceDescriptor, spec: &Value) -> ApiResult<UserInfo> {
+    let strings = |key: &str| -> Vec<String> {
+        spec.get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let user = UserInfo {
+        name: str_at(spec, "user").into(),
+        groups: strings("groups"),
+        uid: str_at(spec, "uid").into(),
+        extra: spec
+            .get("extra")
+            .and_then(|e| serde_json::from_value::<BTreeMap<String, Vec<String>>>(e.clone()).ok())
+            .unwrap_or_default(),
+    };
+    if user.name.is_empty() && user.groups.is_empty() {
+        return Err(invalid(
+            desc,
+            &[FieldError::invalid(
+                "spec.user",
+                &json!(""),
+                "at least one of user or group must be specified",
+            )],
+        ));
+    }
+    Ok(user)
+}
+
+fn decide(api: &ApiServer, attrs: &Attributes) -> Value {
+    json!({"allowed": api.auth.authorize(attrs)})
+}
+
+fn rules_review(api: &ApiServer, user: &UserInfo, namespace: &str) -> Value {
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    for r in api.auth.policy.read().rules_for(user, namespace) {
+        if r.non_resource_urls.as_ref().is_some_and(|u| !u.is_empty()) {
+            non_resource_rules.push(json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}));
+        }
+        if r.resources.as_ref().is_some_and(|x| !x.is_empty()) {
+            let mut rule = json!({"verbs": r.verbs, "apiGroups": r.api_groups.clone().unwrap_or_default(),
+                "resources": r.resources});
+            if let Some(names) = r.resource_names.as_ref().filter(|n| !n.is_empty()) {
+                rule["resourceNames"] = json!(names);
+            }
+            resource_rules.push(rule);
+        }
+    }
+    json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false})
+}
+
+async fn token_review(api: &ApiServer, spec: &Value) -> Value {
+    let token = str_at(spec, "token");
+    let wanted: Vec<String> = spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    if token.is_empty() {
+        return json!({"authenticated": false, "user": {}, "error": "token is empty"});
+    }
+    if let Some(u) = api.auth.tokens.read().lookup(token) {
+        let u = authn::with_authenticated_group(u);
+        let mut status = json!({"authenticated": true, "user": user_json(&u)});
+        if !wanted.is_empty() {
+            status["audiences"] = json!(wanted);
+        }
+        return status;
+    }
+    let signer = api.auth.signer();
+    let audiences = if wanted.is_empty() {
+        vec![signer.issuer().to_string()]
+    } else {
+        wanted
+    };
+    let verified = match signer.verify(token, &audiences) {
+        Ok(claims) => serviceaccount::user_of_claims(api, &claims)
+            .await
+            .map(|u| (u, claims.aud)),
+        Err(e) => Err(e),
+    };
+    match verified {
+        Ok((u, token_aud)) => {
+            let u = authn::with_authenticated_group(u);
+            let matched: Vec<&String> = audiences.iter().filter(|a| token_aud.contains(a)).collect();
+            json!({"authenticated": true, "user": user_json(&u), "audiences": matched})
+        }
+        Err(e) => json!({"authenticated": false, "user": {}, "error": e.to_string()}),
+    }
+}
+
+/// Answers a create of a review resource (`kind` is not [`VirtualKind::Binding`]).
+pub async fn create(
+    api: &ApiServer,
+    desc: &ResourceDescriptor,
+    kind: VirtualKind,
+    ns: &str,
+    mut body: Value,
+    user: &UserInfo,
+) -> ApiResult<Reply> {
+    crate::registry::check_kind(desc, &mut body)?;
+    if let Some(rt) = desc.round_trip {
+        body = rt(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
+                kind = desc.kind,
+                v = desc.version
+            ))
+        })?;
+    }
+    let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let status = match (kind, desc.kind.as_str()) {
+        (VirtualKind::SelfSubjectReview, _) => json!({"userInfo": user_json(user)}),
+        (VirtualKind::RulesReview, _) => rules_review(api, user, str_at(&spec, "namespace")),
+        (VirtualKind::TokenReview, _) => token_review(api, &spec).await,
+        (VirtualKind::AccessReview, "SelfSubjectAccessReview") => {
+            decide(api, &review_attributes(desc, &spec, user.clone())?)
+        }
+        (VirtualKind::AccessReview, "LocalSubjectAccessReview") => {
+            let attrs = review_attributes(desc, &spec, spec_user(desc, &spec)?)?;
+            if !attrs.resource_request {
+                return Err(invalid(
+                    desc,
+                    &[FieldError::invalid(
+                        "spec.nonResourceAttributes",
+                        &spec["nonResourceAttributes"],
+                        "disallowed on this kind of request",
+                    )],
+                ));
+            }
+            if attrs.namespace != ns {
+                return Err(invalid(
+                    desc,
+                    &[FieldError::invalid(
+                        "spec.resourceAttributes.namespace",
+                        &json!(attrs.namespace),
+                        "must match metadata.namespace",
+                    )],
+                ));
+            }
+            decide(api, &attrs)
+        }
+        (VirtualKind::AccessReview, _) => {
+            decide(api, &review_attributes(desc, &spec, spec_user(desc, &spec)?)?)
+        }
+        (VirtualKind::Binding, _) => {
+            return Err(ApiError::internal("pod bindings are not reviews"));
+        }
+    };
+    body["status"] = status;
+    Ok(Reply {
+        code: 201,
+        body,
+        warnings: Vec::new(),
+    })
+}
