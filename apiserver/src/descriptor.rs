@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use serde_json::Value;
@@ -142,6 +143,10 @@ pub struct ResourceDescriptor {
     pub return_deleted_object: bool,
     /// Not stored: answered by a built-in handler.
     pub virtual_kind: Option<VirtualKind>,
+    /// The structural OpenAPI v3 schema of the whole object (a CRD version's
+    /// `schema.openAPIV3Schema`), published in `/openapi/v2` and `/openapi/v3`. None for
+    /// built-ins, whose schemas come from k8s-openapi.
+    pub openapi_schema: Option<Arc<Value>>,
 }
 
 impl ResourceDescriptor {
@@ -240,6 +245,7 @@ pub fn version_priority(version: &str) -> (u8, i64, i64, String) {
 #[derive(Debug, Default)]
 pub struct ResourceTable {
     rows: RwLock<BTreeMap<(String, String, String), Arc<ResourceDescriptor>>>,
+    generation: AtomicU64,
 }
 
 impl ResourceTable {
@@ -252,13 +258,23 @@ impl ResourceTable {
     pub fn install(&self, row: ResourceDescriptor) {
         let key = (row.group.clone(), row.version.clone(), row.resource.clone());
         self.rows.write().insert(key, Arc::new(row));
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A counter that changes whenever a row is installed or removed (caches built from the
+    /// table compare it).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Removes a row.
     pub fn remove(&self, group: &str, version: &str, resource: &str) -> Option<Arc<ResourceDescriptor>> {
-        self.rows
-            .write()
-            .remove(&(group.to_string(), version.to_string(), resource.to_string()))
+        let removed =
+            self.rows
+                .write()
+                .remove(&(group.to_string(), version.to_string(), resource.to_string()));
+        self.generation.fetch_add(1, Ordering::Release);
+        removed
     }
 
     /// The row of a group/version/resource.

@@ -46,6 +46,7 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .route("/apis/{group}/{version}", get(group_resources))
         .route("/api/{version}/{*rest}", any(resource))
         .route("/apis/{group}/{version}/{*rest}", any(resource))
+        .merge(crate::openapi::routes(api.table.clone()))
         .merge(crate::auth::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(api.clone(), crate::auth::filter))

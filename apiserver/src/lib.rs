@@ -25,6 +25,7 @@ pub mod discovery;
 pub mod error;
 pub mod handler;
 pub mod objstore;
+pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod query;

@@ -366,8 +366,7 @@ fn kubectl(bin: &Path, kubeconfig: &Path, home: &Path, args: &[&str]) -> (bool, 
 }
 
 /// `apply --server-side` (twice, changed), a conflict with another manager, `--force-conflicts`,
-/// `--show-managed-fields`. `--validate=false` because kubectl 1.27 needs `/openapi/v2` to
-/// validate.
+/// `--show-managed-fields`, with validation on (kubectl 1.27 reads `/openapi/v2` for it).
 fn server_side_apply_with(bin: &Path, kubeconfig: &Path, dir: &Path, tag: &str) {
     let home = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| kubectl(bin, kubeconfig, home.path(), args);
@@ -382,23 +381,16 @@ fn server_side_apply_with(bin: &Path, kubeconfig: &Path, dir: &Path, tag: &str) 
     let manifest =
         |data: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n{data}");
     std::fs::write(&file, manifest("  a: \"1\"\n  b: \"2\"\n")).unwrap();
-    let out = ok(&["apply", "--server-side", "--validate=false", "-f", f]);
+    let out = ok(&["apply", "--server-side", "-f", f]);
     assert_eq!(out.trim(), format!("configmap/{name} serverside-applied"));
     std::fs::write(&file, manifest("  a: \"3\"\n")).unwrap();
-    let out = ok(&["apply", "--server-side", "--validate=false", "-f", f]);
+    let out = ok(&["apply", "--server-side", "-f", f]);
     assert_eq!(out.trim(), format!("configmap/{name} serverside-applied"));
     let out = ok(&["get", "cm", &name, "-o", "jsonpath={.data}"]);
     assert_eq!(out.trim(), r#"{"a":"3"}"#);
 
     std::fs::write(&file, manifest("  a: \"4\"\n")).unwrap();
-    let (ok_, _, err) = run(&[
-        "apply",
-        "--server-side",
-        "--validate=false",
-        "--field-manager=other",
-        "-f",
-        f,
-    ]);
+    let (ok_, _, err) = run(&["apply", "--server-side", "--field-manager=other", "-f", f]);
     assert!(!ok_, "conflict expected");
     assert!(
         err.contains(r#"error: Apply failed with 1 conflict: conflict with "kubectl": .data.a"#)
@@ -408,7 +400,6 @@ fn server_side_apply_with(bin: &Path, kubeconfig: &Path, dir: &Path, tag: &str) 
     let out = ok(&[
         "apply",
         "--server-side",
-        "--validate=false",
         "--field-manager=other",
         "--force-conflicts",
         "-f",
@@ -439,9 +430,9 @@ fn server_side_apply_with(bin: &Path, kubeconfig: &Path, dir: &Path, tag: &str) 
         )
     };
     std::fs::write(&file, manifest(1)).unwrap();
-    ok(&["apply", "--validate=false", "-f", f]);
+    ok(&["apply", "-f", f]);
     std::fs::write(&file, manifest(3)).unwrap();
-    let out = ok(&["apply", "--server-side", "--validate=false", "-f", f]);
+    let out = ok(&["apply", "--server-side", "-f", f]);
     assert_eq!(out.trim(), format!("deployment.apps/{deploy} serverside-applied"));
     let out = ok(&["get", "deploy", &deploy, "-o", "yaml", "--show-managed-fields"]);
     assert!(

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use crate::kube_client::Running;
 
-fn kubectls() -> Vec<PathBuf> {
+pub(crate) fn kubectls() -> Vec<PathBuf> {
     let dir =
         std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
     let mut found: Vec<PathBuf> = ["kubectl-1.27", "kubectl-1.33"]
@@ -22,15 +22,15 @@ fn kubectls() -> Vec<PathBuf> {
     found
 }
 
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-    home: tempfile::TempDir,
-    minor: u32,
+pub(crate) struct Kubectl {
+    pub(crate) bin: PathBuf,
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) minor: u32,
 }
 
 impl Kubectl {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(&self.bin)
             .args(["--kubeconfig", self.kubeconfig.to_str().unwrap()])
             .args(args)
@@ -46,7 +46,7 @@ impl Kubectl {
     }
 
     /// Runs and requires success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let (ok, out, err) = self.run(args);
         assert!(
             ok,
@@ -57,7 +57,7 @@ impl Kubectl {
     }
 }
 
-fn client_minor(bin: &Path) -> u32 {
+pub(crate) fn client_minor(bin: &Path) -> u32 {
     let out = Command::new(bin)
         .args(["version", "--client", "-o", "json"])
         .output()
@@ -111,15 +111,10 @@ fn exercise(k: &Kubectl, manifests: &Path) {
             format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {cm}\ndata:\n  a: b\n"),
         )
         .unwrap();
-        let out = k.ok(&["create", "--validate=false", "-f", file.to_str().unwrap()]);
+        let out = k.ok(&["create", "-f", file.to_str().unwrap()]);
         assert_eq!(out.trim(), format!("configmap/{cm} created"));
     }
-    let (ok, _, err) = k.run(&[
-        "create",
-        "--validate=false",
-        "-f",
-        manifests.join("dup.yaml").to_str().unwrap(),
-    ]);
+    let (ok, _, err) = k.run(&["create", "-f", manifests.join("dup.yaml").to_str().unwrap()]);
     assert!(!ok && err.contains("AlreadyExists"), "{err}");
 
     let out = k.ok(&["get", "cm", &cm, "-o", "yaml"]);
@@ -143,12 +138,12 @@ fn exercise(k: &Kubectl, manifests: &Path) {
     };
     std::fs::write(&file, manifest("nginx:1.25")).unwrap();
     let f = file.to_str().unwrap();
-    let out = k.ok(&["apply", "--validate=false", "-f", f]);
+    let out = k.ok(&["apply", "-f", f]);
     assert_eq!(out.trim(), format!("deployment.apps/{deploy} created"));
-    let out = k.ok(&["apply", "--validate=false", "-f", f]);
+    let out = k.ok(&["apply", "-f", f]);
     assert_eq!(out.trim(), format!("deployment.apps/{deploy} unchanged"));
     std::fs::write(&file, manifest("nginx:1.26")).unwrap();
-    let out = k.ok(&["apply", "--validate=false", "-f", f]);
+    let out = k.ok(&["apply", "-f", f]);
     assert_eq!(out.trim(), format!("deployment.apps/{deploy} configured"));
     let out = k.ok(&[
         "get",
@@ -205,7 +200,7 @@ async fn stock_kubectl_works() {
     };
     let manifests_path = manifests.path().to_path_buf();
     tokio::task::spawn_blocking(move || {
-        seed.ok(&["create", "--validate=false", "-f", dup.to_str().unwrap()]);
+        seed.ok(&["create", "-f", dup.to_str().unwrap()]);
         for bin in bins {
             let k = Kubectl {
                 minor: client_minor(&bin),

@@ -5,5 +5,6 @@ mod auth;
 mod http_api;
 mod kube_client;
 mod kubectl;
+mod openapi;
 mod protobuf;
 mod support;
