@@ -115,6 +115,8 @@ where
         selectable_fields: Vec::new(),
         return_deleted_object: false,
         virtual_kind: None,
+        openapi_schema: None,
+        hooks: None,
     }
 }
 

@@ -140,6 +140,10 @@ pub struct ResourceDescriptor {
     pub return_deleted_object: bool,
     /// Not stored: answered by a built-in handler.
     pub virtual_kind: Option<VirtualKind>,
+    /// The version's `openAPIV3Schema` (CRD rows), for the OpenAPI documents.
+    pub openapi_schema: Option<Arc<Value>>,
+    /// Behaviour beyond the generic registry (CRD validation, custom resource schemas).
+    pub hooks: Option<Arc<dyn crate::registry::hooks::ObjectHooks>>,
 }
 
 impl ResourceDescriptor {

@@ -18,6 +18,7 @@
 
 pub mod builtin;
 pub mod codec;
+pub mod crd;
 pub mod descriptor;
 pub mod discovery;
 pub mod error;
@@ -120,6 +121,7 @@ impl ApiServer {
                 table.install(row);
             }
         }
+        crd::attach(&table);
         let registry = Registry::new(storage, table.clone(), config.registry.clone());
         Arc::new(ApiServer {
             config,

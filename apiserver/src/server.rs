@@ -121,6 +121,7 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
         source,
     })?;
     let shutdown = CancellationToken::new();
+    crate::crd::spawn(&api, shutdown.clone());
     let task = tokio::spawn(accept_loop(listener, tls, api.router(), shutdown.clone()));
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), "API server listening");
     Ok(RunningServer {
