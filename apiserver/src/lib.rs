@@ -15,6 +15,19 @@
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! For tests of operators and controllers, the `testing` feature adds
+//! [`testing::TestServer`](crate::testing): a complete server in the test process with a ready
+//! `kube::Client`, started in milliseconds:
+//!
+//! ```ignore
+//! #[tokio::test]
+//! async fn my_operator_reconciles() {
+//!     let server = apiserver::testing::TestServer::start().await.unwrap();
+//!     let client = server.client();
+//!     // install CRDs, run the controller against `client`, assert with await_condition ...
+//! }
+//! ```
 
 pub mod builtin;
 pub mod codec;
@@ -32,6 +45,8 @@ pub mod selector;
 mod server;
 pub mod strategy;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
 pub mod typecheck;
 

@@ -1,5 +1,6 @@
 //! Integration tests of the API server: HTTP (router `oneshot`), kube-rs over TLS, real kubectl.
 
+mod crd;
 mod http_api;
 mod kube_client;
 mod kubectl;
