@@ -48,12 +48,19 @@ pub enum TestingError {
 }
 
 /// A running in-process API server and a client for it. Dropping it stops the server.
-#[derive(Debug)]
 pub struct TestServer {
     server: Option<RunningServer>,
     client: kube::Client,
     kubeconfig: Kubeconfig,
     _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestServer {
