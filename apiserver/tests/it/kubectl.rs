@@ -7,7 +7,7 @@ use std::process::Command;
 
 use crate::kube_client::Running;
 
-fn kubectls() -> Vec<PathBuf> {
+pub(crate) fn kubectls() -> Vec<PathBuf> {
     let dir =
         std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
     let mut found: Vec<PathBuf> = ["kubectl-1.27", "kubectl-1.33"]
@@ -22,15 +22,15 @@ fn kubectls() -> Vec<PathBuf> {
     found
 }
 
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-    home: tempfile::TempDir,
-    minor: u32,
+pub(crate) struct Kubectl {
+    pub(crate) bin: PathBuf,
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) minor: u32,
 }
 
 impl Kubectl {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(&self.bin)
             .args(["--kubeconfig", self.kubeconfig.to_str().unwrap()])
             .args(args)
@@ -46,7 +46,7 @@ impl Kubectl {
     }
 
     /// Runs and requires success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let (ok, out, err) = self.run(args);
         assert!(
             ok,
@@ -57,7 +57,7 @@ impl Kubectl {
     }
 }
 
-fn client_minor(bin: &Path) -> u32 {
+pub(crate) fn client_minor(bin: &Path) -> u32 {
     let out = Command::new(bin)
         .args(["version", "--client", "-o", "json"])
         .output()

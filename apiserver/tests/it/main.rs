@@ -4,4 +4,5 @@ mod crd;
 mod http_api;
 mod kube_client;
 mod kubectl;
+mod kubectl_crd;
 mod support;
