@@ -103,10 +103,7 @@ pub fn lookup(obj: &Value, path: &str) -> Option<Value> {
                 let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
                 items
                     .iter()
-                    .find(|i| {
-                        lookup(i, key.trim())
-                            .is_some_and(|v| v.as_str() == Some(want) || v.to_string() == want)
-                    })?
+                    .find(|i| lookup(i, key.trim()).is_some_and(|v| v.as_str() == Some(want) || v == want))?
                     .clone()
             } else {
                 items.get(inner.parse::<usize>().ok()?)?.clone()

@@ -271,6 +271,13 @@ async fn crd_lifecycle_with_kube_rs() {
     )
     .await
     .unwrap();
+    let crd_uid = crds
+        .get("widgets.example.com")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
     crds.delete("widgets.example.com", &DeleteParams::default())
         .await
         .unwrap();
@@ -311,7 +318,11 @@ async fn crd_lifecycle_with_kube_rs() {
     .unwrap();
     tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        await_condition(crds.clone(), "widgets.example.com", conditions::is_deleted("")),
+        await_condition(
+            crds.clone(),
+            "widgets.example.com",
+            conditions::is_deleted(&crd_uid),
+        ),
     )
     .await
     .expect("CRD deleted in time")
