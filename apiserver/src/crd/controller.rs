@@ -271,7 +271,10 @@ impl Controller {
             if row.group == group && row.kind == kind {
                 return Some(("KindConflict".into(), format!("\"{kind}\" is already in use")));
             }
-            if let Some(s) = shorts.iter().find(|s| row.short_names.iter().any(|r| r == *s)) {
+            if let Some(s) = shorts
+                .iter()
+                .find(|s| row.group == group && row.short_names.iter().any(|r| r == *s))
+            {
                 return Some(("ShortNamesConflict".into(), format!("\"{s}\" is already in use")));
             }
         }

@@ -104,6 +104,14 @@ fn exercise(k: &Kubectl, dir: &Path) {
     let out = k.ok(&["get", &resource, "w1", "-o", "jsonpath={.spec.replicas}"]);
     assert_eq!(out, "3");
 
+    // Client-side apply: create, then a change as a merge patch.
+    let out = k.ok(&["apply", "--validate=false", "-f", &cr("w3", "red")]);
+    assert_eq!(out.trim(), format!("widget.{group}/w3 created"));
+    let out = k.ok(&["apply", "--validate=false", "-f", &cr("w3", "blue")]);
+    assert_eq!(out.trim(), format!("widget.{group}/w3 configured"));
+    let out = k.ok(&["get", "wd", "w3", "-o", "jsonpath={.spec.color}"]);
+    assert_eq!(out, "blue");
+
     let (ok, _, err) = k.run(&["create", "--validate=false", "-f", &cr("w2", "green")]);
     assert!(!ok);
     assert!(
