@@ -17,7 +17,13 @@ pub struct CrdHooks;
 impl ObjectHooks for CrdHooks {
     fn normalize(&self, obj: &mut Value) -> ApiResult<Vec<String>> {
         default_crd(obj);
-        Ok(Vec::new())
+        let mut warnings = Vec::new();
+        if has_cel_rules(&obj["spec"]["versions"]) {
+            warnings.push(
+                "x-kubernetes-validations rules are stored but not evaluated by this server yet".to_string(),
+            );
+        }
+        Ok(warnings)
     }
 
     fn admit(&self, obj: &mut Value, old: Option<&Value>) -> ApiResult<()> {
@@ -103,6 +109,15 @@ pub fn set_condition(obj: &mut Value, cond: Value) -> bool {
         None => list.push(cond),
     }
     true
+}
+
+/// True when a schema (or anything under it) has CEL rules.
+fn has_cel_rules(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.contains_key("x-kubernetes-validations") || m.values().any(has_cel_rules),
+        Value::Array(a) => a.iter().any(has_cel_rules),
+        _ => false,
+    }
 }
 
 /// Upstream's defaults: singular and listKind names, conversion strategy None.
@@ -443,6 +458,15 @@ mod tests {
                 .iter()
                 .any(|f| f.starts_with("spec.group: Invalid value"))
         );
+    }
+
+    #[test]
+    fn cel_rules_are_flagged_with_a_warning() {
+        let mut crd = crate::crd::tests::crd();
+        assert!(CrdHooks.normalize(&mut crd).unwrap().is_empty());
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+            json!([{"rule": "self.replicas >= 0"}]);
+        assert_eq!(CrdHooks.normalize(&mut crd).unwrap().len(), 1);
     }
 
     #[test]

@@ -290,13 +290,17 @@ async fn crd_lifecycle_with_kube_rs() {
             .unwrap()
             .contains(&"customresourcecleanup.apiextensions.k8s.io".to_string())
     );
-    let held = loop {
-        let list = api.list(&ListParams::default()).await.unwrap();
-        if list.items.len() == 1 {
-            break list.items.into_iter().next().unwrap();
+    let held = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let list = api.list(&ListParams::default()).await.unwrap();
+            if list.items.len() == 1 {
+                break list.items.into_iter().next().unwrap();
+            }
+            tokio::task::yield_now().await;
         }
-        tokio::task::yield_now().await;
-    };
+    })
+    .await
+    .expect("objects without finalizers deleted in time");
     assert_eq!(held.metadata.name.as_deref(), Some("b"));
     assert!(held.metadata.deletion_timestamp.is_some());
     let refused = api_error(
@@ -327,12 +331,16 @@ async fn crd_lifecycle_with_kube_rs() {
     .await
     .expect("CRD deleted in time")
     .unwrap();
-    loop {
-        match api.list(&ListParams::default()).await {
-            Err(kube::Error::Api(s)) if s.code == 404 => break,
-            _ => tokio::task::yield_now().await,
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match api.list(&ListParams::default()).await {
+                Err(kube::Error::Api(s)) if s.code == 404 => break,
+                _ => tokio::task::yield_now().await,
+            }
         }
-    }
+    })
+    .await
+    .expect("rows removed in time");
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
     assert!(discovery.get("example.com").is_none());
 }
@@ -393,4 +401,69 @@ async fn invalid_crds_and_name_conflicts() {
     );
     let established = conds.iter().find(|c| c.type_ == "Established").unwrap();
     assert_eq!(established.status, "False");
+}
+
+#[tokio::test]
+async fn cluster_scoped_crd_and_version_changes() {
+    let running = Running::start().await;
+    let client = running.client().await;
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {
+            "group": "example.com", "scope": "Cluster",
+            "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}],
+        },
+    });
+    let crds = install(&client, crd).await;
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Gadget"), "gadgets");
+    let gadgets: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let g: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g1"}, "spec": {"any": {"thing": [1]}}
+    }))
+    .unwrap();
+    let made = gadgets.create(&PostParams::default(), &g).await.unwrap();
+    assert!(made.metadata.namespace.is_none());
+    assert_eq!(made.data["spec"]["any"]["thing"], json!([1]));
+    assert_eq!(gadgets.list(&ListParams::default()).await.unwrap().items.len(), 1);
+
+    // Adding a served version installs its row; the object is served in it.
+    crds.patch(
+        "gadgets.example.com",
+        &PatchParams::default(),
+        &Patch::Json::<()>(
+            serde_json::from_value(json!([{"op": "add", "path": "/spec/versions/-", "value":
+                {"name": "v2", "served": true, "storage": false,
+                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}]))
+            .unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    let ar2 =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v2", "Gadget"), "gadgets");
+    let v2: Api<DynamicObject> = Api::all_with(client.clone(), &ar2);
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Ok(o) = v2.get("g1").await {
+                break o;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("v2 served in time");
+    assert_eq!(got.types.unwrap().api_version, "example.com/v2");
+    gadgets.delete("g1", &DeleteParams::default()).await.unwrap();
+    assert!(
+        gadgets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
