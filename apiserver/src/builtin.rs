@@ -116,6 +116,7 @@ where
         return_deleted_object: false,
         virtual_kind: None,
         openapi_schema: None,
+        hooks: None,
     }
 }
 

@@ -147,6 +147,8 @@ pub struct ResourceDescriptor {
     /// `schema.openAPIV3Schema`), published in `/openapi/v2` and `/openapi/v3`. None for
     /// built-ins, whose schemas come from k8s-openapi.
     pub openapi_schema: Option<Arc<Value>>,
+    /// Behaviour beyond the generic registry (CRD validation, custom resource schemas).
+    pub hooks: Option<Arc<dyn crate::registry::hooks::ObjectHooks>>,
 }
 
 impl ResourceDescriptor {

@@ -15,11 +15,25 @@
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! For tests of operators and controllers, the `testing` feature adds
+//! [`testing::TestServer`](crate::testing): a complete server in the test process with a ready
+//! `kube::Client`, started in milliseconds:
+//!
+//! ```ignore
+//! #[tokio::test]
+//! async fn my_operator_reconciles() {
+//!     let server = apiserver::testing::TestServer::start().await.unwrap();
+//!     let client = server.client();
+//!     // install CRDs, run the controller against `client`, assert with await_condition ...
+//! }
+//! ```
 
 pub mod apply;
 pub mod auth;
 pub mod builtin;
 pub mod codec;
+pub mod crd;
 pub mod descriptor;
 pub mod discovery;
 pub mod error;
@@ -35,6 +49,8 @@ pub mod selector;
 mod server;
 pub mod strategy;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
 pub mod typecheck;
 
@@ -130,6 +146,7 @@ impl ApiServer {
                 table.install(row);
             }
         }
+        crd::attach(&table);
         let registry = Registry::new(storage, table.clone(), config.registry.clone());
         let auth = auth::Auth::new(&config);
         Arc::new(ApiServer {

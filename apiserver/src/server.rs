@@ -132,6 +132,7 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
         &api.config.auth.node_name,
     )?;
     let shutdown = CancellationToken::new();
+    crate::crd::spawn(&api, shutdown.clone());
     let task = tokio::spawn(accept_loop(
         listener,
         (tls, client_verifier),

@@ -472,16 +472,27 @@ pub fn to_table(desc: &ResourceDescriptor, value: &Value, include: IncludeObject
             json!({"resourceVersion": s(value, "/metadata/resourceVersion")}),
         ),
     };
-    let defs: Vec<Value> = columns(desc)
-        .iter()
-        .map(|c| {
-            json!({"name": c.name, "type": c.ty, "format": c.format, "description": c.description, "priority": c.priority})
-        })
-        .collect();
+    let custom = desc
+        .hooks
+        .as_ref()
+        .and_then(|h| h.table_columns().map(|c| (h, c)));
+    let defs: Vec<Value> = match &custom {
+        Some((_, defs)) => defs.clone(),
+        None => columns(desc)
+            .iter()
+            .map(|c| {
+                json!({"name": c.name, "type": c.ty, "format": c.format, "description": c.description, "priority": c.priority})
+            })
+            .collect(),
+    };
     let rows: Vec<Value> = objects
         .into_iter()
         .map(|o| {
-            let mut row = json!({"cells": cells(desc, o, now)});
+            let cells = match &custom {
+                Some((hooks, _)) => hooks.table_cells(o),
+                None => cells(desc, o, now),
+            };
+            let mut row = json!({"cells": cells});
             match include {
                 IncludeObject::None => {}
                 IncludeObject::Metadata => row["object"] = partial_metadata(o),

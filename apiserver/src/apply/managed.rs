@@ -74,12 +74,15 @@ impl Entry {
 
     fn to_json(&self) -> Value {
         let mut v = json!({
-            "manager": self.manager,
             "operation": self.operation.as_str(),
             "apiVersion": self.api_version,
             "fieldsType": "FieldsV1",
             "fieldsV1": self.fields.to_fields_v1(),
         });
+        // `manager` is omitempty upstream (a request without fieldManager or User-Agent).
+        if !self.manager.is_empty() {
+            v["manager"] = Value::String(self.manager.clone());
+        }
         if let Some(t) = &self.time {
             v["time"] = Value::String(t.clone());
         }

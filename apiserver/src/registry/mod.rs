@@ -1,6 +1,7 @@
 //! The one generic registry: every verb of every resource, driven by its [`ResourceDescriptor`]
 //! (upstream `k8s.io/apiserver/pkg/registry/generic/registry/store.go`). Objects are JSON values.
 
+pub mod hooks;
 pub mod subresource;
 mod watch;
 
@@ -310,6 +311,9 @@ impl Registry {
             map.insert("apiVersion".into(), Value::String(desc.api_version()));
             map.insert("kind".into(), Value::String(desc.kind.clone()));
         }
+        if let Some(hooks) = &desc.hooks {
+            hooks.present(obj);
+        }
     }
 
     /// The revision a list reads at, from its options.
@@ -405,7 +409,10 @@ impl Registry {
         opts: &WriteOptions,
     ) -> ApiResult<(Value, Vec<String>)> {
         check_kind(desc, &mut body)?;
-        let (mut obj, warnings) = typecheck::check(desc, body, opts.field_validation)?;
+        let (mut obj, mut warnings) = typecheck::check(desc, body, opts.field_validation)?;
+        if let Some(hooks) = &desc.hooks {
+            warnings.extend(hooks.normalize(&mut obj)?);
+        }
         Self::settle_namespace(desc, ns, &mut obj)?;
         Ok((obj, warnings))
     }
@@ -480,6 +487,9 @@ impl Registry {
                     &name,
                     &errs,
                 ));
+            }
+            if let Some(hooks) = &desc.hooks {
+                hooks.admit(&mut obj, None)?;
             }
             if opts.dry_run {
                 return Ok(Reply {
@@ -621,6 +631,9 @@ impl Registry {
                 return Ok(UpdateAction::Delete);
             }
         }
+        if let Some(hooks) = &desc.hooks {
+            hooks.admit(&mut new, Some(old))?;
+        }
         apply::track(desc, Some(old), &mut new, writer, sub)?;
         Ok(UpdateAction::Put(new))
     }
@@ -719,9 +732,11 @@ impl Registry {
         let w = self
             .write(&key, opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
+                let mut base = cur.clone();
+                self.present(desc, &mut base);
                 let mut patched = match applied {
-                    Some(config) => apply::merge_applied(desc, Some(cur), config, &opts.field_manager, sub)?,
-                    None => patch::apply(kind, cur, patch_body)?,
+                    Some(config) => apply::merge_applied(desc, Some(&base), config, &opts.field_manager, sub)?,
+                    None => patch::apply(kind, &base, patch_body)?,
                 };
                 if meta_str(&patched, "resourceVersion") != meta_str(cur, "resourceVersion")
                     && !meta_str(&patched, "resourceVersion").is_empty()
@@ -735,8 +750,11 @@ impl Registry {
                     )));
                 }
                 check_kind(desc, &mut patched)?;
-                let (checked, warns) = typecheck::check(desc, patched, opts.field_validation)?;
+                let (mut checked, warns) = typecheck::check(desc, patched, opts.field_validation)?;
                 warnings = warns;
+                if let Some(hooks) = &desc.hooks {
+                    warnings.extend(hooks.normalize(&mut checked)?);
+                }
                 Self::prepare_update(desc, cur, checked, sub, &opts.writer(applied))
             })
             .await?;
@@ -770,6 +788,9 @@ impl Registry {
             }
         }
         let mut obj = cur.clone();
+        if let Some(hooks) = &desc.hooks {
+            hooks.prepare_delete(&mut obj);
+        }
         let deleting = !meta_str(cur, "deletionTimestamp").is_empty();
         let now = now_rfc3339();
         if strategy::is_namespace(desc) {

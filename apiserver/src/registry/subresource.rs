@@ -87,11 +87,44 @@ pub fn scale_view(obj: &Value) -> Value {
     })
 }
 
+/// The Scale view of an object of a row: custom paths (CRDs) or the built-in ones.
+fn scale_of(desc: &ResourceDescriptor, obj: &Value) -> Value {
+    let Some(paths) = desc.hooks.as_ref().and_then(|h| h.scale_paths()) else {
+        return scale_view(obj);
+    };
+    let at = |path: &str| obj.pointer(&format!("/{}", path.replace('.', "/")));
+    let mut view = scale_view(obj);
+    view["spec"]["replicas"] = json!(at(&paths.spec_replicas).and_then(Value::as_i64).unwrap_or(0));
+    view["status"]["replicas"] = json!(at(&paths.status_replicas).and_then(Value::as_i64).unwrap_or(0));
+    view["status"]["selector"] = json!(
+        paths
+            .label_selector
+            .as_deref()
+            .and_then(at)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    );
+    view
+}
+
+/// Sets a dotted path of an object, creating objects on the way.
+fn set_path(obj: &mut Value, path: &str, value: Value) {
+    let mut cur = obj;
+    for part in path.split('.') {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let Value::Object(map) = cur else { return };
+        cur = map.entry(part.to_string()).or_insert(Value::Null);
+    }
+    *cur = value;
+}
+
 impl Registry {
     /// GET `<resource>/<name>/scale`.
     pub async fn get_scale(&self, desc: &ResourceDescriptor, ns: &str, name: &str) -> ApiResult<Value> {
         let obj = self.get(desc, ns, name).await?;
-        Ok(scale_view(&obj))
+        Ok(scale_of(desc, &obj))
     }
 
     /// PUT or PATCH of `<resource>/<name>/scale`: `change` turns the current Scale into the new
@@ -109,7 +142,7 @@ impl Registry {
         let w = self
             .write(&desc.key(ns, name), opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
-                let view = scale_view(cur);
+                let view = scale_of(desc, cur);
                 let new_scale = match &change {
                     ScaleChange::Replace(s) => (*s).clone(),
                     ScaleChange::Patch(kind, p) => patch::apply(*kind, &view, p)?,
@@ -141,7 +174,12 @@ impl Registry {
                     ));
                 }
                 let mut new = cur.clone();
-                new["spec"]["replicas"] = json!(replicas);
+                let spec_path = desc
+                    .hooks
+                    .as_ref()
+                    .and_then(|h| h.scale_paths())
+                    .map_or_else(|| "spec.replicas".to_string(), |p| p.spec_replicas);
+                set_path(&mut new, &spec_path, json!(replicas));
                 if new == *cur {
                     return Ok(UpdateAction::Unchanged);
                 }
@@ -163,7 +201,7 @@ impl Registry {
         let obj = match w {
             Written::Put(v) | Written::Unchanged(v) | Written::Deleted(v) => v,
         };
-        Ok(scale_view(&obj))
+        Ok(scale_of(desc, &obj))
     }
 
     /// POST `pods/<name>/binding` (or the `bindings` collection): sets `spec.nodeName`.

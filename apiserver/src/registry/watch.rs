@@ -64,6 +64,9 @@ impl State {
             map.insert("apiVersion".into(), Value::String(self.desc.api_version()));
             map.insert("kind".into(), Value::String(self.desc.kind.clone()));
         }
+        if let Some(hooks) = &self.desc.hooks {
+            hooks.present(&mut obj);
+        }
         obj
     }
 

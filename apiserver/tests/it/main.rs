@@ -2,9 +2,11 @@
 
 mod apply;
 mod auth;
+mod crd;
 mod http_api;
 mod kube_client;
 mod kubectl;
+mod kubectl_crd;
 mod openapi;
 mod protobuf;
 mod support;
