@@ -36,6 +36,9 @@ pub struct ServerArgs {
     /// Serve alpha API versions too.
     #[arg(long)]
     alpha_apis: bool,
+    /// Authentication, ServiceAccount tokens and audit.
+    #[command(flatten)]
+    auth: apiserver::flags::AuthFlags,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/keelson`, else `~/.local/share/keelson`.
@@ -77,6 +80,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.advertise_address = args.advertise_address.clone();
     config.extra_sans = crate::urls::split_list(&args.tls_san);
     config.alpha_apis = args.alpha_apis;
+    args.auth.clone().apply(&mut config.auth);
     let server = apiserver::start(config, store)
         .await
         .context("starting the API server")?;

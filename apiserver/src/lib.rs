@@ -37,6 +37,7 @@ pub mod crd;
 pub mod descriptor;
 pub mod discovery;
 pub mod error;
+pub mod flags;
 pub mod handler;
 pub mod objstore;
 pub mod openapi;
