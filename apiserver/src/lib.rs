@@ -19,6 +19,7 @@
 pub mod apply;
 pub mod builtin;
 pub mod codec;
+pub mod defaults;
 pub mod descriptor;
 pub mod discovery;
 pub mod error;
@@ -162,6 +163,6 @@ impl ApiServer {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        defaults::bootstrap::ensure_kubernetes_service(self).await
     }
 }
