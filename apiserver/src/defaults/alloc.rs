@@ -142,7 +142,7 @@ impl ServiceAllocator {
             .kv
             .range(storage::RangeRequest {
                 key: prefix.as_bytes().to_vec().into(),
-                range_end: storage::prefix_end(prefix.as_bytes()).into(),
+                range_end: storage::prefix_end(prefix.as_bytes()),
                 keys_only: true,
                 ..Default::default()
             })

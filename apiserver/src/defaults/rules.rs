@@ -355,7 +355,7 @@ fn external_traffic_policy(spec: &Map<String, Value>) -> Option<Value> {
 }
 
 fn load_balancer_node_ports(spec: &Map<String, Value>) -> Option<Value> {
-    (service_type(spec) == "LoadBalancer").then(|| json!(true))
+    (service_type(spec) == "LoadBalancer").then_some(json!(true))
 }
 
 fn not_external(spec: &Map<String, Value>) -> bool {

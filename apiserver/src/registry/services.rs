@@ -43,17 +43,15 @@ impl Registry {
         let kind = desc.qualified_kind();
         for _ in 0..MAX_ATTEMPTS {
             let cur = self.store.get(key, 0).await?;
-            let mut new = match f(cur.as_ref())? {
-                UpdateAction::Put(new) => new,
-                _ => {
-                    let w = self.write(key, dry_run, &mut f).await?;
-                    if let Written::Deleted(old) = &w
-                        && !dry_run
-                    {
-                        alloc.release_dropped(old, &Value::Null).await;
-                    }
-                    return Ok(w);
+            let UpdateAction::Put(mut new) = f(cur.as_ref())? else {
+                // Deletes and no-ops: the generic write, then give back what a delete held.
+                let w = self.write(key, dry_run, &mut f).await?;
+                if let Written::Deleted(old) = &w
+                    && !dry_run
+                {
+                    alloc.release_dropped(old, &Value::Null).await;
                 }
+                return Ok(w);
             };
             let old = cur.unwrap_or(Value::Null);
             let name = meta_str(&new, "name").to_string();

@@ -1,6 +1,7 @@
 //! Integration tests of the API server: HTTP (router `oneshot`), kube-rs over TLS, real kubectl.
 
 mod apply;
+mod defaults;
 mod http_api;
 mod kube_client;
 mod kubectl;
