@@ -467,10 +467,11 @@ impl Registry {
                 meta.remove("generation");
             }
         }
-        // Recorded before the type's create defaults, which belong to no manager (as upstream).
+        // Field defaults come with the decoded body (an update's manager owns them, as
+        // upstream); the type's create defaults come after tracking and belong to no manager.
+        defaults::apply(desc, &mut obj);
         apply::track(desc, None, &mut obj, writer, None)?;
         strategy::prepare_for_create(desc, &mut obj);
-        defaults::apply(desc, &mut obj);
         self.check_namespace(desc, ns, if explicit.is_empty() { &generate } else { &explicit })
             .await?;
         let attempts = if explicit.is_empty() { 8 } else { 1 };

@@ -63,6 +63,12 @@ async fn workloads_are_stored_with_upstream_defaults() {
     assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
     assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
     assert_template_defaults(&d["spec"]["template"]["spec"], "Always");
+    // As upstream, a create's manager owns the defaulted fields (defaulting happens on decode).
+    let owned = &d["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"];
+    assert!(
+        owned.get("f:replicas").is_some() && owned.get("f:strategy").is_some(),
+        "{d}"
+    );
     // The stored object is the defaulted one.
     let (_, got) = s.get(&format!("{APPS}/deployments/d")).await;
     assert_eq!(got["spec"], d["spec"]);
