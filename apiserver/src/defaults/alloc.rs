@@ -349,6 +349,27 @@ impl ServiceAllocator {
         }
     }
 
+    /// Records the values a stored service holds (idempotent): services written before
+    /// allocation was tracked, or by a server that stopped between storing and claiming.
+    pub async fn adopt(&self, svc: &Value) -> ApiResult<()> {
+        let owner = format!(
+            "{}/{}",
+            svc.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            svc.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        );
+        for ip in allocated_ips(svc) {
+            self.claim(format!("{IP_PREFIX}{ip}"), &owner).await?;
+        }
+        for port in allocated_ports(svc) {
+            self.claim(format!("{PORT_PREFIX}{port}"), &owner).await?;
+        }
+        Ok(())
+    }
+
     /// Releases what `old` held and `new` (the service after an update, `Null` after a delete)
     /// no longer does.
     pub async fn release_dropped(&self, old: &Value, new: &Value) {

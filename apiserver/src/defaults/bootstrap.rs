@@ -40,10 +40,21 @@ async fn create_missing(api: &ApiServer, resource: &str, body: serde_json::Value
     }
 }
 
-/// Creates the `kubernetes` service and its Endpoints when missing.
+/// Records the IPs and node ports of the stored services (a no-op for those already recorded),
+/// then creates the `kubernetes` service and its Endpoints when missing.
 pub async fn ensure_kubernetes_service(api: &ApiServer) -> ApiResult<()> {
+    let alloc = api.registry.service_allocator();
+    if let Some(services) = api.table.lookup("", "v1", "services") {
+        let list = api
+            .registry
+            .list(&services, "", &crate::registry::ListOptions::default())
+            .await?;
+        for svc in list["items"].as_array().into_iter().flatten() {
+            alloc.adopt(svc).await?;
+        }
+    }
     let (host, port) = endpoint(&api.config.advertise_address, api.config.bind);
-    let first_ip = api.registry.service_allocator().first_ip().to_string();
+    let first_ip = alloc.first_ip().to_string();
     let labels = json!({"component": "apiserver", "provider": "kubernetes"});
     create_missing(
         api,

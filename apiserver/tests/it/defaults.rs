@@ -351,3 +351,52 @@ async fn concurrent_service_creates_get_distinct_ips() {
     }
     assert_eq!((ips.len(), ports.len()), (50, 50));
 }
+
+#[tokio::test]
+async fn allocations_survive_a_restart_and_are_adopted() {
+    let s = TestServer::new().await;
+    create(
+        &s,
+        &format!("{NS}/services"),
+        service(
+            "a",
+            json!({"clusterIP": "10.96.7.7", "type": "NodePort",
+        "ports": [{"port": 80, "nodePort": 31000}]}),
+        ),
+    )
+    .await;
+    // A service stored without its allocation recorded (e.g. written before tracking existed).
+    let key = "/registry/ranges/serviceips/10.96.7.7";
+    let restarted = {
+        let mut config = apiserver::Config::new("/nonexistent");
+        config.allow_unauthenticated = true;
+        let api = apiserver::ApiServer::new(config, s.store.clone());
+        storage::StorageExt::delete_if(&*s.store, key.as_bytes(), storage::Expect::Any)
+            .await
+            .unwrap();
+        api.bootstrap().await.expect("second bootstrap");
+        TestServer {
+            api,
+            store: s.store.clone(),
+        }
+    };
+    let (code, v) = restarted
+        .post(
+            &format!("{NS}/services"),
+            service("b", json!({"clusterIP": "10.96.7.7", "ports": [{"port": 80}]})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (code, v) = restarted
+        .post(
+            &format!("{NS}/services"),
+            service(
+                "c",
+                json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 31000}]}),
+            ),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (_, k) = restarted.get(&format!("{NS}/services/kubernetes")).await;
+    assert_eq!(k["spec"]["clusterIP"], "10.96.0.1");
+}
