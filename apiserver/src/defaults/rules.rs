@@ -62,7 +62,9 @@ pub(super) const CONTAINER: &[Rule] = &[
     r("", "resources", Json("{}")),
     r("ports[]", "protocol", Json(r#""TCP""#)),
     r("env[].valueFrom.fieldRef", "apiVersion", Json(r#""v1""#)),
+    r("lifecycle.postStart.httpGet", "path", Json(r#""/""#)),
     r("lifecycle.postStart.httpGet", "scheme", Json(r#""HTTP""#)),
+    r("lifecycle.preStop.httpGet", "path", Json(r#""/""#)),
     r("lifecycle.preStop.httpGet", "scheme", Json(r#""HTTP""#)),
 ];
 
@@ -72,6 +74,7 @@ pub(super) const PROBE: &[Rule] = &[
     r("", "periodSeconds", Json("10")),
     r("", "successThreshold", Json("1")),
     r("", "failureThreshold", Json("3")),
+    r("httpGet", "path", Json(r#""/""#)),
     r("httpGet", "scheme", Json(r#""HTTP""#)),
     r("grpc", "service", Json(r#""""#)),
 ];
@@ -84,6 +87,17 @@ const POD_ONLY: &[Rule] = &[
     r("spec", "preemptionPolicy", Json(r#""PreemptLowerPriority""#)),
     r("spec", "tolerations", Json("[]")),
     r("spec", "tolerations", Edit(add_default_tolerations)),
+    r(
+        "spec.containers[].resources",
+        "requests",
+        Edit(requests_from_limits),
+    ),
+    r(
+        "spec.initContainers[].resources",
+        "requests",
+        Edit(requests_from_limits),
+    ),
+    r("spec", "hostNetwork", Edit(host_network_ports)),
 ];
 
 const DEPLOYMENT: &[Rule] = &[
@@ -186,6 +200,8 @@ const SERVICE: &[Rule] = &[
     ),
 ];
 
+const ENDPOINTS: &[Rule] = &[r("subsets[].ports[]", "protocol", Json(r#""TCP""#))];
+
 const SECRET: &[Rule] = &[r("", "type", Json(r#""Opaque""#))];
 
 const PVC: &[Rule] = &[r("spec", "volumeMode", Json(r#""Filesystem""#))];
@@ -226,6 +242,7 @@ pub(super) fn for_resource(group: &str, resource: &str) -> Vec<(&'static str, &'
     match (group, resource) {
         ("", "services") => vec![("", SERVICE)],
         ("", "secrets") => vec![("", SECRET)],
+        ("", "endpoints") => vec![("", ENDPOINTS)],
         ("", "persistentvolumeclaims") => vec![("", PVC)],
         ("", "persistentvolumes") => vec![("", PV)],
         _ => Vec::new(),
@@ -382,6 +399,38 @@ fn add_default_tolerations(spec: &mut Map<String, Value>) {
             tolerations.push(json!({
                 "key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300
             }));
+        }
+    }
+}
+
+/// A pod's containers request what they limit unless they say otherwise.
+fn requests_from_limits(resources: &mut Map<String, Value>) {
+    let Some(limits) = resources.get("limits").and_then(Value::as_object).cloned() else {
+        return;
+    };
+    let requests = resources.entry("requests").or_insert_with(|| json!({}));
+    if let Some(requests) = requests.as_object_mut() {
+        for (name, quantity) in limits {
+            requests.entry(name).or_insert(quantity);
+        }
+    }
+}
+
+/// With host networking, container ports default their host port to the container port.
+fn host_network_ports(spec: &mut Map<String, Value>) {
+    if spec.get("hostNetwork").and_then(Value::as_bool) != Some(true) {
+        return;
+    }
+    for list in ["containers", "initContainers"] {
+        let containers = spec.get_mut(list).and_then(Value::as_array_mut);
+        for container in containers.into_iter().flatten() {
+            let ports = container.get_mut("ports").and_then(Value::as_array_mut);
+            for port in ports.into_iter().flatten().filter_map(Value::as_object_mut) {
+                let unset = port.get("hostPort").and_then(Value::as_i64).unwrap_or(0) == 0;
+                if unset && let Some(cp) = port.get("containerPort").cloned() {
+                    port.insert("hostPort".into(), cp);
+                }
+            }
         }
     }
 }

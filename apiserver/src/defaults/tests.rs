@@ -98,10 +98,11 @@ fn pods_get_spec_container_probe_and_admission_defaults() {
     assert_eq!(c["ports"][0]["protocol"], "TCP");
     assert_eq!(
         c["livenessProbe"],
-        json!({"httpGet": {"port": 80, "scheme": "HTTP"}, "timeoutSeconds": 1, "periodSeconds": 10,
+        json!({"httpGet": {"port": 80, "path": "/", "scheme": "HTTP"}, "timeoutSeconds": 1, "periodSeconds": 10,
                "successThreshold": 1, "failureThreshold": 3})
     );
     assert_eq!(spec["initContainers"][0]["imagePullPolicy"], "Always");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/");
     assert_eq!(spec["volumes"][0]["secret"]["defaultMode"], 420);
     assert_eq!(spec["volumes"][1]["emptyDir"], json!({}));
     // The unreachable toleration was there; only not-ready is added.
@@ -403,4 +404,35 @@ fn updates_keep_allocated_values_and_refuse_a_new_ip() {
     assert!(to_cluster_ip["spec"]["ports"][0].get("nodePort").is_none());
     let mut moved = json!({"spec": {"clusterIP": "10.0.0.10"}});
     assert!(alloc::keep_allocated(&old, &mut moved).is_some());
+}
+
+#[test]
+fn pods_request_their_limits_and_host_network_ports() {
+    let pod = defaulted(
+        "",
+        "pods",
+        json!({"spec": {"hostNetwork": true, "containers": [{
+            "name": "c", "image": "x:1", "ports": [{"containerPort": 8080}],
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}},
+        }]}}),
+    );
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(
+        c["resources"]["requests"],
+        json!({"cpu": "500m", "memory": "1Gi"})
+    );
+    assert_eq!(c["ports"][0]["hostPort"], 8080);
+    // Templates keep limits without requests (SetDefaults_Pod is pod-only).
+    let d = defaulted(
+        "apps",
+        "deployments",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "1"}}}]}}}}),
+    );
+    assert!(
+        d["spec"]["template"]["spec"]["containers"][0]["resources"]
+            .get("requests")
+            .is_none()
+    );
+    let ep = defaulted("", "endpoints", json!({"subsets": [{"ports": [{"port": 1}]}]}));
+    assert_eq!(ep["subsets"][0]["ports"][0]["protocol"], "TCP");
 }
