@@ -103,6 +103,11 @@ pub fn apply(desc: &ResourceDescriptor, obj: &mut Value) {
     }
 }
 
+/// Defaults of `status` fields, applied after the type's create hook resets the status.
+pub fn apply_status(desc: &ResourceDescriptor, obj: &mut Value) {
+    apply_rules(obj, "", rules::status_for_resource(&desc.group, &desc.resource));
+}
+
 /// Create-time defaults that need the object's identity (uid, final name): the generated
 /// selector and labels of a Job (upstream's job strategy).
 pub fn on_create(desc: &ResourceDescriptor, obj: &mut Value) {

@@ -211,6 +211,21 @@ const PV: &[Rule] = &[
     r("spec", "volumeMode", Json(r#""Filesystem""#)),
 ];
 
+/// Status defaults (upstream defaults `status.phase` on every decode, so it shows even after a
+/// strategy resets the status on create).
+const PHASE_PENDING: &[Rule] = &[
+    r("", "status", Json("{}")),
+    r("status", "phase", Json(r#""Pending""#)),
+];
+
+/// The status rule groups of a resource.
+pub(super) fn status_for_resource(group: &str, resource: &str) -> &'static [Rule] {
+    match (group, resource) {
+        ("", "persistentvolumes" | "persistentvolumeclaims") => PHASE_PENDING,
+        _ => &[],
+    }
+}
+
 /// Where pod templates live in each workload, with the type's own rules.
 fn workload(group: &str, resource: &str) -> Option<(&'static [Rule], &'static str)> {
     Some(match (group, resource) {

@@ -436,3 +436,15 @@ fn pods_request_their_limits_and_host_network_ports() {
     let ep = defaulted("", "endpoints", json!({"subsets": [{"ports": [{"port": 1}]}]}));
     assert_eq!(ep["subsets"][0]["ports"][0]["protocol"], "TCP");
 }
+
+#[test]
+fn volumes_and_claims_start_pending() {
+    for resource in ["persistentvolumes", "persistentvolumeclaims"] {
+        let mut obj = json!({"spec": {}});
+        apply_status(&row("", resource), &mut obj);
+        assert_eq!(obj["status"], json!({"phase": "Pending"}), "{resource}");
+    }
+    let mut cm = json!({});
+    apply_status(&row("", "configmaps"), &mut cm);
+    assert_eq!(cm, json!({}));
+}

@@ -472,6 +472,7 @@ impl Registry {
         defaults::apply(desc, &mut obj);
         apply::track(desc, None, &mut obj, writer, None)?;
         strategy::prepare_for_create(desc, &mut obj);
+        defaults::apply_status(desc, &mut obj);
         self.check_namespace(desc, ns, if explicit.is_empty() { &generate } else { &explicit })
             .await?;
         let attempts = if explicit.is_empty() { 8 } else { 1 };
