@@ -34,6 +34,7 @@ pub mod auth;
 pub mod builtin;
 pub mod codec;
 pub mod crd;
+pub mod defaults;
 pub mod descriptor;
 pub mod discovery;
 pub mod error;
@@ -194,6 +195,6 @@ impl ApiServer {
             }
         }
         self.auth.synced.wait().await;
-        Ok(())
+        defaults::bootstrap::ensure_kubernetes_service(self).await
     }
 }

@@ -2,6 +2,7 @@
 //! (upstream `k8s.io/apiserver/pkg/registry/generic/registry/store.go`). Objects are JSON values.
 
 pub mod hooks;
+mod services;
 pub mod subresource;
 mod watch;
 
@@ -20,7 +21,7 @@ use crate::objstore::{ObjectStore, Page, UpdateAction, Written, decode_continue,
 use crate::patch::{self, PatchType};
 use crate::query::{FieldValidation, RvMatch};
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::{apply, strategy, typecheck};
+use crate::{apply, defaults, strategy, typecheck};
 
 /// Registry settings.
 #[derive(Clone, Debug)]
@@ -29,6 +30,8 @@ pub struct RegistryConfig {
     pub bookmark_interval: Duration,
     /// Watch duration when the client gives no `timeoutSeconds` (upstream: 30–60 min).
     pub default_watch_timeout: Duration,
+    /// The service IP and node port ranges.
+    pub services: defaults::ServiceRanges,
 }
 
 impl Default for RegistryConfig {
@@ -36,6 +39,7 @@ impl Default for RegistryConfig {
         RegistryConfig {
             bookmark_interval: Duration::from_secs(60),
             default_watch_timeout: Duration::from_secs(1800),
+            services: defaults::ServiceRanges::default(),
         }
     }
 }
@@ -464,11 +468,18 @@ impl Registry {
             }
             meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
             meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
-            meta.insert("generation".into(), json!(1));
+            if defaults::has_generation(desc) {
+                meta.insert("generation".into(), json!(1));
+            } else {
+                meta.remove("generation");
+            }
         }
-        // Recorded before the type's create defaults, which belong to no manager (as upstream).
+        // Field defaults come with the decoded body (an update's manager owns them, as
+        // upstream); the type's create defaults come after tracking and belong to no manager.
+        defaults::apply(desc, &mut obj);
         apply::track(desc, None, &mut obj, writer, None)?;
         strategy::prepare_for_create(desc, &mut obj);
+        defaults::apply_status(desc, &mut obj);
         self.check_namespace(desc, ns, if explicit.is_empty() { &generate } else { &explicit })
             .await?;
         let attempts = if explicit.is_empty() { 8 } else { 1 };
@@ -479,6 +490,7 @@ impl Registry {
                 explicit.clone()
             };
             meta_mut(&mut obj)?.insert("name".into(), Value::String(name.clone()));
+            defaults::on_create(desc, &mut obj);
             let errs = strategy::validate(desc, &obj);
             if !errs.is_empty() {
                 return Err(ApiError::invalid(
@@ -491,6 +503,27 @@ impl Registry {
             if let Some(hooks) = &desc.hooks {
                 hooks.admit(&mut obj, None)?;
             }
+            let claimed = match services::is_service(desc) {
+                // A taken name is a conflict, not an allocation error.
+                true if !explicit.is_empty() && self.store.get(&desc.key(ns, &name), 0).await?.is_some() => {
+                    return Err(ApiError::already_exists(&desc.group_resource(), &name));
+                }
+                true => Some(
+                    self.service_allocator()
+                        .allocate(&desc.qualified_kind(), &name, &mut obj, &Value::Null)
+                        .await?,
+                ),
+                false => None,
+            };
+            let created = match opts.dry_run {
+                true => Ok(None),
+                false => self.store.create(&desc.key(ns, &name), &obj).await,
+            };
+            if !matches!(created, Ok(Some(_)))
+                && let Some(claimed) = claimed
+            {
+                self.service_allocator().release(claimed).await;
+            }
             if opts.dry_run {
                 return Ok(Reply {
                     code: 201,
@@ -498,7 +531,7 @@ impl Registry {
                     warnings,
                 });
             }
-            if let Some(mut created) = self.store.create(&desc.key(ns, &name), &obj).await? {
+            if let Some(mut created) = created? {
                 self.present(desc, &mut created);
                 return Ok(Reply {
                     code: 201,
@@ -562,6 +595,17 @@ impl Registry {
                 new = merged;
             }
             _ => {
+                defaults::apply(desc, &mut new);
+                if services::is_service(desc)
+                    && let Some(err) = defaults::alloc::keep_allocated(old, &mut new)
+                {
+                    return Err(ApiError::invalid(
+                        &desc.qualified_kind(),
+                        &desc.group,
+                        &name,
+                        &[err],
+                    ));
+                }
                 {
                     let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
                     let meta = meta_mut(&mut new)?;
@@ -588,7 +632,7 @@ impl Registry {
                         None => map.remove("status"),
                     };
                 }
-                if spec_part(desc, &new) != spec_part(desc, old) {
+                if defaults::has_generation(desc) && spec_part(desc, &new) != spec_part(desc, old) {
                     let generation = old
                         .pointer("/metadata/generation")
                         .and_then(Value::as_i64)
@@ -678,7 +722,7 @@ impl Registry {
         };
         let gr = desc.group_resource();
         let w = self
-            .write(&desc.key(ns, name), opts.dry_run, |cur| {
+            .write_object(desc, &desc.key(ns, name), opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
                 if let Some(rv) = &want_rv
                     && rv != meta_str(cur, "resourceVersion")
@@ -730,7 +774,7 @@ impl Registry {
         }
         let mut warnings = Vec::new();
         let w = self
-            .write(&key, opts.dry_run, |cur| {
+            .write_object(desc, &key, opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
                 let mut base = cur.clone();
                 self.present(desc, &mut base);
@@ -877,7 +921,7 @@ impl Registry {
     ) -> ApiResult<Reply> {
         let gr = desc.group_resource();
         let w = self
-            .write(&desc.key(ns, name), opts.dry_run, |cur| {
+            .write_object(desc, &desc.key(ns, name), opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
                 Self::delete_action(desc, cur, opts)
             })
@@ -924,7 +968,7 @@ impl Registry {
             let obj_ns = meta_str(&obj, "namespace").to_string();
             let gr = desc.group_resource();
             let res = self
-                .write(&desc.key(&obj_ns, &name), opts.dry_run, |cur| {
+                .write_object(desc, &desc.key(&obj_ns, &name), opts.dry_run, |cur| {
                     let cur = cur.ok_or_else(|| ApiError::not_found(&gr, &name))?;
                     Self::delete_action(desc, cur, opts)
                 })

@@ -99,6 +99,16 @@ fn exercise(k: &Kubectl, manifests: &Path) {
         "{out}"
     );
 
+    // The `kubernetes` service holds the first IP of the service range.
+    let out = k.ok(&["get", "svc", "kubernetes", "-n", "default"]);
+    assert!(out.lines().next().unwrap().contains("CLUSTER-IP"), "{out}");
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        &row[..4],
+        ["kubernetes", "ClusterIP", "10.96.0.1", "<none>"],
+        "{out}"
+    );
+
     // Generators send protobuf bodies from kubectl 1.32 on (not decoded yet): use -f there.
     let cm = format!("cm-{tag}");
     if k.minor < 32 {

@@ -3,6 +3,7 @@
 mod apply;
 mod auth;
 mod crd;
+mod defaults;
 mod http_api;
 mod kube_client;
 mod kubectl;
