@@ -18,11 +18,13 @@
 
 pub mod apply;
 pub mod builtin;
+pub mod cache;
 pub mod codec;
 pub mod descriptor;
 pub mod discovery;
 pub mod error;
 pub mod handler;
+pub mod metrics;
 pub mod objstore;
 pub mod patch;
 pub mod protobuf;

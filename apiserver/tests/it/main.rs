@@ -6,3 +6,4 @@ mod kube_client;
 mod kubectl;
 mod protobuf;
 mod support;
+mod watch_cache;
