@@ -171,15 +171,23 @@ impl WatchCache {
 
     /// The objects under `prefix` that `filter` accepts, in key order, and the cache's revision.
     pub fn list(&self, prefix: &str, filter: &dyn Fn(&Value) -> bool) -> (Vec<Value>, Revision) {
-        let state = self.state.lock();
-        let items = state
-            .objects
-            .range(prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(_, v)| filter(v))
-            .map(|(_, v)| Value::clone(v))
+        // Hold the lock only to collect the shared objects; filter and copy them after.
+        let (objects, revision) = {
+            let state = self.state.lock();
+            let objects: Vec<Arc<Value>> = state
+                .objects
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| v.clone())
+                .collect();
+            (objects, state.revision)
+        };
+        let items = objects
+            .iter()
+            .filter(|v| filter(v))
+            .map(|v| Value::clone(v))
             .collect();
-        (items, state.revision)
+        (items, revision)
     }
 
     /// Registers a watcher of keys under `prefix`: from the current state (`from == None`), or
