@@ -39,6 +39,7 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .route("/healthz", get(health))
         .route("/livez", get(health))
         .route("/readyz", get(health))
+        .route("/metrics", get(crate::metrics::serve))
         .route("/api", get(core_api))
         .route("/api/{version}", get(core_resources))
         .route("/apis", get(apis))
@@ -51,6 +52,7 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(api.clone(), crate::auth::filter))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(crate::metrics::record))
         .with_state(api)
 }
 

@@ -32,6 +32,7 @@
 pub mod apply;
 pub mod auth;
 pub mod builtin;
+pub mod cache;
 pub mod codec;
 pub mod crd;
 pub mod defaults;
@@ -40,6 +41,7 @@ pub mod discovery;
 pub mod error;
 pub mod flags;
 pub mod handler;
+pub mod metrics;
 pub mod objstore;
 pub mod openapi;
 pub mod patch;

@@ -3,6 +3,7 @@
 
 pub mod hooks;
 mod services;
+mod cached_list;
 pub mod subresource;
 mod watch;
 
@@ -32,6 +33,9 @@ pub struct RegistryConfig {
     pub default_watch_timeout: Duration,
     /// The service IP and node port ranges.
     pub services: defaults::ServiceRanges,
+    /// Serve watches and "any"/consistent lists from the per-resource watch cache (else every
+    /// watch has its own storage watch and every list reads the store).
+    pub watch_cache: bool,
 }
 
 impl Default for RegistryConfig {
@@ -40,6 +44,7 @@ impl Default for RegistryConfig {
             bookmark_interval: Duration::from_secs(60),
             default_watch_timeout: Duration::from_secs(1800),
             services: defaults::ServiceRanges::default(),
+            watch_cache: true,
         }
     }
 }
@@ -142,6 +147,8 @@ pub struct Registry {
     pub table: Arc<ResourceTable>,
     /// Settings.
     pub config: RegistryConfig,
+    /// The watch caches, one per resource.
+    pub caches: crate::cache::WatchCaches,
 }
 
 /// Now, as Kubernetes writes `metav1.Time` (RFC 3339, seconds, UTC).
@@ -235,6 +242,7 @@ impl Registry {
     /// A registry over `kv` serving `table`.
     pub fn new(kv: Arc<dyn Storage>, table: Arc<ResourceTable>, config: RegistryConfig) -> Self {
         Registry {
+            caches: crate::cache::WatchCaches::new(kv.clone()),
             store: ObjectStore::new(kv),
             table,
             config,
@@ -383,8 +391,22 @@ impl Registry {
         }))
     }
 
-    /// One page of matching objects.
+    /// One page of matching objects: from the watch cache when the options allow it, else from
+    /// the store.
     pub async fn list_page(
+        &self,
+        desc: &ResourceDescriptor,
+        ns: &str,
+        opts: &ListOptions,
+    ) -> ApiResult<Page> {
+        if let Some(page) = self.list_from_cache(desc, ns, opts).await? {
+            return Ok(page);
+        }
+        self.list_page_from_store(desc, ns, opts).await
+    }
+
+    /// One page of matching objects read from the store.
+    pub async fn list_page_from_store(
         &self,
         desc: &ResourceDescriptor,
         ns: &str,

@@ -1,6 +1,7 @@
-//! WATCH: storage events turned into Kubernetes watch events, with selector transitions computed
+//! WATCH: Kubernetes watch events from the resource's watch cache (or, for a resourceVersion older
+//! than the cache's history, from a storage watch of its own), with selector transitions computed
 //! from each event's previous value (an object that stops matching is DELETED for that watcher),
-//! bookmarks from storage progress notifications, `timeoutSeconds`, and 410 as an ERROR event.
+//! bookmarks from progress notifications, `timeoutSeconds`, and 410 as an ERROR event.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,9 +10,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
-use storage::{Event, EventKind, ProgressHandle, Revision, WatchItem, WatchRequest, prefix_end};
+use storage::{EventKind, ProgressHandle, Revision, WatchItem, WatchRequest, prefix_end};
 
 use super::{ListOptions, Registry};
+use crate::cache::{CacheMessage, CachedEvent, Start};
 use crate::descriptor::ResourceDescriptor;
 use crate::error::{ApiError, ApiResult};
 use crate::objstore::{decode_kv, set_resource_version};
@@ -41,15 +43,79 @@ fn event(kind: &str, object: Value) -> Value {
     json!({"type": kind, "object": object})
 }
 
+/// What feeds one watcher: the shared cache or a storage watch of its own.
+enum Source {
+    Cache(tokio::sync::mpsc::Receiver<CacheMessage>),
+    Store(storage::WatchStream),
+}
+
+/// One item of a source.
+enum SourceItem {
+    Events(Vec<Arc<CachedEvent>>),
+    Progress(Revision),
+    Failed(ApiError),
+    End,
+}
+
+impl Source {
+    async fn next(&mut self) -> SourceItem {
+        match self {
+            Source::Cache(rx) => match rx.recv().await {
+                Some(CacheMessage::Event(e)) => SourceItem::Events(vec![e]),
+                Some(CacheMessage::Progress(rv)) => SourceItem::Progress(rv),
+                None => SourceItem::End,
+            },
+            Source::Store(s) => match s.next().await {
+                None => SourceItem::End,
+                Some(Ok(WatchItem::Events { revision, events })) => {
+                    match events.iter().map(|e| decode_event(e, revision)).collect() {
+                        Ok(evs) => SourceItem::Events(evs),
+                        Err(e) => SourceItem::Failed(e),
+                    }
+                }
+                Some(Ok(WatchItem::Progress { revision })) => SourceItem::Progress(revision),
+                // A compacted start or a watcher that fell behind: the client re-lists (410) or
+                // re-watches from its last revision.
+                Some(Err(e @ storage::Error::Compacted { .. })) => SourceItem::Failed(e.into()),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "watch ended by storage");
+                    SourceItem::End
+                }
+            },
+        }
+    }
+}
+
+/// A storage event decoded as the cache holds them.
+fn decode_event(e: &storage::Event, revision: Revision) -> ApiResult<Arc<CachedEvent>> {
+    let prev = e.prev_kv.as_ref().map(decode_kv).transpose()?;
+    let object = match e.kind {
+        EventKind::Put => decode_kv(&e.kv)?,
+        EventKind::Delete => {
+            let mut p = prev.clone().unwrap_or(Value::Null);
+            set_resource_version(&mut p, revision);
+            p
+        }
+    };
+    Ok(Arc::new(CachedEvent {
+        revision,
+        key: String::from_utf8_lossy(&e.kv.key).into_owned(),
+        kind: e.kind,
+        object: Arc::new(object),
+        prev: prev.map(Arc::new),
+    }))
+}
+
 struct State {
     desc: Arc<ResourceDescriptor>,
     labels: LabelSelector,
     fields: FieldSelector,
     pending: VecDeque<Value>,
-    events: storage::WatchStream,
+    source: Source,
     progress: ProgressHandle,
     deadline: tokio::time::Instant,
     ticker: Option<tokio::time::Interval>,
+    bookmark_due: bool,
     last_rv: Revision,
     done: bool,
 }
@@ -81,32 +147,46 @@ impl State {
         )
     }
 
-    /// The watch event (if any) one storage event is for this watcher.
-    fn translate(&self, e: &Event, revision: Revision) -> ApiResult<Option<Value>> {
-        let prev = e.prev_kv.as_ref().map(decode_kv).transpose()?;
-        let prev_passes = prev.as_ref().is_some_and(|p| self.matches(p));
-        let deleted = |mut p: Value| {
-            set_resource_version(&mut p, revision);
+    /// The watch event (if any) one change is for this watcher.
+    fn translate(&self, e: &CachedEvent) -> Option<Value> {
+        let prev_passes = e.prev.as_deref().is_some_and(|p| self.matches(p));
+        let deleted = |p: &Value| {
+            let mut p = p.clone();
+            set_resource_version(&mut p, e.revision);
             event("DELETED", self.present(p))
         };
         match e.kind {
             EventKind::Put => {
-                let cur = decode_kv(&e.kv)?;
-                let cur_passes = self.matches(&cur);
-                Ok(match (cur_passes, prev_passes) {
-                    (true, true) => Some(event("MODIFIED", self.present(cur))),
-                    (true, false) => Some(event("ADDED", self.present(cur))),
-                    (false, true) => prev.map(deleted),
+                let cur_passes = self.matches(&e.object);
+                match (cur_passes, prev_passes) {
+                    (true, true) => Some(event("MODIFIED", self.present(Value::clone(&e.object)))),
+                    (true, false) => Some(event("ADDED", self.present(Value::clone(&e.object)))),
+                    (false, true) => e.prev.as_deref().map(deleted),
                     (false, false) => None,
-                })
+                }
             }
-            EventKind::Delete => Ok(if prev_passes { prev.map(deleted) } else { None }),
+            EventKind::Delete => prev_passes.then(|| event("DELETED", self.present(Value::clone(&e.object)))),
+        }
+    }
+
+    fn push_events(&mut self, events: &[Arc<CachedEvent>]) {
+        for e in events {
+            if e.revision <= self.last_rv {
+                continue;
+            }
+            if let Some(ev) = self.translate(e) {
+                self.pending.push_back(ev);
+            }
+        }
+        if let Some(last) = events.last() {
+            self.last_rv = self.last_rv.max(last.revision);
         }
     }
 
     async fn next_event(mut self) -> Option<(Value, State)> {
         loop {
             if let Some(ev) = self.pending.pop_front() {
+                crate::metrics::watch_event_sent();
                 return Some((ev, self));
             }
             if self.done {
@@ -119,43 +199,44 @@ impl State {
                         Some(t) => { t.tick().await; }
                         None => std::future::pending::<()>().await,
                     }
-                } => self.progress.request(),
-                item = self.events.next() => match item {
-                    None => self.done = true,
-                    Some(Ok(WatchItem::Events { revision, events })) => {
-                        for e in &events {
-                            match self.translate(e, revision) {
-                                Ok(Some(ev)) => self.pending.push_back(ev),
-                                Ok(None) => {}
-                                Err(err) => {
-                                    self.pending.push_back(event("ERROR", err.to_json()));
-                                    self.done = true;
-                                    break;
-                                }
-                            }
-                        }
-                        self.last_rv = revision;
-                    }
-                    Some(Ok(WatchItem::Progress { revision })) => {
-                        if self.ticker.is_some() && revision > 0 {
+                } => {
+                    self.bookmark_due = true;
+                    self.progress.request();
+                }
+                item = self.source.next() => match item {
+                    SourceItem::End => self.done = true,
+                    SourceItem::Events(events) => self.push_events(&events),
+                    SourceItem::Progress(revision) => {
+                        if self.bookmark_due && revision > 0 {
+                            self.bookmark_due = false;
                             self.last_rv = self.last_rv.max(revision);
                             let bm = self.bookmark(self.last_rv, false);
                             self.pending.push_back(bm);
                         }
                     }
-                    Some(Err(e)) => {
-                        // A compacted start or a watcher that fell behind: the client re-lists
-                        // (410) or re-watches from its last revision.
-                        if matches!(e, storage::Error::Compacted { .. }) {
-                            self.pending.push_back(event("ERROR", ApiError::from(e).to_json()));
-                        } else {
-                            tracing::debug!(error = %e, "watch ended by storage");
-                        }
+                    SourceItem::Failed(err) => {
+                        self.pending.push_back(event("ERROR", err.to_json()));
                         self.done = true;
                     }
                 },
             }
         }
+    }
+}
+
+/// The registered-watchers gauge, decremented when the watch ends.
+struct Registered;
+
+impl Registered {
+    fn new() -> Self {
+        crate::metrics::watcher_registered(1);
+        Registered
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        crate::metrics::watcher_registered(-1);
     }
 }
 
@@ -167,24 +248,125 @@ impl Registry {
         ns: &str,
         opts: WatchOptions,
     ) -> ApiResult<WatchStream> {
-        let mut pending = VecDeque::new();
-        let present = |mut o: Value| {
-            if let Some(map) = o.as_object_mut() {
-                map.insert("apiVersion".into(), Value::String(desc.api_version()));
-                map.insert("kind".into(), Value::String(desc.kind.clone()));
-            }
-            o
-        };
         let initial = opts.send_initial_events || matches!(opts.resource_version, None | Some(0));
+        let prefix = desc.collection_prefix(ns);
+        let mut state = match self.watch_from_cache(&desc, &prefix, &opts, initial).await? {
+            Some(state) => state,
+            None => match self.watch_from_store(&desc, ns, &opts, initial).await? {
+                Ok(state) => state,
+                Err(too_old) => {
+                    // Answer 200 and an ERROR event: clients re-list on it (a 410 status would
+                    // not reset kube-rs's watcher).
+                    return Ok(futures::stream::iter([event("ERROR", too_old.to_json())]).boxed());
+                }
+            },
+        };
+        if opts.send_initial_events && opts.allow_bookmarks {
+            let bm = state.bookmark(state.last_rv, true);
+            state.pending.push_back(bm);
+        }
+        let registered = Registered::new();
+        Ok(
+            futures::stream::unfold((state, registered), |(state, reg)| async move {
+                state.next_event().await.map(|(ev, state)| (ev, (state, reg)))
+            })
+            .boxed(),
+        )
+    }
+
+    fn new_state(
+        &self,
+        desc: &Arc<ResourceDescriptor>,
+        opts: &WatchOptions,
+        source: Source,
+        progress: ProgressHandle,
+        last_rv: Revision,
+    ) -> State {
+        let timeout = opts.timeout.unwrap_or(self.config.default_watch_timeout);
+        let ticker = opts.allow_bookmarks.then(|| {
+            let period = self.config.bookmark_interval;
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        State {
+            desc: desc.clone(),
+            labels: opts.labels.clone(),
+            fields: opts.fields.clone(),
+            pending: VecDeque::new(),
+            source,
+            progress,
+            deadline: tokio::time::Instant::now() + timeout,
+            ticker,
+            bookmark_due: false,
+            last_rv,
+            done: false,
+        }
+    }
+
+    /// A watcher fed by the resource's cache; `None` when the cache cannot serve it (disabled, or
+    /// a resourceVersion older than its history).
+    async fn watch_from_cache(
+        &self,
+        desc: &Arc<ResourceDescriptor>,
+        prefix: &str,
+        opts: &WatchOptions,
+        initial: bool,
+    ) -> ApiResult<Option<State>> {
+        if !self.config.watch_cache {
+            return Ok(None);
+        }
+        let cache = self.caches.get(&desc.storage_prefix).await?;
+        if initial && opts.resource_version.is_none() {
+            // The current state: as fresh as the store (else served by the store).
+            let current = self.store.current_revision().await?;
+            if !cache.wait_fresh(current, crate::cache::FRESHNESS_TIMEOUT).await {
+                return Ok(None);
+            }
+        }
+        let from = if initial { None } else { opts.resource_version };
+        let Some(sub) = cache.subscribe(prefix, from) else {
+            return Ok(None);
+        };
+        let mut state = self.new_state(desc, opts, Source::Cache(sub.live), sub.progress, sub.revision);
+        match sub.initial {
+            Start::Objects(objects) => {
+                let added: Vec<Value> = objects
+                    .iter()
+                    .filter(|o| state.matches(o))
+                    .map(|o| event("ADDED", state.present(Value::clone(o))))
+                    .collect();
+                state.pending.extend(added);
+            }
+            Start::Events(events) => {
+                state.last_rv = from.unwrap_or(0);
+                state.push_events(&events);
+                state.last_rv = state.last_rv.max(sub.revision);
+            }
+        }
+        Ok(Some(state))
+    }
+
+    /// A watcher with its own storage watch (a resourceVersion older than the cache's history);
+    /// `Err` holds the 410 for a compacted one.
+    async fn watch_from_store(
+        &self,
+        desc: &Arc<ResourceDescriptor>,
+        ns: &str,
+        opts: &WatchOptions,
+        initial: bool,
+    ) -> ApiResult<Result<State, ApiError>> {
+        let mut pending = VecDeque::new();
         let start = if initial {
             let list = ListOptions {
                 labels: opts.labels.clone(),
                 fields: opts.fields.clone(),
                 ..Default::default()
             };
-            let page = self.list_page(&desc, ns, &list).await?;
-            for item in page.items {
-                pending.push_back(event("ADDED", present(item)));
+            let page = self.list_page_from_store(desc, ns, &list).await?;
+            for mut item in page.items {
+                self.present(desc, &mut item);
+                pending.push_back(event("ADDED", item));
             }
             page.revision
         } else {
@@ -204,37 +386,11 @@ impl Registry {
             .await;
         let watcher = match watched {
             Ok(w) => w,
-            Err(e @ storage::Error::Compacted { .. }) => {
-                // Answer 200 and an ERROR event: clients re-list on it (a 410 status would not
-                // reset kube-rs's watcher).
-                let err = ApiError::from(e);
-                return Ok(futures::stream::iter([event("ERROR", err.to_json())]).boxed());
-            }
+            Err(e @ storage::Error::Compacted { .. }) => return Ok(Err(ApiError::from(e))),
             Err(e) => return Err(e.into()),
         };
-        let timeout = opts.timeout.unwrap_or(self.config.default_watch_timeout);
-        let ticker = opts.allow_bookmarks.then(|| {
-            let period = self.config.bookmark_interval;
-            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            t
-        });
-        let mut state = State {
-            desc: desc.clone(),
-            labels: opts.labels,
-            fields: opts.fields,
-            pending,
-            events: watcher.stream,
-            progress: watcher.progress,
-            deadline: tokio::time::Instant::now() + timeout,
-            ticker,
-            last_rv: start,
-            done: false,
-        };
-        if opts.send_initial_events && opts.allow_bookmarks {
-            let bm = state.bookmark(start, true);
-            state.pending.push_back(bm);
-        }
-        Ok(futures::stream::unfold(state, State::next_event).boxed())
+        let mut state = self.new_state(desc, opts, Source::Store(watcher.stream), watcher.progress, start);
+        state.pending = pending;
+        Ok(Ok(state))
     }
 }

@@ -11,3 +11,4 @@ mod kubectl_crd;
 mod openapi;
 mod protobuf;
 mod support;
+mod watch_cache;
