@@ -66,4 +66,3 @@ fn parse_duration_seconds(s: &str) -> Result<u64, String> {
     };
     Ok(n * factor)
 }
-

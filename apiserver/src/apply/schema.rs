@@ -69,8 +69,99 @@ pub trait FieldSchema: Send + Sync + std::fmt::Debug {
 pub fn schema_for(desc: &ResourceDescriptor) -> Arc<dyn FieldSchema> {
     if desc.round_trip.is_some() {
         Arc::new(BuiltinSchema)
+    } else if let Some(schema) = &desc.openapi_schema {
+        Arc::new(StructuralSchema(schema.clone()))
     } else {
         Arc::new(DeducedSchema)
+    }
+}
+
+/// A CRD version's structural schema: `x-kubernetes-list-type` (`atomic` by default),
+/// `x-kubernetes-list-map-keys` (with the keys' schema defaults) and `x-kubernetes-map-type`;
+/// `metadata` follows the built-in rules.
+#[derive(Clone, Debug)]
+pub struct StructuralSchema(pub Arc<Value>);
+
+impl StructuralSchema {
+    /// The schema node at `path` (list elements are entered implicitly, as paths leave out
+    /// indices).
+    fn node(&self, path: &[String]) -> Option<&Value> {
+        let mut node: &Value = &self.0;
+        for field in path {
+            if node.get("type").and_then(Value::as_str) == Some("array") {
+                node = node.get("items")?;
+            }
+            node = match node.get("properties").and_then(|p| p.get(field)) {
+                Some(n) => n,
+                None => node.get("additionalProperties").filter(|a| a.is_object())?,
+            };
+        }
+        Some(node)
+    }
+}
+
+impl FieldSchema for StructuralSchema {
+    fn list_type(&self, path: &[String]) -> ListType {
+        if path.first().map(String::as_str) == Some("metadata") {
+            return BuiltinSchema.list_type(path);
+        }
+        let Some(node) = self.node(path) else {
+            return ListType::Atomic;
+        };
+        match node.get("x-kubernetes-list-type").and_then(Value::as_str) {
+            Some("set") => ListType::Set,
+            Some("map") => {
+                let items = node.get("items");
+                let keys = node
+                    .get("x-kubernetes-list-map-keys")
+                    .and_then(Value::as_array)
+                    .map(|keys| {
+                        keys.iter()
+                            .filter_map(Value::as_str)
+                            .map(|k| ListKey {
+                                name: k.to_string(),
+                                default: items
+                                    .and_then(|i| i.pointer(&format!("/properties/{k}/default")))
+                                    .cloned(),
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                if keys.is_empty() {
+                    ListType::Atomic
+                } else {
+                    ListType::Map(keys)
+                }
+            }
+            _ => ListType::Atomic,
+        }
+    }
+
+    fn map_type(&self, path: &[String]) -> MapType {
+        if path.first().map(String::as_str) == Some("metadata") {
+            return BuiltinSchema.map_type(path);
+        }
+        let Some(mut node) = self.node(path) else {
+            return MapType::Granular;
+        };
+        if node.get("type").and_then(Value::as_str) == Some("array")
+            && let Some(items) = node.get("items")
+        {
+            node = items;
+        }
+        match node.get("x-kubernetes-map-type").and_then(Value::as_str) {
+            Some("atomic") => MapType::Atomic,
+            Some("granular") if node.get("properties").is_none() => MapType::Granular,
+            _ if node.get("properties").is_some() => MapType::Struct,
+            _ if node
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                == Some(true) =>
+            {
+                MapType::Struct
+            }
+            _ => MapType::Granular,
+        }
     }
 }
 
@@ -173,6 +264,40 @@ mod tests {
 
     fn path(s: &str) -> Vec<String> {
         s.split('.').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn structural_schema_list_and_map_types() {
+        let s = StructuralSchema(Arc::new(serde_json::json!({
+            "type": "object",
+            "properties": {
+                "spec": {"type": "object", "properties": {
+                    "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["port", "protocol"],
+                        "items": {"type": "object", "properties": {
+                            "port": {"type": "integer"},
+                            "protocol": {"type": "string", "default": "TCP"},
+                            "opts": {"type": "object", "additionalProperties": {"type": "string"}}
+                        }}},
+                    "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+                    "args": {"type": "array", "items": {"type": "string"}},
+                    "selector": {"type": "object", "x-kubernetes-map-type": "atomic",
+                        "properties": {"app": {"type": "string"}}}
+                }}
+            }
+        })));
+        assert_eq!(
+            s.list_type(&path("spec.ports")),
+            ListType::Map(vec![ListKey::required("port"), tcp_key("port")[1].clone()])
+        );
+        assert_eq!(s.list_type(&path("spec.tags")), ListType::Set);
+        assert_eq!(s.list_type(&path("spec.args")), ListType::Atomic);
+        assert_eq!(s.map_type(&path("spec")), MapType::Struct);
+        assert_eq!(s.map_type(&path("spec.selector")), MapType::Atomic);
+        assert_eq!(s.map_type(&path("spec.ports")), MapType::Struct);
+        assert_eq!(s.map_type(&path("spec.ports.opts")), MapType::Granular);
+        assert_eq!(s.map_type(&path("metadata.labels")), MapType::Granular);
+        assert_eq!(s.list_type(&path("metadata.finalizers")), ListType::Set);
     }
 
     #[test]

@@ -151,6 +151,9 @@ impl Controller {
     fn forget(&mut self, name: &str) {
         if let Some(inst) = self.installed.remove(name) {
             for (g, v, r) in inst.rows {
+                if let Some(row) = self.api.table.lookup(&g, &v, &r) {
+                    self.api.registry.caches.remove(&row.storage_prefix);
+                }
                 self.api.table.remove(&g, &v, &r);
             }
             tracing::info!(crd = name, "removed custom resource rows");

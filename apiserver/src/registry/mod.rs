@@ -1,9 +1,9 @@
 //! The one generic registry: every verb of every resource, driven by its [`ResourceDescriptor`]
 //! (upstream `k8s.io/apiserver/pkg/registry/generic/registry/store.go`). Objects are JSON values.
 
+mod cached_list;
 pub mod hooks;
 mod services;
-mod cached_list;
 pub mod subresource;
 mod watch;
 
@@ -801,7 +801,9 @@ impl Registry {
                 let mut base = cur.clone();
                 self.present(desc, &mut base);
                 let mut patched = match applied {
-                    Some(config) => apply::merge_applied(desc, Some(&base), config, &opts.field_manager, sub)?,
+                    Some(config) => {
+                        apply::merge_applied(desc, Some(&base), config, &opts.field_manager, sub)?
+                    }
                     None => patch::apply(kind, &base, patch_body)?,
                 };
                 if meta_str(&patched, "resourceVersion") != meta_str(cur, "resourceVersion")
