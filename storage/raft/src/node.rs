@@ -342,7 +342,14 @@ impl RaftStorage {
             let _ = t.await;
         }
         let db = inner.db.clone();
-        let _ = tokio::task::spawn_blocking(move || db.raw().flush_wal(true)).await;
+        // Flush, then stop rocksdb's background flushes and compactions: nothing writes after a
+        // shutdown, and a process exiting with background jobs still running can abort in
+        // rocksdb's static destructors.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = db.raw().flush_wal(true);
+            db.raw().cancel_all_background_work(true);
+        })
+        .await;
     }
 
     /// This member's ID.
