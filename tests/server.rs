@@ -4,60 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use common::{Out, Proc, keelson_bin, run_cmd};
-
-/// A kubectl binary from `KEELSON_KUBE_CLIENTS` (scripts/get-kube-clients.sh puts them there).
-fn kubectl(minor: u32) -> PathBuf {
-    let dir =
-        std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
-    let path = Path::new(&dir).join(format!("kubectl-1.{minor}"));
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/get-kube-clients.sh {dir} 27 33",
-        path.display()
-    );
-    path
-}
-
-struct Server {
-    proc: Proc,
-    kubeconfig: String,
-}
-
-/// Starts `keelson server` with `args` on a free port; waits for its ready line.
-fn start(data_dir: &Path, extra: &[&str]) -> Server {
-    let mut cmd = Command::new(keelson_bin());
-    cmd.args(["server", "--secure-port", "0", "--data-dir"])
-        .arg(data_dir)
-        .args(extra);
-    let log = data_dir.with_extension("stderr");
-    let mut proc = Proc::spawn(cmd, log);
-    let line = proc
-        .stdout
-        .wait_for("the ready line", |l| l.starts_with("Keelson is ready"));
-    let kubeconfig = line
-        .split("(kubeconfig: ")
-        .nth(1)
-        .and_then(|rest| rest.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("no kubeconfig in {line:?}"))
-        .to_string();
-    Server { proc, kubeconfig }
-}
-
-impl Server {
-    fn kubectl(&self, minor: u32, args: &[&str]) -> Out {
-        let mut cmd = Command::new(kubectl(minor));
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
-        run_cmd(cmd)
-    }
-}
+use common::{KeelsonServer, start_server};
 
 const CONFIGMAP: &str = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"kept","namespace":"default"},"data":{"k":"v"}}"#;
 
-fn create_configmap(server: &Server, dir: &Path) {
+fn create_configmap(server: &KeelsonServer, dir: &Path) {
     let file = dir.join("cm.json");
     std::fs::write(&file, CONFIGMAP).expect("write manifest");
     let out = server
@@ -78,7 +31,7 @@ fn create_configmap(server: &Server, dir: &Path) {
 fn restart_keeps_objects() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let mut server = start(&data, &[]);
+    let mut server = start_server(&data, &[]);
     assert!(
         Path::new(&server.kubeconfig).starts_with(&data),
         "kubeconfig {} outside the data dir",
@@ -93,7 +46,7 @@ fn restart_keeps_objects() {
     }
     assert!(server.proc.terminate().success(), "{}", server.proc.stderr());
 
-    let server = start(&data, &[]);
+    let server = start_server(&data, &[]);
     let out = server
         .kubectl(33, &["get", "configmap", "kept", "-o", "jsonpath={.data.k}"])
         .ok();
@@ -108,14 +61,14 @@ fn restart_keeps_objects() {
 fn ephemeral_starts_empty() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let mut server = start(&data, &["--ephemeral"]);
+    let mut server = start_server(&data, &["--ephemeral"]);
     create_configmap(&server, tmp.path());
     assert!(server.proc.terminate().success(), "{}", server.proc.stderr());
     assert!(
         !Path::new(&server.kubeconfig).exists(),
         "the ephemeral data dir was not removed"
     );
-    let server = start(&data, &["--ephemeral"]);
+    let server = start_server(&data, &["--ephemeral"]);
     let err = server.kubectl(33, &["get", "configmap", "kept"]).err();
     assert!(err.contains("NotFound") || err.contains("not found"), "{err}");
 }

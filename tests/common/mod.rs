@@ -437,3 +437,53 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A kubectl binary from `KEELSON_KUBE_CLIENTS` (scripts/get-kube-clients.sh puts them there).
+pub fn kubectl(minor: u32) -> PathBuf {
+    let dir =
+        std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
+    let path = Path::new(&dir).join(format!("kubectl-1.{minor}"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/get-kube-clients.sh {dir} 27 33",
+        path.display()
+    );
+    path
+}
+
+/// A running `keelson server`, killed on drop.
+pub struct KeelsonServer {
+    /// The process.
+    pub proc: Proc,
+    /// Path of its admin kubeconfig.
+    pub kubeconfig: String,
+}
+
+/// Starts `keelson server` with `args` on a free port; waits for its ready line.
+pub fn start_server(data_dir: &Path, extra: &[&str]) -> KeelsonServer {
+    let mut cmd = Command::new(keelson_bin());
+    cmd.args(["server", "--secure-port", "0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra);
+    let log = data_dir.with_extension("stderr");
+    let mut proc = Proc::spawn(cmd, log);
+    let line = proc
+        .stdout
+        .wait_for("the ready line", |l| l.starts_with("Keelson is ready"));
+    let kubeconfig = line
+        .split("(kubeconfig: ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no kubeconfig in {line:?}"))
+        .to_string();
+    KeelsonServer { proc, kubeconfig }
+}
+
+impl KeelsonServer {
+    /// Runs kubectl 1.`minor` against it.
+    pub fn kubectl(&self, minor: u32, args: &[&str]) -> Out {
+        let mut cmd = Command::new(kubectl(minor));
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        run_cmd(cmd)
+    }
+}
