@@ -191,6 +191,7 @@ fn generate_builtin() -> Definitions {
     }
     let roots: Vec<String> = kinds.values().cloned().collect();
     annotate_list_strategies(&mut defs, &roots);
+    annotate_retain_keys(&mut defs);
     Definitions { defs, kinds }
 }
 
@@ -329,6 +330,32 @@ fn annotate_list_strategies(defs: &mut Map<String, Value>, roots: &[String]) {
             }
             ListStrategy::Replace => {}
         }
+    }
+}
+
+/// Fields whose strategic-merge strategy includes `retainKeys` upstream: kubectl's client-side
+/// apply then sends `$retainKeys`, so switching a union's member (e.g. a Deployment's strategy from
+/// RollingUpdate to Recreate, or a volume's source) clears the member no longer given.
+const RETAIN_KEYS: &[(&str, &str)] = &[
+    ("io.k8s.api.apps.v1.DeploymentSpec", "strategy"),
+    ("io.k8s.api.core.v1.PodSpec", "volumes"),
+];
+
+fn annotate_retain_keys(defs: &mut Map<String, Value>) {
+    for (def, field) in RETAIN_KEYS {
+        let Some(prop) = defs
+            .get_mut(*def)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.get_mut(*field))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let strategy = match prop.get("x-kubernetes-patch-strategy").and_then(Value::as_str) {
+            Some(s) => format!("{s},retainKeys"),
+            None => "retainKeys".to_string(),
+        };
+        prop.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
     }
 }
 

@@ -140,7 +140,6 @@ fn list_fields_carry_the_merge_keys_smp_uses() {
     for (def, field, key) in [
         ("io.k8s.api.core.v1.PodSpec", "containers", "name"),
         ("io.k8s.api.core.v1.PodSpec", "initContainers", "name"),
-        ("io.k8s.api.core.v1.PodSpec", "volumes", "name"),
         ("io.k8s.api.core.v1.Container", "env", "name"),
         ("io.k8s.api.core.v1.Container", "ports", "containerPort"),
         ("io.k8s.api.core.v1.Container", "volumeMounts", "mountPath"),
@@ -156,6 +155,11 @@ fn list_fields_carry_the_merge_keys_smp_uses() {
         assert_eq!(p["x-kubernetes-patch-merge-key"], key, "{def}.{field}: {p}");
         assert_eq!(p["x-kubernetes-patch-strategy"], "merge", "{def}.{field}");
     }
+    let volumes = prop("io.k8s.api.core.v1.PodSpec", "volumes");
+    assert_eq!(volumes["x-kubernetes-patch-merge-key"], "name");
+    assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
+    let strategy = prop("io.k8s.api.apps.v1.DeploymentSpec", "strategy");
+    assert_eq!(strategy["x-kubernetes-patch-strategy"], "retainKeys");
     let fin = prop("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers");
     assert_eq!(fin["x-kubernetes-patch-strategy"], "merge");
     assert!(fin.get("x-kubernetes-patch-merge-key").is_none());
