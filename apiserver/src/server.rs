@@ -35,6 +35,9 @@ pub enum ServeError {
     /// Loading the token file or the ServiceAccount signing key.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// The encryption provider configuration.
+    #[error(transparent)]
+    Encryption(#[from] crate::encryption::ConfigError),
     /// Creating the system namespaces.
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] ApiError),
@@ -119,6 +122,11 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
         config.advertise_address = format!("{}:{}", host, addr.port());
     }
     let kubeconfig = config.data_dir.join("admin.kubeconfig");
+    if config.encryption.is_none()
+        && let Some(path) = &config.auth.encryption_provider_config
+    {
+        config.encryption = Some(Arc::new(crate::encryption::Encryption::load(path)?));
+    }
     let api = ApiServer::new(config, storage);
     api.auth.load(&api.config)?;
     api.bootstrap().await?;
