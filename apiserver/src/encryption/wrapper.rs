@@ -78,12 +78,14 @@ impl EncryptedStorage {
     }
 
     fn decrypt_kv(&self, kv: &mut KeyValue) -> Result<()> {
-        if kv.value.is_empty() {
+        let chain = self.encryption.chain_for(&kv.key);
+        // Plaintext under an identity-first chain is passed on without a copy.
+        if kv.value.is_empty() || (chain.writes_plaintext() && !kv.value.starts_with(super::ENCRYPTED_PREFIX))
+        {
             return Ok(());
         }
-        let (plain, _) = self
-            .encryption
-            .decrypt(&kv.key, &kv.value)
+        let (plain, _) = chain
+            .from_storage(&kv.value, &kv.key)
             .map_err(|e| transform_error(&kv.key, e))?;
         kv.value = plain;
         Ok(())
@@ -101,10 +103,12 @@ impl EncryptedStorage {
         for op in ops {
             match op {
                 TxnOp::Put(p) if !p.ignore_value => {
-                    p.value = self
-                        .encryption
-                        .encrypt(&p.key, &p.value)
-                        .map_err(|e| transform_error(&p.key, e))?;
+                    let chain = self.encryption.chain_for(&p.key);
+                    if !chain.writes_plaintext() {
+                        p.value = chain
+                            .to_storage(&p.value, &p.key)
+                            .map_err(|e| transform_error(&p.key, e))?;
+                    }
                 }
                 TxnOp::Txn(t) => self.encrypt_txn(t)?,
                 _ => {}
