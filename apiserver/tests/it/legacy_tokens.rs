@@ -76,6 +76,28 @@ async fn legacy_tokens_live_and_die_with_their_secret_and_service_account() {
         ])
     );
 
+    // TokenReview accepts it for the API server's audience only.
+    let review = |audiences: Value| {
+        let s = &s;
+        let token = token.clone();
+        async move {
+            let (st, body) = s
+                .post(
+                    "/apis/authentication.k8s.io/v1/tokenreviews",
+                    json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                        "spec": {"token": token, "audiences": audiences}}),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{body}");
+            body["status"].clone()
+        }
+    };
+    let status = review(json!([])).await;
+    assert_eq!(status["authenticated"], true, "{status}");
+    assert_eq!(status["user"]["username"], "system:serviceaccount:default:bot");
+    let status = review(json!(["https://somewhere.else"])).await;
+    assert_eq!(status["authenticated"], false, "{status}");
+
     // data.token changed: 401; restored: accepted again.
     let patch = |value: String| {
         let s = &s;
