@@ -47,6 +47,10 @@ pub fn group_resource_of_key(key: &[u8]) -> Option<(String, String)> {
     let first = parts.next().filter(|s| !s.is_empty())?;
     if first.contains('.') || DOTLESS_GROUPS.contains(first) {
         let resource = parts.next().filter(|s| !s.is_empty())?;
+        // Upstream stores events.k8s.io Events as core events; configurations name them `events`.
+        if first == "events.k8s.io" && resource == "events" {
+            return Some((String::new(), resource.to_string()));
+        }
         Some((first.to_string(), resource.to_string()))
     } else {
         Some((String::new(), first.to_string()))
@@ -124,6 +128,7 @@ mod tests {
             gr("/registry/rbac.authorization.k8s.io/roles/ns/r"),
             pair("rbac.authorization.k8s.io", "roles")
         );
+        assert_eq!(gr("/registry/events.k8s.io/events/ns/e"), pair("", "events"));
         assert_eq!(gr("/other/x"), None);
         assert_eq!(gr("/registry/"), None);
     }

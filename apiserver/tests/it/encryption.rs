@@ -401,3 +401,96 @@ async fn the_flag_loads_the_file_and_a_bad_file_stops_the_server() {
     assert!(value.starts_with(b"k8s:enc:secretbox:v1:k:") && !contains(&value, "via-flag"));
     server.shutdown().await;
 }
+
+/// Runs kubectl off the runtime's threads; returns stdout.
+async fn kubectl(k: &Arc<crate::kubectl::Kubectl>, args: &[&str]) -> String {
+    let (k, args): (_, Vec<String>) = (k.clone(), args.iter().map(|a| a.to_string()).collect());
+    tokio::task::spawn_blocking(move || k.ok(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .unwrap()
+}
+
+/// Upstream's rotation procedure with stock kubectl: write with key1, restart with
+/// [key2, key1], `kubectl get secrets -o json | kubectl replace -f -`, restart with key2 only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_key_rotation_follows_the_upstream_procedure() {
+    let Some(bin) = crate::kubectl::kubectls().into_iter().next() else {
+        eprintln!(
+            "no kubectl found: run shared/tools/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("encryption.yaml");
+    let store = Arc::new(MemStorage::new());
+    let start = |file: String| {
+        std::fs::write(&path, file).unwrap();
+        let mut config = Config::new(dir.path()).bind(([127, 0, 0, 1], 0).into());
+        config.auth.encryption_provider_config = Some(path.clone());
+        apiserver::start(config, store.clone())
+    };
+    let client = |server: &apiserver::RunningServer| {
+        Arc::new(crate::kubectl::Kubectl {
+            minor: crate::kubectl::client_minor(&bin),
+            bin: bin.clone(),
+            kubeconfig: server.kubeconfig.clone(),
+            home: tempfile::tempdir().unwrap(),
+        })
+    };
+    let key = |name: &str| format!("/registry/secrets/default/{name}");
+
+    let server = start(config("[secrets]", &[keyed("aesgcm", &[("key1", KEY1)])]))
+        .await
+        .unwrap();
+    let k = client(&server);
+    kubectl(
+        &k,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "db",
+            "--from-literal=password=hunter2-kubectl",
+        ],
+    )
+    .await;
+    kubectl(
+        &k,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "api",
+            "--from-literal=token=hunter2-token",
+        ],
+    )
+    .await;
+    server.shutdown().await;
+    assert!(
+        raw(&store, &key("db"))
+            .await
+            .starts_with(b"k8s:enc:aesgcm:v1:key1:")
+    );
+
+    let both = config("[secrets]", &[keyed("aesgcm", &[("key2", KEY2), ("key1", KEY1)])]);
+    let server = start(both).await.unwrap();
+    let k = client(&server);
+    let all = kubectl(&k, &["get", "secrets", "-o", "json"]).await;
+    let file = dir.path().join("secrets.json");
+    std::fs::write(&file, &all).unwrap();
+    kubectl(&k, &["replace", "-f", file.to_str().unwrap()]).await;
+    server.shutdown().await;
+    for name in ["db", "api"] {
+        let value = raw(&store, &key(name)).await;
+        assert!(value.starts_with(b"k8s:enc:aesgcm:v1:key2:"), "{name}");
+        assert!(!contains(&value, "hunter2"));
+    }
+
+    let server = start(config("[secrets]", &[keyed("aesgcm", &[("key2", KEY2)])]))
+        .await
+        .unwrap();
+    let k = client(&server);
+    let out = kubectl(&k, &["get", "secret", "db", "-o", "jsonpath={.data.password}"]).await;
+    assert_eq!(out, b64("hunter2-kubectl"));
+    server.shutdown().await;
+}
