@@ -419,7 +419,9 @@ mod tests {
                 let sealed = k.seal(plain, AAD).unwrap();
                 let prefix = format!("k8s:enc:{}:v1:k1:", k.kind().name());
                 assert!(sealed.starts_with(prefix.as_bytes()), "{k:?}");
-                assert!(!sealed.windows(plain.len().max(1)).any(|w| w == plain) || plain.len() < 2);
+                if plain.len() > 8 {
+                    assert!(!sealed.windows(plain.len()).any(|w| w == plain), "{k:?}");
+                }
                 let body = &sealed[prefix.len()..];
                 assert_eq!(k.open(body, AAD).unwrap(), plain, "{k:?}");
                 // A second encryption of the same value differs (random nonce / IV).
@@ -468,11 +470,8 @@ mod tests {
                 );
             }
             for cut in [0, 5, body.len() - 1] {
-                let r = k.open(&body[..cut], AAD);
-                assert!(
-                    r.is_err() || k.kind() == ProviderKind::AesCbc && cut == 0,
-                    "{k:?} {cut}"
-                );
+                // Truncated: shorter than the nonce/IV, not whole blocks, or failing the tag.
+                assert!(k.open(&body[..cut], AAD).is_err(), "{k:?} {cut}");
             }
         }
     }
