@@ -29,6 +29,10 @@ pub struct AuthFlags {
     /// Audit policy (audit.k8s.io/v1 Policy, YAML).
     #[arg(long)]
     pub audit_policy_file: Option<PathBuf>,
+    /// EncryptionConfiguration (apiserver.config.k8s.io/v1) for encryption at rest: aesgcm,
+    /// aescbc, secretbox or identity per resource.
+    #[arg(long)]
+    pub encryption_provider_config: Option<PathBuf>,
     /// Name of this node (its kubelet kubeconfig authenticates as system:node:<name>); default:
     /// the host name.
     #[arg(long)]
@@ -45,6 +49,7 @@ impl AuthFlags {
         config.service_account_max_token_expiration = self.service_account_max_token_expiration;
         config.audit_log_path = self.audit_log_path;
         config.audit_policy_file = self.audit_policy_file;
+        config.encryption_provider_config = self.encryption_provider_config;
         if let Some(n) = self.node_name {
             config.node_name = n;
         }

@@ -38,6 +38,7 @@ pub mod crd;
 pub mod defaults;
 pub mod descriptor;
 pub mod discovery;
+pub mod encryption;
 pub mod error;
 pub mod flags;
 pub mod handler;
@@ -93,6 +94,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// Authentication settings (token file, anonymous access, ServiceAccount issuer and key).
     pub auth: auth::AuthConfig,
+    /// Encryption at rest; [`start`] loads it from `auth.encryption_provider_config` when unset.
+    pub encryption: Option<Arc<encryption::Encryption>>,
 }
 
 impl Config {
@@ -107,6 +110,7 @@ impl Config {
             allow_unauthenticated: false,
             registry: RegistryConfig::default(),
             auth: auth::AuthConfig::default(),
+            encryption: None,
         }
     }
 
@@ -151,7 +155,15 @@ impl ApiServer {
             }
         }
         crd::attach(&table);
-        let registry = Registry::new(storage, table.clone(), config.registry.clone());
+        let encrypted = config
+            .encryption
+            .as_ref()
+            .map(|e| Arc::new(encryption::EncryptedStorage::new(storage.clone(), e.clone())));
+        let storage = encrypted.clone().map_or(storage, |e| e as Arc<dyn Storage>);
+        let mut registry = Registry::new(storage, table.clone(), config.registry.clone());
+        if let Some(e) = encrypted {
+            registry.store = objstore::ObjectStore::encrypted(e);
+        }
         let auth = auth::Auth::new(&config);
         Arc::new(ApiServer {
             config,

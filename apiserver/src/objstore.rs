@@ -20,6 +20,7 @@ const MAX_UPDATE_RETRIES: usize = 32;
 #[derive(Clone)]
 pub struct ObjectStore {
     kv: Arc<dyn Storage>,
+    encrypted: Option<Arc<crate::encryption::EncryptedStorage>>,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -99,8 +100,17 @@ pub fn decode_continue(token: &str) -> ApiResult<(Revision, String)> {
 
 /// Decodes a stored object and stamps its resourceVersion.
 pub fn decode_kv(kv: &KeyValue) -> ApiResult<Value> {
-    let mut obj: Value = serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::internal(format!("stored object at {:?} is corrupt: {e}", kv.key)))?;
+    let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        let key = String::from_utf8_lossy(&kv.key);
+        if kv.value.starts_with(crate::encryption::ENCRYPTED_PREFIX) {
+            ApiError::internal(format!(
+                "stored object at {key:?} is encrypted ({}) and no encryption provider configuration covers it",
+                crate::encryption::describe_prefix(&kv.value)
+            ))
+        } else {
+            ApiError::internal(format!("stored object at {key:?} is corrupt: {e}"))
+        }
+    })?;
     set_resource_version(&mut obj, kv.mod_revision);
     Ok(obj)
 }
@@ -138,7 +148,24 @@ fn encode(obj: &Value) -> ApiResult<Bytes> {
 impl ObjectStore {
     /// An object store over `kv`.
     pub fn new(kv: Arc<dyn Storage>) -> Self {
-        ObjectStore { kv }
+        ObjectStore { kv, encrypted: None }
+    }
+
+    /// An object store over an encrypting layer: an update that changes nothing still rewrites
+    /// a value stored with an older key (how upstream re-encrypts on `kubectl replace`).
+    pub fn encrypted(kv: Arc<crate::encryption::EncryptedStorage>) -> Self {
+        ObjectStore {
+            kv: kv.clone(),
+            encrypted: Some(kv),
+        }
+    }
+
+    /// True when the stored value of `kv` needs rewriting with the current write key.
+    async fn stale(&self, kv: Option<&KeyValue>) -> ApiResult<bool> {
+        match (&self.encrypted, kv) {
+            (Some(enc), Some(kv)) => Ok(enc.is_stale(&kv.key, kv.mod_revision).await?),
+            _ => Ok(false),
+        }
     }
 
     /// The underlying store.
@@ -191,6 +218,7 @@ impl ObjectStore {
                     // A write that changes nothing keeps the resourceVersion (upstream semantics).
                     if let Some(cur) = &cur_obj
                         && same_object(cur, &new)
+                        && !self.stale(current.as_ref()).await?
                     {
                         return Ok(Written::Unchanged(cur.clone()));
                     }

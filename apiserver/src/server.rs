@@ -35,6 +35,9 @@ pub enum ServeError {
     /// Loading the token file or the ServiceAccount signing key.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// The encryption provider configuration.
+    #[error(transparent)]
+    Encryption(#[from] crate::encryption::ConfigError),
     /// Creating the system namespaces.
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] ApiError),
@@ -78,6 +81,12 @@ impl RunningServer {
 /// `<data-dir>/admin.kubeconfig` and one kubeconfig per component (`scheduler`,
 /// `controller-manager`, `kube-proxy`, `kubelet`).
 pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer, ServeError> {
+    let mut config = config;
+    if config.encryption.is_none()
+        && let Some(path) = &config.auth.encryption_provider_config
+    {
+        config.encryption = Some(Arc::new(crate::encryption::Encryption::load(path)?));
+    }
     let pki = {
         let dir = config.data_dir.join("pki");
         let sans = config.extra_sans.clone();
@@ -114,7 +123,6 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
     } else {
         format!("https://{host}:{}", addr.port())
     };
-    let mut config = config;
     if config.advertise_address.is_empty() {
         config.advertise_address = format!("{}:{}", host, addr.port());
     }

@@ -4,7 +4,7 @@
 
 use http::HeaderMap;
 
-use super::{ANONYMOUS, AUTHENTICATED, UNAUTHENTICATED, serviceaccount};
+use super::{ANONYMOUS, AUTHENTICATED, UNAUTHENTICATED, legacy_token, serviceaccount};
 use crate::ApiServer;
 use crate::error::ApiError;
 use crate::handler::Authenticated;
@@ -19,12 +19,18 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Authenticates a bearer token: the static token file, then ServiceAccount tokens.
+/// Authenticates a bearer token: the static token file, then ServiceAccount tokens (bound, or
+/// legacy secret-based ones by their issuer).
 pub async fn token_user(api: &ApiServer, token: &str) -> Option<UserInfo> {
     if let Some(u) = api.auth.tokens.read().lookup(token) {
         return Some(u);
     }
-    match serviceaccount::authenticate(api, token).await {
+    let result = if legacy_token::is_legacy(token) {
+        legacy_token::authenticate(api, token).await
+    } else {
+        serviceaccount::authenticate(api, token).await
+    };
+    match result {
         Ok(u) => Some(u),
         Err(e) => {
             tracing::debug!(error = %e, "bearer token rejected");

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod escalation;
 pub mod identities;
 pub mod impersonation;
+pub mod legacy_token;
 pub mod node;
 pub mod rbac;
 pub mod review;
@@ -170,6 +171,8 @@ pub struct AuthConfig {
     pub audit_log_path: Option<PathBuf>,
     /// `--audit-policy-file`: an `audit.k8s.io/v1 Policy`.
     pub audit_policy_file: Option<PathBuf>,
+    /// `--encryption-provider-config`: encryption at rest (see [`crate::encryption`]).
+    pub encryption_provider_config: Option<PathBuf>,
     /// Name of this node: its kubelet identity is `system:node:<name>` (default: the host name).
     pub node_name: String,
 }
@@ -184,6 +187,7 @@ impl Default for AuthConfig {
             service_account_max_token_expiration: 0,
             audit_log_path: None,
             audit_policy_file: None,
+            encryption_provider_config: None,
             node_name: identities::default_node_name(),
         }
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Attributes, authn, serviceaccount};
+use super::{Attributes, authn, legacy_token, serviceaccount};
 use crate::ApiServer;
 use crate::descriptor::{ResourceDescriptor, VirtualKind};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -153,16 +153,27 @@ async fn token_review(api: &ApiServer, spec: &Value) -> Value {
     } else {
         wanted
     };
-    let verified = match signer.verify(token, &audiences) {
-        Ok(claims) => serviceaccount::user_of_claims(api, &claims)
+    let verified = if legacy_token::is_legacy(token) {
+        // Legacy tokens carry no audience: they are valid for the API server's own.
+        legacy_token::authenticate(api, token)
             .await
-            .map(|u| (u, claims.aud)),
-        Err(e) => Err(e),
+            .map(|u| (u, vec![signer.issuer().to_string()]))
+    } else {
+        match signer.verify(token, &audiences) {
+            Ok(claims) => serviceaccount::user_of_claims(api, &claims)
+                .await
+                .map(|u| (u, claims.aud)),
+            Err(e) => Err(e),
+        }
     };
     match verified {
         Ok((u, token_aud)) => {
             let u = authn::with_authenticated_group(u);
             let matched: Vec<&String> = audiences.iter().filter(|a| token_aud.contains(a)).collect();
+            if matched.is_empty() {
+                return json!({"authenticated": false, "user": {},
+                    "error": "token audiences are invalid for the target audiences"});
+            }
             json!({"authenticated": true, "user": user_json(&u), "audiences": matched})
         }
         Err(e) => json!({"authenticated": false, "user": {}, "error": e.to_string()}),

@@ -184,9 +184,23 @@ impl Signer {
 
     /// Signs `claims`.
     pub fn try_sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        self.sign_claims(claims)
+    }
+
+    /// Signs any claims (ES256, with this key's id).
+    pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.key_id.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding)
+    }
+
+    /// Verifies a token signed with this key under `validation` and returns its claims.
+    pub fn decode_claims<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        validation: &Validation,
+    ) -> Result<T, jsonwebtoken::errors::Error> {
+        Ok(jsonwebtoken::decode::<T>(token, &self.decoding, validation)?.claims)
     }
 
     /// Signs `claims` (tests and tools; an unusable key yields an empty token).

@@ -15,13 +15,13 @@ use crate::support::{TestServer, configmap};
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 
 /// A watch response body and its unparsed bytes.
-struct Watch {
+pub(crate) struct Watch {
     body: Body,
     buf: Vec<u8>,
 }
 
 impl Watch {
-    async fn open(s: &TestServer, uri: &str) -> Watch {
+    pub(crate) async fn open(s: &TestServer, uri: &str) -> Watch {
         let resp = s
             .api
             .router()
@@ -36,7 +36,7 @@ impl Watch {
     }
 
     /// The next `n` events.
-    async fn events(&mut self, n: usize) -> Vec<Value> {
+    pub(crate) async fn events(&mut self, n: usize) -> Vec<Value> {
         let mut out = Vec::new();
         loop {
             while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
