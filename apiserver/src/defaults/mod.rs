@@ -101,6 +101,36 @@ pub fn apply(desc: &ResourceDescriptor, obj: &mut Value) {
     for (prefix, group) in rules::for_resource(&desc.group, &desc.resource) {
         apply_rules(obj, prefix, group);
     }
+    if desc.group.is_empty() && desc.resource == "secrets" {
+        fold_string_data(obj);
+    }
+}
+
+/// A Secret's `stringData` is write-only: its entries are base64-encoded into `data` (taking
+/// precedence over a `data` entry of the same key) and it is never stored, as upstream.
+fn fold_string_data(obj: &mut Value) {
+    use base64::Engine as _;
+    let Some(map) = obj.as_object_mut() else { return };
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    if strings.is_empty() {
+        return;
+    }
+    let data = map.entry("data").or_insert_with(|| Value::Object(Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(Map::new());
+    }
+    if let Value::Object(data) = data {
+        for (key, value) in strings {
+            let text = match value {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            data.insert(key, Value::String(encoded));
+        }
+    }
 }
 
 /// Defaults of `status` fields, applied after the type's create hook resets the status.

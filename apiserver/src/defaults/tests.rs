@@ -448,3 +448,19 @@ fn volumes_and_claims_start_pending() {
     apply_status(&row("", "configmaps"), &mut cm);
     assert_eq!(cm, json!({}));
 }
+
+#[test]
+fn secret_string_data_is_folded_into_data() {
+    let secret = defaulted(
+        "",
+        "secrets",
+        json!({"data": {"a": "b2xk", "keep": "eA=="}, "stringData": {"a": "new", "pw": "s3cr3t"}}),
+    );
+    assert!(secret.get("stringData").is_none(), "{secret}");
+    assert_eq!(
+        secret["data"],
+        json!({"a": "bmV3", "keep": "eA==", "pw": "czNjcjN0"})
+    );
+    let only_strings = defaulted("", "secrets", json!({"stringData": {"k": "v"}}));
+    assert_eq!(only_strings["data"], json!({"k": "dg=="}));
+}
