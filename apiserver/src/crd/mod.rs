@@ -4,6 +4,7 @@
 //! cleans up the objects of deleted CRDs. Custom resources are validated, defaulted and pruned
 //! against their version's structural schema ([`schema`]).
 
+pub mod cel;
 pub mod controller;
 pub mod printer;
 pub mod schema;
@@ -58,6 +59,8 @@ pub struct CustomResourceHooks {
     scale: Option<ScalePaths>,
     has_status: bool,
     state: Arc<CrdState>,
+    /// The compiled `x-kubernetes-validations` rules of this version (built once per CRD change).
+    cel: Option<Arc<cel::Validator>>,
 }
 
 impl ObjectHooks for CustomResourceHooks {
@@ -97,6 +100,13 @@ impl ObjectHooks for CustomResourceHooks {
         };
         let mut errs = Vec::new();
         schema::validate(schema, obj, "", &mut errs);
+        if let Some(rules) = &self.cel {
+            if errs.iter().any(|e| e.reason == "FieldValueTypeInvalid") {
+                errs.push(cel::blocked());
+            } else {
+                errs.extend(rules.validate(obj, old));
+            }
+        }
         if errs.is_empty() {
             return Ok(());
         }
@@ -204,6 +214,7 @@ pub fn rows(crd: &Value, state: &Arc<CrdState>) -> Vec<ResourceDescriptor> {
                 scale,
                 has_status,
                 state: state.clone(),
+                cel: schema.as_deref().and_then(cel::Validator::new).map(Arc::new),
             };
             ResourceDescriptor {
                 group: group.clone(),
