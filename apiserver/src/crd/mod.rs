@@ -2,7 +2,8 @@
 //! the same [`ResourceTable`] the built-ins use. [`attach`] gives the CRD row its validation;
 //! [`controller`] installs, updates and removes the rows as CRDs change, sets their conditions and
 //! cleans up the objects of deleted CRDs. Custom resources are validated, defaulted and pruned
-//! against their version's structural schema ([`schema`]).
+//! against their version's structural schema ([`schema`]) and its CEL rules ([`cel`], which
+//! documents what of upstream's CEL support is and is not implemented).
 
 pub mod cel;
 pub mod controller;
