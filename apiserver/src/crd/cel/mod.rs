@@ -114,23 +114,23 @@ impl Validator {
     }
 }
 
+/// True when the schema node or anything below it has rules.
 fn has_rules(schema: &Json) -> bool {
-    match schema {
-        Json::Object(m) => {
-            m.get("x-kubernetes-validations")
-                .and_then(Json::as_array)
-                .is_some_and(|a| !a.is_empty())
-                || ["properties"].iter().any(|k| {
-                    m.get(*k)
-                        .and_then(Json::as_object)
-                        .is_some_and(|p| p.values().any(has_rules))
-                })
-                || ["items", "additionalProperties"]
-                    .iter()
-                    .any(|k| m.get(*k).is_some_and(has_rules))
-        }
-        _ => false,
-    }
+    let Json::Object(m) = schema else {
+        return false;
+    };
+    let own = m
+        .get("x-kubernetes-validations")
+        .and_then(Json::as_array)
+        .is_some_and(|a| !a.is_empty());
+    let in_properties = m
+        .get("properties")
+        .and_then(Json::as_object)
+        .is_some_and(|p| p.values().any(has_rules));
+    own || in_properties
+        || ["items", "additionalProperties"]
+            .iter()
+            .any(|k| m.get(*k).is_some_and(has_rules))
 }
 
 fn build(
@@ -432,7 +432,8 @@ struct Checker<'a> {
     root: &'a Json,
     resource_root: bool,
     optional_old_self: bool,
-    scope: Vec<String>,
+    /// Comprehension variables in scope, innermost last, with their types.
+    scope: Vec<(String, Ty<'a>)>,
     uses_old_self: bool,
     error: Option<String>,
 }
@@ -458,8 +459,8 @@ impl<'a> Checker<'a> {
     fn check(&mut self, e: &IdedExpr) -> Ty<'a> {
         match &e.expr {
             Expr::Ident(name) => {
-                if self.scope.iter().rev().any(|v| v == name) {
-                    return Ty::Dyn;
+                if let Some((_, t)) = self.scope.iter().rev().find(|(v, _)| v == name) {
+                    return *t;
                 }
                 match name.as_str() {
                     "self" => Ty::Schema(self.root, self.resource_root),
@@ -585,7 +586,9 @@ impl<'a> Checker<'a> {
     }
 
     fn call(&mut self, call: &CallExpr) -> Ty<'a> {
-        let target = call.target.as_deref().map(|t| self.check(t));
+        if let Some(t) = call.target.as_deref() {
+            self.check(t);
+        }
         let args: Vec<Ty<'a>> = call.args.iter().map(|a| self.check(a)).collect();
         let name = call.func_name.as_str();
         if name == "_[_]" {
@@ -602,7 +605,6 @@ impl<'a> Checker<'a> {
         let operator =
             name.starts_with('_') || name.starts_with('@') || name.starts_with("!_") || name == "-_";
         if !operator && !library::is_function(name) {
-            let _ = target;
             self.fail(
                 name,
                 format!("undeclared reference to '{name}' (in container '')"),
@@ -612,14 +614,28 @@ impl<'a> Checker<'a> {
     }
 
     fn comprehension(&mut self, c: &ComprehensionExpr) -> Ty<'a> {
-        let range = self.check(&c.iter_range);
+        // List elements are typed by `items`; map keys (and anything else) are not checked.
+        let element = match self.check(&c.iter_range) {
+            Ty::Schema(s, _) if s.get("type").and_then(Json::as_str) == Some("array") => {
+                match s.get("items") {
+                    Some(items) => {
+                        let embedded = items
+                            .get("x-kubernetes-embedded-resource")
+                            .and_then(Json::as_bool)
+                            == Some(true);
+                        Ty::Schema(items, embedded)
+                    }
+                    None => Ty::Dyn,
+                }
+            }
+            _ => Ty::Dyn,
+        };
         self.check(&c.accu_init);
-        let _ = range;
-        self.scope.push(c.iter_var.clone());
+        self.scope.push((c.iter_var.clone(), element));
         if let Some(v2) = &c.iter_var2 {
-            self.scope.push(v2.clone());
+            self.scope.push((v2.clone(), Ty::Dyn));
         }
-        self.scope.push(c.accu_var.clone());
+        self.scope.push((c.accu_var.clone(), Ty::Dyn));
         self.check(&c.loop_cond);
         self.check(&c.loop_step);
         self.check(&c.result);
