@@ -310,4 +310,45 @@ mod tests {
             "stored in the storage version"
         );
     }
+
+    #[test]
+    fn cel_rules_run_after_schema_validation() {
+        let mut crd = crd();
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+            json!([{"rule": "self.replicas < 5", "message": "too many"}]);
+        let rows = rows(&crd, &Arc::default());
+        let hooks = rows[0].hooks.as_ref().unwrap();
+        let causes = |obj: Value| -> Vec<String> {
+            let mut obj = obj;
+            match hooks.admit(&mut obj, None) {
+                Ok(()) => Vec::new(),
+                Err(e) => e.to_json()["details"]["causes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}: {}",
+                            c["field"].as_str().unwrap(),
+                            c["message"].as_str().unwrap()
+                        )
+                    })
+                    .collect(),
+            }
+        };
+        let widget = |spec: Value| json!({"metadata": {"name": "w"}, "spec": spec});
+        assert!(causes(widget(json!({"replicas": 1}))).is_empty());
+        assert_eq!(
+            causes(widget(json!({"replicas": 7}))),
+            ["spec: Invalid value: too many"]
+        );
+        // A type error blocks the rules, as upstream.
+        assert_eq!(
+            causes(widget(json!({"replicas": "7"}))),
+            [
+                "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\"",
+                "<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ]
+        );
+    }
 }

@@ -368,3 +368,40 @@ fn the_object_budget_spans_rules() {
         "{errs:?}"
     );
 }
+
+/// Prints compile and evaluation times (a documented command, not an assertion):
+/// `cargo test -p apiserver --lib crd::cel::tests::measure_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_speed() {
+    let rules = json!([
+        {"rule": "self.replicas <= 10", "message": "m"},
+        {"rule": "self.tags.all(t, t.lowerAscii() == t)"},
+        {"rule": "self.name.matches('^[a-z]+$')"},
+        {"rule": "self.labels.all(k, k.size() < 10)"},
+        {"rule": "self.nums.sum() < 100"},
+    ]);
+    let schema = schema_with(rules);
+    let t = std::time::Instant::now();
+    for _ in 0..1000 {
+        compile(&schema, "s");
+    }
+    eprintln!("compile 5 rules: {:?}", t.elapsed() / 1000);
+    let v = Validator::new(&schema).unwrap();
+    let obj = json!({"spec": {"replicas": 3, "tags": ["a", "b"], "name": "abc", "labels": {"a": "b"}, "nums": [1, 2]}});
+    let t = std::time::Instant::now();
+    for _ in 0..10000 {
+        assert!(v.validate(&obj, None).is_empty());
+    }
+    eprintln!("validate 5 rules: {:?}", t.elapsed() / 10000);
+    let list: Vec<i64> = (0..200).collect();
+    let s2 = json!({"type": "object", "properties": {"l": {"type": "array", "items": {"type": "integer"},
+        "x-kubernetes-validations": [{"rule": "self.all(a, self.all(b, self.all(c, a + b + c >= 0)))"}]}}});
+    let v2 = Validator::new(&s2).unwrap();
+    let t = std::time::Instant::now();
+    v2.validate(&json!({"l": list}), None);
+    eprintln!(
+        "cubic rule stopped by the per-call limit after: {:?}",
+        t.elapsed()
+    );
+}
