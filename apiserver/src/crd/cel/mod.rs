@@ -14,7 +14,8 @@
 //! items); upstream's ratcheting (a failing rule without `oldSelf` on a value that is unchanged
 //! since the stored object is not reported); the resource root exposes `apiVersion`, `kind`,
 //! `metadata.name` and `metadata.generateName`; property names are escaped like upstream
-//! (`foo__dash__bar`). Functions: see [`library`] (standard ones, Kubernetes' list and regex
+//! (`foo__dash__bar`); `date-time`, `date`, `duration` and `byte` strings are timestamps,
+//! durations and bytes. Functions: see [`library`] (standard ones, Kubernetes' list and regex
 //! libraries, cel-go's string extensions). Cost: each evaluation is metered (one unit per
 //! operation or comprehension step, per list element or per ten string bytes touched), with
 //! upstream's limits: 1 000 000 per call and 10 000 000 per object.
@@ -22,9 +23,8 @@
 //! Not implemented: static cost estimation at CRD creation (the runtime limits apply instead),
 //! full static type checking (only field names and identifiers are checked when the CRD is
 //! written; type mismatches surface at evaluation as `no such overload`), rules under `allOf`,
-//! `format`-typed values (date-time and duration strings stay strings; `timestamp()` and
-//! `duration()` convert), the Kubernetes `quantity`, `url`, `ip`, `cidr`, `format`, `sets` and
-//! `optional.*` libraries, ratcheting warnings (ratcheted errors are dropped silently).
+//! the Kubernetes `quantity`, `url`, `ip`, `cidr`, `format`, `sets` and `optional.*`
+//! libraries, ratcheting warnings (ratcheted errors are dropped silently).
 
 pub mod library;
 pub mod value;

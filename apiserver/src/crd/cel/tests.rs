@@ -16,6 +16,8 @@ fn schema_with(rules: Json) -> Json {
         "opt": {"type": "string"},
         "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
         "foo-bar": {"type": "string"},
+        "at": {"type": "string", "format": "date-time"},
+        "every": {"type": "string", "format": "duration"},
     }}}})
 }
 
@@ -39,7 +41,8 @@ fn compile_errors(rules: Json) -> Vec<String> {
 /// Evaluates one boolean rule against a fixed spec.
 fn holds(rule: &str) -> bool {
     let spec = json!({"replicas": 3, "ratio": 0.5, "name": " Hello-World ", "tags": ["a", "b", "c"],
-        "nums": [3, 1, 2], "labels": {"k": "v"}, "port": "http", "free": {"x": {"y": 1}}, "foo-bar": "fb"});
+        "nums": [3, 1, 2], "labels": {"k": "v"}, "port": "http", "free": {"x": {"y": 1}}, "foo-bar": "fb",
+        "at": "2024-05-01T10:00:00Z", "every": "90m"});
     let errs = errors_of(json!([{"rule": rule}]), spec);
     assert!(errs.iter().all(|e| e.contains("failed rule")), "{rule}: {errs:?}");
     errs.is_empty()
@@ -208,6 +211,12 @@ fn values_are_typed_by_the_schema() {
     assert!(holds("self.tags.map(t, t + t) == ['aa', 'bb', 'cc']"));
     assert!(holds("self.nums.filter(n, n > 1).size() == 2"));
     assert!(holds("self.tags.exists_one(t, t == 'a')"));
+    assert!(holds(
+        "self.at > timestamp('2024-01-01T00:00:00Z') && self.at.getFullYear() == 2024"
+    ));
+    assert!(holds(
+        "self.every == duration('1h30m') && self.every > duration('1h')"
+    ));
     assert!(!holds("self.replicas > 3"));
 }
 

@@ -1,7 +1,8 @@
 //! JSON values as CEL values, typed by their structural schema (upstream `UnstructuredToVal`):
 //! objects with properties become maps keyed by escaped property names, maps
 //! (`additionalProperties`) keep their keys, integers are `int` unless the schema says
-//! `number`, and a resource root shows only `apiVersion`, `kind` and `metadata.name` /
+//! `number`, `date-time`/`date`/`duration`/`byte` strings become timestamps, durations and bytes,
+//! and a resource root shows only `apiVersion`, `kind` and `metadata.name` /
 //! `metadata.generateName` besides its declared properties.
 
 use std::collections::HashMap;
@@ -83,7 +84,7 @@ pub fn to_cel(v: &Json, schema: Option<&Json>, resource_root: bool) -> Value {
                 _ => Value::Float(n.as_f64().unwrap_or(0.0)),
             }
         }
-        Json::String(s) => Value::String(Arc::new(s.clone())),
+        Json::String(s) => string(s, schema.and_then(|s| s.get("format")).and_then(Json::as_str)),
         Json::Array(items) => {
             let item_schema = schema.and_then(|s| s.get("items"));
             let embedded = flag(item_schema, "x-kubernetes-embedded-resource");
@@ -133,6 +134,70 @@ pub fn to_cel(v: &Json, schema: Option<&Json>, resource_root: bool) -> Value {
     }
 }
 
+/// A string under its schema `format`: `date-time` and `date` become timestamps, `duration`
+/// durations and `byte` bytes (upstream's conversions); unparsable values stay strings, so
+/// rules comparing them fail with `no such overload`.
+fn string(s: &str, format: Option<&str>) -> Value {
+    let converted = match format {
+        Some("date-time") => chrono::DateTime::parse_from_rfc3339(s).ok().map(Value::Timestamp),
+        Some("date") => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| Value::Timestamp(d.and_utc().fixed_offset())),
+        Some("duration") => go_duration(s).map(Value::Duration),
+        Some("byte") => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .ok()
+                .map(|b| Value::Bytes(Arc::new(b)))
+        }
+        _ => None,
+    };
+    converted.unwrap_or_else(|| Value::String(Arc::new(s.to_string())))
+}
+
+/// Parses a Go duration (`1h30m`, `-1.5s`, `300ms`).
+fn go_duration(s: &str) -> Option<chrono::Duration> {
+    let (negative, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some(chrono::Duration::zero());
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        nanos += number * scale;
+    }
+    if nanos > i64::MAX as f64 {
+        return None;
+    }
+    let d = chrono::Duration::nanoseconds(nanos as i64);
+    Some(if negative { -d } else { d })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -147,6 +212,30 @@ mod tests {
         assert_eq!(escape("namespace").as_deref(), Some("__namespace__"));
         assert_eq!(escape("1x"), None);
         assert_eq!(escape("a b"), None);
+    }
+
+    #[test]
+    fn formatted_strings_become_timestamps_durations_and_bytes() {
+        let s = |f: &str| json!({"type": "string", "format": f});
+        assert!(matches!(
+            to_cel(&json!("2024-01-02T03:04:05Z"), Some(&s("date-time")), false),
+            Value::Timestamp(_)
+        ));
+        assert!(matches!(
+            to_cel(&json!("2024-01-02"), Some(&s("date")), false),
+            Value::Timestamp(_)
+        ));
+        assert!(
+            matches!(to_cel(&json!("aGk="), Some(&s("byte")), false), Value::Bytes(b) if b.as_slice() == b"hi")
+        );
+        assert_eq!(go_duration("1h30m"), Some(chrono::Duration::minutes(90)));
+        assert_eq!(go_duration("-1.5s"), Some(chrono::Duration::milliseconds(-1500)));
+        assert_eq!(go_duration("300ms"), Some(chrono::Duration::milliseconds(300)));
+        assert_eq!(go_duration("5x"), None);
+        assert!(matches!(
+            to_cel(&json!("soon"), Some(&s("date-time")), false),
+            Value::String(_)
+        ));
     }
 
     #[test]
