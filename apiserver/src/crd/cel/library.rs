@@ -1,5 +1,5 @@
-//! The functions rules can call: the `cel` crate's standard ones, Kubernetes' list and regex
-//! libraries, cel-go's string extensions, `optionalOldSelf`'s optional methods, and the
+//! The functions rules can call: the `cel` crate's standard ones, Kubernetes' list, regex and
+//! `sets` libraries, cel-go's string extensions, `optionalOldSelf`'s optional methods, and the
 //! cost-metered operators [`super::compile`] rewrites expressions to use.
 //!
 //! Cost: every metered step charges the thread-local [`Meter`]; an evaluation that spends more
@@ -96,8 +96,26 @@ pub static ROOT: LazyLock<Context<'static>> = LazyLock::new(|| {
 
 type Builtin = fn(&FunctionContext) -> ResolveResult;
 
+/// The functions of Kubernetes' `sets` library, called as `sets.<name>(a, b)`.
+const SETS: [(&str, &str); 3] = [
+    ("contains", "sets.contains"),
+    ("equivalent", "sets.equivalent"),
+    ("intersects", "sets.intersects"),
+];
+
+/// The full name of a namespaced function call (`sets.contains(a, b)` parses as method
+/// `contains` of an identifier `sets`), or None.
+pub fn namespaced(target: &cel::IdedExpr, name: &str) -> Option<&'static str> {
+    match &target.expr {
+        cel::common::ast::Expr::Ident(ns) if ns == "sets" => {
+            SETS.iter().find(|(n, _)| *n == name).map(|(_, full)| *full)
+        }
+        _ => None,
+    }
+}
+
 /// The functions this module adds or replaces (metered operators first).
-const FUNCTIONS: [(&str, Builtin); 36] = [
+const FUNCTIONS: [(&str, Builtin); 39] = [
     (ADD, add),
     (EQ, eq),
     (NE, ne),
@@ -134,6 +152,9 @@ const FUNCTIONS: [(&str, Builtin); 36] = [
     ("endsWith", ends_with),
     ("size", size),
     ("string", string),
+    ("sets.contains", sets_contains),
+    ("sets.equivalent", sets_equivalent),
+    ("sets.intersects", sets_intersects),
 ];
 
 /// Names of the metered operators (not callable from rule text: `#` cannot start an identifier).
@@ -680,6 +701,32 @@ fn join(ftx: &FunctionContext) -> ResolveResult {
     let total: usize = parts.iter().map(|p| p.len()).sum::<usize>() + sep.len() * parts.len();
     charge((total as u64).div_ceil(10) + parts.len() as u64)?;
     Ok(Value::String(Arc::new(parts.join(&sep))))
+}
+
+// ---- sets ----
+
+fn two_lists(ftx: &FunctionContext) -> Result<(Arc<Vec<Value>>, Arc<Vec<Value>>), ExecutionError> {
+    let (a, b) = (arg(ftx, 0)?, arg(ftx, 1)?);
+    let (a, b) = (list_of(&a)?.clone(), list_of(&b)?.clone());
+    charge((a.len() as u64).saturating_mul(b.len() as u64).max(1))?;
+    Ok((a, b))
+}
+
+fn sets_contains(ftx: &FunctionContext) -> ResolveResult {
+    let (a, b) = two_lists(ftx)?;
+    Ok(Value::Bool(b.iter().all(|x| a.contains(x))))
+}
+
+fn sets_equivalent(ftx: &FunctionContext) -> ResolveResult {
+    let (a, b) = two_lists(ftx)?;
+    Ok(Value::Bool(
+        b.iter().all(|x| a.contains(x)) && a.iter().all(|x| b.contains(x)),
+    ))
+}
+
+fn sets_intersects(ftx: &FunctionContext) -> ResolveResult {
+    let (a, b) = two_lists(ftx)?;
+    Ok(Value::Bool(b.iter().any(|x| a.contains(x))))
 }
 
 // ---- optionals (oldSelf with optionalOldSelf) ----

@@ -16,14 +16,14 @@
 //! `metadata.name` and `metadata.generateName`; property names are escaped like upstream
 //! (`foo__dash__bar`); `date-time`, `date`, `duration` and `byte` strings are timestamps,
 //! durations and bytes. Functions: see [`library`] (standard ones, Kubernetes' list and regex
-//! libraries, cel-go's string extensions). Cost: each evaluation is metered (one unit per
+//! libraries, cel-go's string extensions, Kubernetes' `sets`). Cost: each evaluation is metered (one unit per
 //! operation or comprehension step, per list element or per ten string bytes touched), with
 //! upstream's limits: 1 000 000 per call and 10 000 000 per object.
 //!
 //! Not implemented: static cost estimation at CRD creation (the runtime limits apply instead),
 //! full static type checking (only field names and identifiers are checked when the CRD is
 //! written; type mismatches surface at evaluation as `no such overload`), rules under `allOf`,
-//! the Kubernetes `quantity`, `url`, `ip`, `cidr`, `format`, `sets` and `optional.*`
+//! the Kubernetes `quantity`, `url`, `ip`, `cidr`, `format` and `optional.*`
 //! libraries, ratcheting warnings (ratcheted errors are dropped silently).
 
 pub mod library;
@@ -586,7 +586,9 @@ impl<'a> Checker<'a> {
     }
 
     fn call(&mut self, call: &CallExpr) -> Ty<'a> {
-        if let Some(t) = call.target.as_deref() {
+        if let Some(t) = call.target.as_deref()
+            && library::namespaced(t, &call.func_name).is_none()
+        {
             self.check(t);
         }
         let args: Vec<Ty<'a>> = call.args.iter().map(|a| self.check(a)).collect();
@@ -604,7 +606,11 @@ impl<'a> Checker<'a> {
         }
         let operator =
             name.starts_with('_') || name.starts_with('@') || name.starts_with("!_") || name == "-_";
-        if !operator && !library::is_function(name) {
+        let namespaced = call
+            .target
+            .as_deref()
+            .is_some_and(|t| library::namespaced(t, name).is_some());
+        if !operator && !namespaced && !library::is_function(name) {
             self.fail(
                 name,
                 format!("undeclared reference to '{name}' (in container '')"),
@@ -650,6 +656,15 @@ impl<'a> Checker<'a> {
 fn instrument(e: &mut IdedExpr) {
     match &mut e.expr {
         Expr::Call(call) => {
+            // `sets.contains(a, b)` parses as a method of an identifier `sets`.
+            if let Some(full) = call
+                .target
+                .as_deref()
+                .and_then(|t| library::namespaced(t, &call.func_name))
+            {
+                call.func_name = full.to_string();
+                call.target = None;
+            }
             if let Some(t) = call.target.as_deref_mut() {
                 instrument(t);
             }

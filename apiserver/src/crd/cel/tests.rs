@@ -235,6 +235,23 @@ fn list_library() {
 }
 
 #[test]
+fn sets_library() {
+    assert!(holds(
+        "sets.contains(self.tags, ['a', 'c']) && !sets.contains(self.tags, ['z'])"
+    ));
+    assert!(holds(
+        "sets.equivalent(['c', 'b', 'a', 'a'], self.tags) && !sets.equivalent(['a'], self.tags)"
+    ));
+    assert!(holds(
+        "sets.intersects(self.tags, ['z', 'b']) && !sets.intersects(self.tags, ['z'])"
+    ));
+    assert!(
+        compile_errors(json!([{"rule": "sets.union(self.tags, self.tags) == []"}]))[0]
+            .contains("undeclared reference to 'sets'")
+    );
+}
+
+#[test]
 fn regex_library() {
     assert!(holds(
         "self.name.find('[A-Z][a-z]+') == 'Hello' && self.name.find('[0-9]+') == ''"
