@@ -705,7 +705,9 @@ fn join(ftx: &FunctionContext) -> ResolveResult {
 
 // ---- sets ----
 
-fn two_lists(ftx: &FunctionContext) -> Result<(Arc<Vec<Value>>, Arc<Vec<Value>>), ExecutionError> {
+type List = Arc<Vec<Value>>;
+
+fn two_lists(ftx: &FunctionContext) -> Result<(List, List), ExecutionError> {
     let (a, b) = (arg(ftx, 0)?, arg(ftx, 1)?);
     let (a, b) = (list_of(&a)?.clone(), list_of(&b)?.clone());
     charge((a.len() as u64).saturating_mul(b.len() as u64).max(1))?;
