@@ -2,8 +2,10 @@
 //! the same [`ResourceTable`] the built-ins use. [`attach`] gives the CRD row its validation;
 //! [`controller`] installs, updates and removes the rows as CRDs change, sets their conditions and
 //! cleans up the objects of deleted CRDs. Custom resources are validated, defaulted and pruned
-//! against their version's structural schema ([`schema`]).
+//! against their version's structural schema ([`schema`]) and its CEL rules ([`cel`], which
+//! documents what of upstream's CEL support is and is not implemented).
 
+pub mod cel;
 pub mod controller;
 pub mod printer;
 pub mod schema;
@@ -58,6 +60,8 @@ pub struct CustomResourceHooks {
     scale: Option<ScalePaths>,
     has_status: bool,
     state: Arc<CrdState>,
+    /// The compiled `x-kubernetes-validations` rules of this version (built once per CRD change).
+    cel: Option<Arc<cel::Validator>>,
 }
 
 impl ObjectHooks for CustomResourceHooks {
@@ -97,6 +101,13 @@ impl ObjectHooks for CustomResourceHooks {
         };
         let mut errs = Vec::new();
         schema::validate(schema, obj, "", &mut errs);
+        if let Some(rules) = &self.cel {
+            if errs.iter().any(|e| e.reason == "FieldValueTypeInvalid") {
+                errs.push(cel::blocked());
+            } else {
+                errs.extend(rules.validate(obj, old));
+            }
+        }
         if errs.is_empty() {
             return Ok(());
         }
@@ -204,6 +215,7 @@ pub fn rows(crd: &Value, state: &Arc<CrdState>) -> Vec<ResourceDescriptor> {
                 scale,
                 has_status,
                 state: state.clone(),
+                cel: schema.as_deref().and_then(cel::Validator::new).map(Arc::new),
             };
             ResourceDescriptor {
                 group: group.clone(),
@@ -296,6 +308,47 @@ mod tests {
         assert_eq!(
             obj["apiVersion"], "example.com/v1",
             "stored in the storage version"
+        );
+    }
+
+    #[test]
+    fn cel_rules_run_after_schema_validation() {
+        let mut crd = crd();
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+            json!([{"rule": "self.replicas < 5", "message": "too many"}]);
+        let rows = rows(&crd, &Arc::default());
+        let hooks = rows[0].hooks.as_ref().unwrap();
+        let causes = |obj: Value| -> Vec<String> {
+            let mut obj = obj;
+            match hooks.admit(&mut obj, None) {
+                Ok(()) => Vec::new(),
+                Err(e) => e.to_json()["details"]["causes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}: {}",
+                            c["field"].as_str().unwrap(),
+                            c["message"].as_str().unwrap()
+                        )
+                    })
+                    .collect(),
+            }
+        };
+        let widget = |spec: Value| json!({"metadata": {"name": "w"}, "spec": spec});
+        assert!(causes(widget(json!({"replicas": 1}))).is_empty());
+        assert_eq!(
+            causes(widget(json!({"replicas": 7}))),
+            ["spec: Invalid value: too many"]
+        );
+        // A type error blocks the rules, as upstream.
+        assert_eq!(
+            causes(widget(json!({"replicas": "7"}))),
+            [
+                "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\"",
+                "<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ]
         );
     }
 }

@@ -17,13 +17,7 @@ pub struct CrdHooks;
 impl ObjectHooks for CrdHooks {
     fn normalize(&self, obj: &mut Value) -> ApiResult<Vec<String>> {
         default_crd(obj);
-        let mut warnings = Vec::new();
-        if has_cel_rules(&obj["spec"]["versions"]) {
-            warnings.push(
-                "x-kubernetes-validations rules are stored but not evaluated by this server yet".to_string(),
-            );
-        }
-        Ok(warnings)
+        Ok(Vec::new())
     }
 
     fn admit(&self, obj: &mut Value, old: Option<&Value>) -> ApiResult<()> {
@@ -109,15 +103,6 @@ pub fn set_condition(obj: &mut Value, cond: Value) -> bool {
         None => list.push(cond),
     }
     true
-}
-
-/// True when a schema (or anything under it) has CEL rules.
-fn has_cel_rules(v: &Value) -> bool {
-    match v {
-        Value::Object(m) => m.contains_key("x-kubernetes-validations") || m.values().any(has_cel_rules),
-        Value::Array(a) => a.iter().any(has_cel_rules),
-        _ => false,
-    }
 }
 
 /// Upstream's defaults: singular and listKind names, conversion strategy None.
@@ -244,6 +229,33 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
     let mut seen = BTreeSet::new();
     for (i, v) in versions.iter().enumerate() {
         validate_version(v, &format!("spec.versions[{i}]"), &mut seen, &mut errs);
+    }
+    errs.extend(validate_rules(&versions));
+    errs
+}
+
+/// Compiles the CEL rules of every version's (structurally valid) schema. Like upstream, a
+/// schema shared by all versions is reported under `spec.validation.openAPIV3Schema`.
+fn validate_rules(versions: &[Value]) -> Vec<FieldError> {
+    let schema = |v: &Value| v.pointer("/schema/openAPIV3Schema").cloned();
+    let shared = versions.windows(2).all(|w| schema(&w[0]) == schema(&w[1]));
+    let mut errs = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        if shared && i > 0 {
+            break;
+        }
+        let Some(s) = v.pointer("/schema/openAPIV3Schema").filter(|s| s.is_object()) else {
+            continue;
+        };
+        if !schema::check_structural(s, "").is_empty() {
+            continue;
+        }
+        let path = if shared {
+            "spec.validation.openAPIV3Schema".to_string()
+        } else {
+            format!("spec.versions[{i}].schema.openAPIV3Schema")
+        };
+        errs.extend(super::cel::compile(s, &path).1);
     }
     errs
 }
@@ -461,12 +473,34 @@ mod tests {
     }
 
     #[test]
-    fn cel_rules_are_flagged_with_a_warning() {
+    fn cel_rules_are_compiled_when_the_crd_is_written() {
         let mut crd = crate::crd::tests::crd();
-        assert!(CrdHooks.normalize(&mut crd).unwrap().is_empty());
-        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
-            json!([{"rule": "self.replicas >= 0"}]);
-        assert_eq!(CrdHooks.normalize(&mut crd).unwrap().len(), 1);
+        let spec = "/spec/versions/0/schema/openAPIV3Schema/properties/spec";
+        crd.pointer_mut(spec).unwrap()["x-kubernetes-validations"] =
+            json!([{"rule": "self.replicas >= 0"}, {"rule": "self.replicas >"}, {"rule": "self.nope == 1"}]);
+        assert!(
+            CrdHooks.normalize(&mut crd).unwrap().is_empty(),
+            "no warning any more"
+        );
+        let errs = fields(&crd);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[1].rule: Invalid value: apiextensions.ValidationRule{Rule:\"self.replicas >\""
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs[0].contains(": compilation failed: ERROR: <input>:1:"),
+            "{errs:?}"
+        );
+        assert!(errs[1].contains("undefined field 'nope'"), "{errs:?}");
+        // One version only: upstream hoists the schema to spec.validation.
+        let mut single = crd.clone();
+        single["spec"]["versions"] = json!([crd["spec"]["versions"][0].clone()]);
+        assert!(fields(&single)[0].starts_with(
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[1].rule"
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod apply;
 mod auth;
+mod cel;
 mod crd;
 mod defaults;
 mod encryption;
