@@ -41,6 +41,7 @@ pub mod discovery;
 pub mod error;
 pub mod flags;
 pub mod handler;
+pub mod health;
 pub mod metrics;
 pub mod objstore;
 pub mod openapi;
