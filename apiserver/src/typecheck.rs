@@ -53,7 +53,7 @@ fn drop_empty_metadata(obj: &mut Value) {
             !(empty
                 && matches!(
                     k.as_str(),
-                    "labels" | "annotations" | "finalizers" | "ownerReferences" | "managedFields"
+                    "labels" | "annotations" | "finalizers" | "ownerReferences"
                 ))
         });
     }

@@ -420,3 +420,22 @@ impl Suite {
         report
     }
 }
+
+/// Runs several suites (one per kubectl) phase by phase: every suite's first phase, then
+/// `between(finished_phase)`, then every suite's next phase, and so on.
+pub fn run_suites(
+    suites: &[Suite],
+    observe: &mut dyn FnMut(&CaseReport),
+    between: &mut dyn FnMut(Phase),
+) -> Report {
+    let mut report = Report::default();
+    for (i, phase) in Phase::ALL.iter().enumerate() {
+        for suite in suites {
+            report.extend(suite.run_phase(*phase, observe));
+        }
+        if i + 1 < Phase::ALL.len() {
+            between(*phase);
+        }
+    }
+    report
+}

@@ -2,7 +2,7 @@
 //! (`KEELSON_KUBE_CLIENTS`, default /var/cache/keelson-kube-clients: kubectl-1.27, kubectl-1.33).
 //! Without any kubectl, the test says so and passes.
 
-use conformance::{CaseReport, Kubectl, Phase, Report, Suite, find_kubectls};
+use conformance::{CaseReport, Kubectl, Suite, find_kubectls, run_suites};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_kubectl_suite_passes_against_keelson() {
@@ -23,15 +23,11 @@ async fn stock_kubectl_suite_passes_against_keelson() {
             .map(|b| Suite::new(Kubectl::new(b, &kubeconfig).expect("kubectl runs")).expect("scratch dir"))
             .collect();
         let mut print = |c: &CaseReport| eprintln!("{c}");
-        let mut report = Report::default();
         // Every version's first phase, then (where the root test restarts the server) every
         // version's second phase.
-        for phase in Phase::ALL {
-            for suite in &suites {
-                report.extend(suite.run_phase(phase, &mut print));
-            }
-        }
-        report
+        run_suites(&suites, &mut print, &mut |phase| {
+            eprintln!("-- phase {} done", phase.as_str())
+        })
     })
     .await
     .expect("the suite runs");

@@ -307,18 +307,17 @@ pub(crate) fn get_all_namespaces(c: &Ctx) -> CaseResult {
         ],
         "services -A",
     )?;
-    let out = c
-        .jsonpath(
-            &[
-                "configmaps",
-                "-A",
-                "--field-selector",
-                "metadata.name=kube-root-ca.crt",
-            ],
-            "{.items[*].metadata.namespace}",
-        )
-        .unwrap_or_default();
-    let _ = out; // kube-root-ca.crt is a controller's job; its absence is not the API's fault
+    // A field selector across all namespaces.
+    let out = c.jsonpath(
+        &[
+            "configmaps",
+            "-A",
+            "--field-selector",
+            &format!("metadata.name={}", c.name("file-cm")),
+        ],
+        "{.items[*].metadata.namespace}",
+    )?;
+    ensure!(out == c.ns(), "configmaps -A by name: {out:?}");
     Ok(())
 }
 

@@ -474,7 +474,10 @@ pub(crate) fn label(c: &Ctx) -> CaseResult {
     let bad = c.fails(&["label", "configmap", &cm, "inv@lid=1"])?;
     contains_all(
         &bad.stderr,
-        &["Invalid value: \"inv@lid\"", "name part must consist of alphanumeric characters"],
+        &[
+            "Invalid value: \"inv@lid\"",
+            "name part must consist of alphanumeric characters",
+        ],
         "an invalid label key",
     )?;
     Ok(())
