@@ -504,3 +504,62 @@ pub(crate) fn describe(c: &Ctx) -> CaseResult {
     let all = c.ok(&["describe", "configmaps", "-l", "from=file"])?;
     contains_all(&all, &[&c.name("file-cm")], "describe by label")
 }
+
+pub(crate) fn get_category_all(c: &Ctx) -> CaseResult {
+    let out = c.ok(&["get", "all", "-o", "name"])?;
+    for want in [
+        format!("deployment.apps/{}", c.name("file-web")),
+        format!("service/{}", c.name("file-svc")),
+        format!("cronjob.batch/{}", c.name("gen-cj")),
+        format!("job.batch/{}", c.name("gen-job")),
+    ] {
+        ensure!(out.lines().any(|l| l == want), "get all lacks {want}:\n{out}");
+    }
+    ensure!(
+        !out.contains("configmap/"),
+        "configmaps are not in the category all:\n{out}"
+    );
+    Ok(())
+}
+
+pub(crate) fn get_sort_and_label_columns(c: &Ctx) -> CaseResult {
+    let out = c.ok(&["get", "configmaps", "-l", "suite", "-L", "from", "--show-labels"])?;
+    table_has(
+        &out,
+        &["NAME", "DATA", "AGE", "FROM", "LABELS"],
+        &[&c.name("file-cm"), "1"],
+    )?;
+    let row = table(&out)
+        .into_iter()
+        .find(|r| r[0] == c.name("file-cm"))
+        .unwrap_or_default();
+    ensure!(
+        row.get(3..5)
+            .is_some_and(|r| r == ["file", "from=file,suite=conformance"]),
+        "label columns:\n{out}"
+    );
+    let out = c.ok(&["get", "configmaps", "--sort-by=.metadata.name", "-o", "name"])?;
+    let names: Vec<&str> = out.lines().collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    ensure!(
+        names.len() > 3 && names == sorted,
+        "--sort-by=.metadata.name:\n{out}"
+    );
+    let out = c.ok(&[
+        "get",
+        "services",
+        "--sort-by=.spec.ports[0].port",
+        "-o",
+        "custom-columns=P:.spec.ports[0].port",
+        "--no-headers",
+    ])?;
+    let ports: Vec<i64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let mut sorted = ports.clone();
+    sorted.sort();
+    ensure!(
+        ports.len() > 3 && ports == sorted,
+        "--sort-by on a number:\n{out}"
+    );
+    Ok(())
+}

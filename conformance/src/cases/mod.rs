@@ -64,6 +64,8 @@ pub fn all() -> Vec<Case> {
         case("get-field-selector", C, get::get_field_selector),
         case("get-all-namespaces", C, get::get_all_namespaces),
         case("get-chunk-size", C, get::get_chunk_size),
+        case("get-category-all", C, get::get_category_all),
+        case("get-sort-and-label-columns", C, get::get_sort_and_label_columns),
         case("get-watch", C, get::get_watch),
         case("describe", C, get::describe),
         case("apply", C, modify::apply),
