@@ -144,6 +144,28 @@ pub(super) fn columns(desc: &ResourceDescriptor) -> Option<Vec<Column>> {
         ("coordination.k8s.io", "leases") => {
             vec![NAME, col("Holder", "string", 0, "The holder of the lease."), AGE]
         }
+        ("", "events") => vec![
+            col("Last Seen", "string", 0, "When the event was last seen."),
+            col("Type", "string", 0, "Type of the event (Normal or Warning)."),
+            col("Reason", "string", 0, "Why the event happened."),
+            col("Object", "string", 0, "The object the event is about."),
+            col(
+                "Subobject",
+                "string",
+                1,
+                "The part of the object the event is about.",
+            ),
+            col("Source", "string", 1, "The component reporting the event."),
+            col("Message", "string", 0, "A human-readable description."),
+            col("First Seen", "string", 1, "When the event was first seen."),
+            col("Count", "string", 1, "How often the event happened."),
+            Column { priority: 1, ..NAME },
+        ],
+        ("", "endpoints") => vec![
+            NAME,
+            col("Endpoints", "string", 0, "Addresses and ports of the endpoints."),
+            AGE,
+        ],
         _ => return None,
     })
 }
@@ -313,6 +335,117 @@ pub(super) fn service_external_ip(obj: &Value, external_ips: String) -> String {
     }
 }
 
+fn since(t: &str, now: Timestamp) -> String {
+    if t.is_empty() {
+        "<unknown>".into()
+    } else {
+        age(t, now)
+    }
+}
+
+fn event_cells(obj: &Value, now: Timestamp, name: Value) -> Vec<Value> {
+    let first = match s(obj, "/firstTimestamp") {
+        "" => since(s(obj, "/eventTime"), now),
+        t => since(t, now),
+    };
+    let mut last = match s(obj, "/lastTimestamp") {
+        "" => first.clone(),
+        t => since(t, now),
+    };
+    let mut count = i(obj, "/count");
+    if obj.pointer("/series").is_some_and(Value::is_object) {
+        last = since(s(obj, "/series/lastObservedTime"), now);
+        count = i(obj, "/series/count");
+    } else if count == 0 {
+        count = 1;
+    }
+    let kind = s(obj, "/involvedObject/kind").to_lowercase();
+    let target = match s(obj, "/involvedObject/name") {
+        "" => kind,
+        n => format!("{kind}/{n}"),
+    };
+    let component = match s(obj, "/source/component") {
+        "" => s(obj, "/reportingComponent"),
+        c => c,
+    };
+    let host = match s(obj, "/source/host") {
+        "" => s(obj, "/reportingInstance"),
+        h => h,
+    };
+    let source = if host.is_empty() {
+        component.to_string()
+    } else {
+        format!("{component}, {host}")
+    };
+    vec![
+        json!(last),
+        json!(s(obj, "/type")),
+        json!(s(obj, "/reason")),
+        json!(target),
+        json!(s(obj, "/involvedObject/fieldPath")),
+        json!(source),
+        json!(s(obj, "/message").trim()),
+        json!(first),
+        json!(count),
+        name,
+    ]
+}
+
+/// Up to three `ip:port` pairs of an Endpoints object, then `+ N more...`; `<none>` when empty.
+fn endpoints(obj: &Value) -> String {
+    const MAX: usize = 3;
+    let mut list: Vec<String> = Vec::new();
+    let mut count = 0;
+    for subset in obj
+        .pointer("/subsets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let addrs: Vec<&str> = subset
+            .pointer("/addresses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|a| s(a, "/ip"))
+            .collect();
+        let ports: Vec<i64> = subset
+            .pointer("/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| i(p, "/port"))
+            .collect();
+        let pairs: Vec<String> = if ports.is_empty() {
+            addrs.iter().map(|a| a.to_string()).collect()
+        } else {
+            ports
+                .iter()
+                .flat_map(|p| {
+                    addrs.iter().map(move |a| {
+                        if a.contains(':') {
+                            format!("[{a}]:{p}")
+                        } else {
+                            format!("{a}:{p}")
+                        }
+                    })
+                })
+                .collect()
+        };
+        for pair in pairs {
+            if list.len() < MAX {
+                list.push(pair);
+            }
+            count += 1;
+        }
+    }
+    match (list.is_empty(), count > MAX) {
+        (true, _) => "<none>".into(),
+        (false, true) => format!("{} + {} more...", list.join(","), count - MAX),
+        (false, false) => list.join(","),
+    }
+}
+
 fn selector(obj: &Value) -> Value {
     or_none(match_labels(obj.pointer("/spec/selector/matchLabels")))
 }
@@ -473,6 +606,8 @@ pub(super) fn cells(
             selector(obj),
         ],
         ("coordination.k8s.io", "leases") => vec![name, json!(s(obj, "/spec/holderIdentity")), age_cell],
+        ("", "events") => event_cells(obj, now, name),
+        ("", "endpoints") => vec![name, json!(endpoints(obj)), age_cell],
         _ => return None,
     })
 }
@@ -508,6 +643,48 @@ mod tests {
                 "pods: 3/10, requests.cpu: 0/1".to_string(),
                 "limits.cpu: 0/2".to_string()
             )
+        );
+    }
+
+    #[test]
+    fn every_row_has_a_cell_per_column() {
+        let now: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
+        for desc in crate::builtin::rows() {
+            let obj = json!({"metadata": {"name": "x"}});
+            let cells = cells(&desc, &obj, now, json!("x"), json!("1s"));
+            assert_eq!(
+                cells.map(|c| c.len()),
+                columns(&desc).map(|c| c.len()),
+                "{}",
+                desc.resource
+            );
+        }
+    }
+
+    #[test]
+    fn endpoints_and_events() {
+        let ep = json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}],
+            "ports": [{"port": 80}, {"port": 443}]}]});
+        assert_eq!(endpoints(&ep), "10.0.0.1:80,10.0.0.2:80,10.0.0.1:443 + 1 more...");
+        assert_eq!(endpoints(&json!({})), "<none>");
+        let now: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
+        let ev = json!({"type": "Normal", "reason": "Scheduled", "message": "done ",
+            "involvedObject": {"kind": "Pod", "name": "p"}, "source": {"component": "scheduler"},
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:05:00Z", "count": 2});
+        assert_eq!(
+            event_cells(&ev, now, json!("e1")),
+            [
+                json!("5m"),
+                json!("Normal"),
+                json!("Scheduled"),
+                json!("pod/p"),
+                json!(""),
+                json!("scheduler"),
+                json!("done"),
+                json!("10m"),
+                json!(2),
+                json!("e1")
+            ]
         );
     }
 

@@ -563,3 +563,46 @@ pub(crate) fn get_sort_and_label_columns(c: &Ctx) -> CaseResult {
     );
     Ok(())
 }
+
+pub(crate) fn get_events_and_endpoints(c: &Ctx) -> CaseResult {
+    let (ev, ep) = (c.name("event"), c.name("endpoints"));
+    let manifest = format!(
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: {ev}\ninvolvedObject:\n  kind: Pod\n  name: p1\n  namespace: {ns}\n\
+reason: Scheduled\nmessage: assigned p1 to node-a\ntype: Normal\nsource:\n  component: default-scheduler\ncount: 3\n\
+firstTimestamp: \"2020-01-01T00:00:00Z\"\nlastTimestamp: \"2020-01-01T00:00:00Z\"\n---\n\
+apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: {ep}\nsubsets:\n- addresses: [{{ip: 10.0.0.1}}, {{ip: 10.0.0.2}}]\n  ports: [{{port: 80}}]\n",
+        ns = c.ns()
+    );
+    let file = c.file("events.yaml", &manifest)?;
+    c.ok(&["create", "-f", &file])?;
+    let out = c.ok(&["get", "events", "--field-selector", "reason=Scheduled"])?;
+    // LAST SEEN is the age of lastTimestamp; the rest is fixed.
+    let rows = table(&out);
+    ensure!(
+        rows.first()
+            .is_some_and(|h| h == &["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"])
+            && rows.get(1).is_some_and(|r| {
+                r.len() == 8 && r[1..] == ["Normal", "Scheduled", "pod/p1", "assigned", "p1", "to", "node-a"]
+            }),
+        "events table:\n{out}"
+    );
+    let out = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Scheduled",
+        "-o",
+        "wide",
+    ])?;
+    let row = table(&out).get(1).cloned().unwrap_or_default();
+    ensure!(
+        row.ends_with(&["3".to_string(), ev]) && row.contains(&"default-scheduler".to_string()),
+        "events -o wide:\n{out}"
+    );
+    let out = c.ok(&["get", "endpoints", &ep])?;
+    table_has(
+        &out,
+        &["NAME", "ENDPOINTS", "AGE"],
+        &[&ep, "10.0.0.1:80,10.0.0.2:80"],
+    )
+}

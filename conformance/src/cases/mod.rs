@@ -66,6 +66,7 @@ pub fn all() -> Vec<Case> {
         case("get-chunk-size", C, get::get_chunk_size),
         case("get-category-all", C, get::get_category_all),
         case("get-sort-and-label-columns", C, get::get_sort_and_label_columns),
+        case("get-events-and-endpoints", C, get::get_events_and_endpoints),
         case("get-watch", C, get::get_watch),
         case("describe", C, get::describe),
         case("apply", C, modify::apply),
