@@ -36,9 +36,12 @@ pub struct Authenticated(pub Option<UserInfo>);
 pub fn router(api: Arc<ApiServer>) -> Router {
     Router::new()
         .route("/version", get(version))
-        .route("/healthz", get(health))
-        .route("/livez", get(health))
-        .route("/readyz", get(health))
+        .route("/healthz", get(crate::health::healthz))
+        .route("/livez", get(crate::health::livez))
+        .route("/readyz", get(crate::health::readyz))
+        .route("/healthz/{check}", get(crate::health::single))
+        .route("/livez/{check}", get(crate::health::single))
+        .route("/readyz/{check}", get(crate::health::single))
         .route("/metrics", get(crate::metrics::serve))
         .route("/api", get(core_api))
         .route("/api/{version}", get(core_resources))
@@ -68,10 +71,6 @@ fn json_response(code: StatusCode, content_type: &str, value: &Value) -> Respons
 
 async fn version() -> Response {
     json_response(StatusCode::OK, "application/json", &discovery::version())
-}
-
-async fn health() -> &'static str {
-    "ok"
 }
 
 async fn not_found() -> Response {

@@ -42,6 +42,7 @@ pub mod encryption;
 pub mod error;
 pub mod flags;
 pub mod handler;
+pub mod health;
 pub mod metrics;
 pub mod objstore;
 pub mod openapi;

@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 use crate::descriptor::ResourceDescriptor;
 use crate::error::FieldError;
 
+pub mod meta;
+
 /// The namespace finalizer the namespace controller removes.
 pub const NAMESPACE_FINALIZER: &str = "kubernetes";
 
@@ -143,6 +145,7 @@ pub fn validate(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
     if let Some(why) = validate_name(desc, name) {
         errs.push(FieldError::invalid("metadata.name", &Value::from(name), &why));
     }
+    errs.extend(meta::validate_labels_and_annotations(obj));
     let data_fields: &[&str] = match (desc.group.as_str(), desc.resource.as_str()) {
         ("", "configmaps") => &["data", "binaryData"],
         ("", "secrets") => &["data", "stringData"],

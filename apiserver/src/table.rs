@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 
 use crate::descriptor::ResourceDescriptor;
 
+mod more;
+
 /// `includeObject`: what each Table row embeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IncludeObject {
@@ -176,7 +178,7 @@ fn columns(desc: &ResourceDescriptor) -> Vec<Column> {
                 "Container runtime reported by the node.",
             ),
         ],
-        _ => vec![NAME, AGE],
+        _ => more::columns(desc).unwrap_or_else(|| vec![NAME, AGE]),
     }
 }
 
@@ -311,11 +313,12 @@ fn cells(desc: &ResourceDescriptor, obj: &Value, now: Timestamp) -> Vec<Value> {
                         .join(",")
                 })
                 .unwrap_or_default();
-            let external = obj
+            let external_ips = obj
                 .pointer("/spec/externalIPs")
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
                 .unwrap_or_default();
+            let external = more::service_external_ip(obj, external_ips);
             vec![
                 name,
                 json!(match s(obj, "/spec/type") {
@@ -375,7 +378,7 @@ fn cells(desc: &ResourceDescriptor, obj: &Value, now: Timestamp) -> Vec<Value> {
                 json!(s(obj, "/status/nodeInfo/containerRuntimeVersion")),
             ]
         }
-        _ => vec![name, age],
+        _ => more::cells(desc, obj, now, name.clone(), age.clone()).unwrap_or_else(|| vec![name, age]),
     }
 }
 

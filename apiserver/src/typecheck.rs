@@ -17,7 +17,7 @@ pub fn check(
     let Some(round_trip) = desc.round_trip else {
         return Ok((obj, Vec::new()));
     };
-    let out = round_trip(&obj).map_err(|e| {
+    let mut out = round_trip(&obj).map_err(|e| {
         ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
             kind = desc.kind,
@@ -28,6 +28,7 @@ pub fn check(
     if validation != FieldValidation::Ignore {
         unknown_fields(&obj, &out, "", &mut unknown);
     }
+    drop_empty_metadata(&mut out);
     let messages: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
     match validation {
         FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(format!(
@@ -36,6 +37,25 @@ pub fn check(
         ))),
         FieldValidation::Warn => Ok((out, messages)),
         _ => Ok((out, Vec::new())),
+    }
+}
+
+/// Go omits empty maps and lists of `ObjectMeta` (all `omitempty`): a patch that removes the
+/// last label leaves no `labels: {}` behind.
+fn drop_empty_metadata(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|k, v| {
+            let empty = match v {
+                Value::Object(m) => m.is_empty(),
+                Value::Array(a) => a.is_empty(),
+                _ => false,
+            };
+            !(empty
+                && matches!(
+                    k.as_str(),
+                    "labels" | "annotations" | "finalizers" | "ownerReferences"
+                ))
+        });
     }
 }
 
@@ -101,6 +121,16 @@ mod tests {
         );
         let (_, warnings) = check(&d, obj, FieldValidation::Ignore).unwrap();
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn empty_metadata_maps_are_dropped_as_go_omits_them() {
+        let d = deployments();
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "x", "labels": {}, "annotations": {"a": "b"}, "finalizers": []}});
+        let (out, warnings) = check(&d, obj, FieldValidation::Strict).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(out["metadata"], json!({"name": "x", "annotations": {"a": "b"}}));
     }
 
     #[test]

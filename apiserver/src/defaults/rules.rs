@@ -102,7 +102,8 @@ const POD_ONLY: &[Rule] = &[
 
 const DEPLOYMENT: &[Rule] = &[
     r("spec", "replicas", Json("1")),
-    r("spec", "strategy", Json(r#"{"type":"RollingUpdate"}"#)),
+    r("spec", "strategy", Json("{}")),
+    r("spec.strategy", "type", Json(r#""RollingUpdate""#)),
     r(
         "spec.strategy",
         "rollingUpdate",
@@ -119,7 +120,8 @@ const REPLICATED: &[Rule] = &[r("spec", "replicas", Json("1"))];
 const STATEFUL_SET: &[Rule] = &[
     r("spec", "replicas", Json("1")),
     r("spec", "podManagementPolicy", Json(r#""OrderedReady""#)),
-    r("spec", "updateStrategy", Json(r#"{"type":"RollingUpdate"}"#)),
+    r("spec", "updateStrategy", Json("{}")),
+    r("spec.updateStrategy", "type", Json(r#""RollingUpdate""#)),
     r(
         "spec.updateStrategy",
         "rollingUpdate",
@@ -140,7 +142,8 @@ const STATEFUL_SET: &[Rule] = &[
 ];
 
 const DAEMON_SET: &[Rule] = &[
-    r("spec", "updateStrategy", Json(r#"{"type":"RollingUpdate"}"#)),
+    r("spec", "updateStrategy", Json("{}")),
+    r("spec.updateStrategy", "type", Json(r#""RollingUpdate""#)),
     r(
         "spec.updateStrategy",
         "rollingUpdate",

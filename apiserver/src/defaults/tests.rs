@@ -155,6 +155,12 @@ fn workloads_get_their_defaults_and_template_defaults() {
         json!({"spec": {"strategy": {"type": "Recreate"}}}),
     );
     assert_eq!(recreate["spec"]["strategy"], json!({"type": "Recreate"}));
+    // `kubectl create deployment` sends `strategy: {}`: the type is still defaulted.
+    let empty = defaulted("apps", "deployments", json!({"spec": {"strategy": {}}}));
+    assert_eq!(
+        empty["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+    );
 
     let s = defaulted(
         "apps",

@@ -897,3 +897,33 @@ async fn watch_framing_transitions_bookmarks_and_expiry() {
     assert_eq!(evs[0]["object"]["code"], 410);
     assert_eq!(evs[0]["object"]["reason"], "Expired");
 }
+
+async fn text_get(s: &TestServer, uri: &str) -> (StatusCode, String) {
+    let resp = s
+        .api
+        .router()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let code = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn health_endpoints_list_their_checks_when_verbose() {
+    let s = TestServer::new().await;
+    assert_eq!(text_get(&s, "/healthz").await, (StatusCode::OK, "ok".into()));
+    let (code, body) = text_get(&s, "/healthz?verbose").await;
+    assert_eq!(code, 200);
+    assert_eq!(body, "[+]ping ok\n[+]log ok\n[+]etcd ok\nhealthz check passed\n");
+    let (_, body) = text_get(&s, "/readyz?verbose&exclude=etcd").await;
+    assert_eq!(
+        body,
+        "[+]ping ok\n[+]log ok\n[+]informer-sync ok\nreadyz check passed\n"
+    );
+    let (_, body) = text_get(&s, "/livez?verbose=true").await;
+    assert!(body.ends_with("livez check passed\n"), "{body}");
+    assert_eq!(text_get(&s, "/livez/etcd").await, (StatusCode::OK, "ok".into()));
+    assert_eq!(text_get(&s, "/readyz/nope").await.0, StatusCode::NOT_FOUND);
+}
