@@ -133,68 +133,34 @@ pub fn validate_name(desc: &ResourceDescriptor, name: &str) -> Option<String> {
     }
 }
 
-/// Validations of a new or updated object (beyond type checking).
-pub fn validate(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
-    let mut errs = Vec::new();
+fn name_errors(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if let Some(why) = validate_name(desc, name) {
-        errs.push(FieldError::invalid("metadata.name", &Value::from(name), &why));
-    }
-    let data_fields: &[&str] = match (desc.group.as_str(), desc.resource.as_str()) {
-        ("", "configmaps") => &["data", "binaryData"],
-        ("", "secrets") => &["data", "stringData"],
-        _ => &[],
-    };
-    for field in data_fields {
-        if let Some(map) = obj.get(*field).and_then(Value::as_object) {
-            for key in map.keys() {
-                let ok = !key.is_empty()
-                    && key.len() <= 253
-                    && key != "."
-                    && key != ".."
-                    && key
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-                if !ok {
-                    errs.push(FieldError::invalid(
-                        format!("{field}[{key}]"),
-                        &Value::from(key.as_str()),
-                        "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
-                    ));
-                }
-            }
-        }
-    }
+    validate_name(desc, name)
+        .map(|why| FieldError::invalid("metadata.name", &Value::from(name), &why))
+        .into_iter()
+        .collect()
+}
+
+/// Validations of a new object (beyond type checking): the name, then [`crate::validation`].
+pub fn validate(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
+    let mut errs = name_errors(desc, obj);
+    errs.extend(crate::validation::validate(desc, obj));
     errs
 }
 
 /// Validations of an update against the stored object.
 pub fn validate_update(desc: &ResourceDescriptor, new: &Value, old: &Value) -> Vec<FieldError> {
-    let mut errs = validate(desc, new);
-    let immutable_kind = matches!(
-        (desc.group.as_str(), desc.resource.as_str()),
-        ("", "configmaps" | "secrets")
-    );
-    if immutable_kind && old.get("immutable") == Some(&Value::Bool(true)) {
-        for field in ["data", "binaryData", "stringData"] {
-            if new.get(field) != old.get(field) {
-                errs.push(FieldError::forbidden(
-                    field,
-                    "field is immutable when `immutable` is set",
-                ));
-            }
-        }
-        if new.get("immutable") != Some(&Value::Bool(true)) {
-            errs.push(FieldError::forbidden(
-                "immutable",
-                "field is immutable when `immutable` is set",
-            ));
-        }
-    }
+    let mut errs = name_errors(desc, new);
+    errs.extend(crate::validation::validate_update(desc, new, old));
     errs
+}
+
+/// Validations of a `status` subresource write.
+pub fn validate_status(desc: &ResourceDescriptor, new: &Value) -> Vec<FieldError> {
+    crate::validation::validate_status(desc, new)
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@ const POD_ONLY: &[Rule] = &[
 const DEPLOYMENT: &[Rule] = &[
     r("spec", "replicas", Json("1")),
     r("spec", "strategy", Json(r#"{"type":"RollingUpdate"}"#)),
+    r("spec.strategy", "type", Json(r#""RollingUpdate""#)),
     r(
         "spec.strategy",
         "rollingUpdate",
@@ -120,6 +121,7 @@ const STATEFUL_SET: &[Rule] = &[
     r("spec", "replicas", Json("1")),
     r("spec", "podManagementPolicy", Json(r#""OrderedReady""#)),
     r("spec", "updateStrategy", Json(r#"{"type":"RollingUpdate"}"#)),
+    r("spec.updateStrategy", "type", Json(r#""RollingUpdate""#)),
     r(
         "spec.updateStrategy",
         "rollingUpdate",
@@ -141,6 +143,7 @@ const STATEFUL_SET: &[Rule] = &[
 
 const DAEMON_SET: &[Rule] = &[
     r("spec", "updateStrategy", Json(r#"{"type":"RollingUpdate"}"#)),
+    r("spec.updateStrategy", "type", Json(r#""RollingUpdate""#)),
     r(
         "spec.updateStrategy",
         "rollingUpdate",

@@ -11,4 +11,5 @@ mod kubectl_crd;
 mod openapi;
 mod protobuf;
 mod support;
+mod validation;
 mod watch_cache;
