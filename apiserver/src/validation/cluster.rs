@@ -196,3 +196,111 @@ pub fn persistent_volume_claim_update(new: &Value, old: &Value, errs: &mut Errs)
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn errs_of(f: fn(&Value, &mut Errs), obj: &Value) -> Vec<(String, String)> {
+        let mut errs = Errs::default();
+        f(obj, &mut errs);
+        errs.0.into_iter().map(|e| (e.field, e.message)).collect()
+    }
+
+    #[test]
+    fn namespaces_nodes_leases() {
+        assert_eq!(
+            errs_of(
+                namespace,
+                &json!({"spec": {"finalizers": ["kubernetes", "example.com/x"]}})
+            ),
+            []
+        );
+        assert_eq!(
+            errs_of(namespace, &json!({"spec": {"finalizers": ["custom"]}})),
+            [(
+                "spec.finalizers".into(),
+                "Invalid value: \"custom\": name is neither a standard finalizer name nor is it fully qualified"
+                    .into()
+            )]
+        );
+        let node_obj = json!({"spec": {"taints": [
+            {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"},
+            {"key": "dedicated", "value": "cpu", "effect": "NoSchedule"},
+            {"key": "k", "effect": "Sometimes"}]}});
+        let errs = errs_of(node, &node_obj);
+        assert_eq!(errs[0].0, "spec.taints[1]");
+        assert!(
+            errs[0]
+                .1
+                .ends_with("taints must be unique by key and effect pair")
+        );
+        assert_eq!(errs[1].0, "spec.taints[2].effect");
+        assert_eq!(
+            errs_of(
+                lease,
+                &json!({"spec": {"leaseDurationSeconds": 0, "leaseTransitions": -1}})
+            ),
+            [
+                (
+                    "spec.leaseDurationSeconds".into(),
+                    "Invalid value: 0: must be greater than 0".into()
+                ),
+                (
+                    "spec.leaseTransitions".into(),
+                    "Invalid value: -1: must be greater than or equal to 0".into()
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn events() {
+        let e = json!({"metadata": {"namespace": "a"}, "involvedObject": {"namespace": "b"}});
+        assert_eq!(
+            errs_of(core_event, &e),
+            [(
+                "involvedObject.namespace".into(),
+                "Invalid value: \"b\": does not match event.namespace".into()
+            )]
+        );
+        let node_event = json!({"metadata": {"namespace": "default"}, "involvedObject": {"kind": "Node"}});
+        assert_eq!(errs_of(core_event, &node_event), []);
+        let fields: Vec<String> = errs_of(event, &json!({"type": "Normal", "reason": "R"}))
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(
+            fields,
+            ["eventTime", "reportingController", "reportingInstance", "action"]
+        );
+    }
+
+    #[test]
+    fn persistent_volume_claims() {
+        let pvc = json!({"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        assert_eq!(errs_of(persistent_volume_claim, &pvc), []);
+        assert_eq!(
+            errs_of(persistent_volume_claim, &json!({"spec": {}})),
+            [
+                (
+                    "spec.accessModes".into(),
+                    "Required value: at least 1 access mode is required".into()
+                ),
+                ("spec.resources[storage]".into(), "Required value".into())
+            ]
+        );
+        let mut bound = pvc.clone();
+        bound["status"] = json!({"phase": "Bound"});
+        let mut grown = bound.clone();
+        grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
+        grown["spec"]["volumeName"] = json!("pv-1");
+        let mut errs = Errs::default();
+        persistent_volume_claim_update(&grown, &bound, &mut errs);
+        assert!(errs.0.is_empty(), "{:?}", errs.0);
+        grown["spec"]["accessModes"] = json!(["ReadWriteMany"]);
+        persistent_volume_claim_update(&grown, &bound, &mut errs);
+        assert_eq!(errs.0[0].field, "spec");
+    }
+}

@@ -281,6 +281,37 @@ fn container(c: &Value, path: &str, volumes: &HashSet<String>, seen: &mut HashSe
     if let Some(r) = c.get("resources") {
         resources(r, &child(path, "resources"), errs);
     }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = c.get(probe).filter(|p| !p.is_null()) {
+            let pp = child(path, probe);
+            handler(p, &pp, &["exec", "httpGet", "tcpSocket", "grpc"], errs);
+            for field in [
+                "initialDelaySeconds",
+                "timeoutSeconds",
+                "periodSeconds",
+                "successThreshold",
+                "failureThreshold",
+            ] {
+                errs.nonnegative(p, &pp, field);
+            }
+            if probe != "readinessProbe"
+                && let Some(n) = int(p, "successThreshold")
+                && n != 1
+            {
+                errs.invalid(child(&pp, "successThreshold"), &Value::from(n), "must be 1");
+            }
+        }
+    }
+    for hook in ["postStart", "preStop"] {
+        if let Some(h) = c.pointer(&format!("/lifecycle/{hook}")).filter(|h| !h.is_null()) {
+            handler(
+                h,
+                &child(path, &format!("lifecycle.{hook}")),
+                &["exec", "httpGet", "tcpSocket", "sleep"],
+                errs,
+            );
+        }
+    }
     let mut mount_paths = HashSet::new();
     for (i, m) in list(c, "volumeMounts").iter().enumerate() {
         let p = index(&child(path, "volumeMounts"), i);
@@ -297,6 +328,46 @@ fn container(c: &Value, path: &str, volumes: &HashSet<String>, seen: &mut HashSe
         } else if !mount_paths.insert(mount) {
             errs.invalid_str(child(&p, "mountPath"), mount, "must be unique");
         }
+    }
+}
+
+/// A probe or lifecycle handler: exactly one of `kinds`, each well formed.
+fn handler(h: &Value, path: &str, kinds: &[&str], errs: &mut Errs) {
+    let mut found = 0;
+    for kind in kinds {
+        let Some(action) = h.get(*kind).filter(|a| !a.is_null()) else {
+            continue;
+        };
+        let p = child(path, kind);
+        found += 1;
+        if found > 1 {
+            errs.forbidden(p, "may not specify more than 1 handler type");
+            continue;
+        }
+        match *kind {
+            "exec" if list(action, "command").is_empty() => errs.required(child(&p, "command"), ""),
+            "httpGet" | "tcpSocket" => {
+                port_num_or_name(action.get("port"), &child(&p, "port"), errs);
+                let scheme = string(action, "scheme");
+                if *kind == "httpGet" && !scheme.is_empty() && scheme != "HTTP" && scheme != "HTTPS" {
+                    errs.not_supported(child(&p, "scheme"), &Value::from(scheme), &["HTTP", "HTTPS"]);
+                }
+            }
+            "grpc" => port_number(int(action, "port").unwrap_or(0), &child(&p, "port"), errs),
+            _ => {}
+        }
+    }
+    if found == 0 {
+        errs.required(path, "must specify a handler type");
+    }
+}
+
+/// An int-or-string port: a port number or an IANA service name.
+pub fn port_num_or_name(port: Option<&Value>, path: &str, errs: &mut Errs) {
+    match port {
+        Some(Value::Number(n)) => port_number(n.as_i64().unwrap_or(0), path, errs),
+        Some(Value::String(s)) if !s.is_empty() => errs.invalid_each(path, s, names::port_name(s)),
+        _ => errs.required(path, ""),
     }
 }
 

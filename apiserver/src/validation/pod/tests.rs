@@ -179,3 +179,44 @@ fn pod_updates_change_only_images_and_deadlines() {
     update(&fewer, &old, &mut errs);
     assert_eq!(errs.0[0].field, "spec.tolerations[0]");
 }
+
+#[test]
+fn probes_and_lifecycle_handlers() {
+    let mut s = valid();
+    s["containers"][0]["livenessProbe"] = json!({"httpGet": {"path": "/", "port": "http", "scheme": "HTTP"},
+        "periodSeconds": 10, "successThreshold": 1});
+    s["containers"][0]["readinessProbe"] = json!({"tcpSocket": {"port": 80}, "successThreshold": 3});
+    s["containers"][0]["lifecycle"] = json!({"preStop": {"sleep": {"seconds": 5}}});
+    assert_eq!(spec_errs(s.clone()), []);
+    s["containers"][0]["livenessProbe"] = json!({"successThreshold": 2, "periodSeconds": -1});
+    s["containers"][0]["readinessProbe"] = json!({"exec": {"command": []}, "tcpSocket": {"port": 0}});
+    s["containers"][0]["startupProbe"] = json!({"httpGet": {"port": 70000}});
+    let errs = spec_errs(s);
+    let expected: Vec<(String, String)> = [
+        (
+            "spec.containers[0].livenessProbe",
+            "Required value: must specify a handler type",
+        ),
+        (
+            "spec.containers[0].livenessProbe.periodSeconds",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        (
+            "spec.containers[0].livenessProbe.successThreshold",
+            "Invalid value: 2: must be 1",
+        ),
+        ("spec.containers[0].readinessProbe.exec.command", "Required value"),
+        (
+            "spec.containers[0].readinessProbe.tcpSocket",
+            "Forbidden: may not specify more than 1 handler type",
+        ),
+        (
+            "spec.containers[0].startupProbe.httpGet.port",
+            "Invalid value: 70000: must be between 1 and 65535, inclusive",
+        ),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(errs, expected);
+}
