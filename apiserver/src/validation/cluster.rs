@@ -291,7 +291,7 @@ mod tests {
                 ("spec.resources[storage]".into(), "Required value".into())
             ]
         );
-        let mut bound = pvc.clone();
+        let mut bound = pvc;
         bound["status"] = json!({"phase": "Bound"});
         let mut grown = bound.clone();
         grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
