@@ -9,9 +9,42 @@ use serde_json::Value;
 pub const FORMAT_ERROR: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
+/// How a quantity is written, which its canonical form keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// `1k`, `500m`, `2`.
+    DecimalSi,
+    /// `1Ki`, `2Gi`.
+    BinarySi,
+    /// `1e3`.
+    DecimalExponent,
+}
+
 /// A parsed quantity in nano-units.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Quantity(i128);
+#[derive(Clone, Copy, Debug)]
+pub struct Quantity(i128, Format);
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Quantity {}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Quantity {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+const NANO: i128 = 1_000_000_000;
 
 impl Quantity {
     /// Parses the string form (`500m`, `1Gi`, `1e3`, `0.5`).
@@ -29,6 +62,11 @@ impl Quantity {
         if whole.is_empty() && frac.is_empty() || frac.contains('.') {
             return None;
         }
+        let format = match suffix {
+            "" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" => Format::DecimalSi,
+            s if s.ends_with('i') => Format::BinarySi,
+            _ => Format::DecimalExponent,
+        };
         let (base2, base10): (u32, i32) = match suffix {
             "" => (0, 0),
             "Ki" => (10, 0),
@@ -69,7 +107,7 @@ impl Quantity {
             let div = 10i128.checked_pow(scale.unsigned_abs()).unwrap_or(i128::MAX);
             n = n / div + i128::from(n % div != 0);
         }
-        Some(Quantity(if negative { -n } else { n }))
+        Some(Quantity(if negative { -n } else { n }, format))
     }
 
     /// Parses a JSON quantity (string or number).
@@ -91,17 +129,51 @@ impl Quantity {
         self.0 % 1_000_000_000 == 0
     }
 
+    /// The canonical string form upstream prints (`1000m` → `1`, `1024Mi` → `1Gi`).
+    pub fn canonical(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let n = self.0.unsigned_abs();
+        let binary =
+            self.1 == Format::BinarySi && n >= 1024 * NANO.unsigned_abs() && n % NANO.unsigned_abs() == 0;
+        if binary {
+            let mut whole = n / NANO.unsigned_abs();
+            let mut k = 0;
+            while whole % 1024 == 0 && k < 6 {
+                whole /= 1024;
+                k += 1;
+            }
+            return format!("{sign}{whole}{}", ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][k]);
+        }
+        if n == 0 {
+            return "0".into();
+        }
+        let (mut m, mut e) = (n, -9i32);
+        while m % 1000 == 0 && e < 18 {
+            m /= 1000;
+            e += 3;
+        }
+        let suffix = match (self.1, e) {
+            (Format::DecimalExponent, 0) => String::new(),
+            (Format::DecimalExponent, e) => format!("e{e}"),
+            (_, e) => ["n", "u", "m", "", "k", "M", "G", "T", "P", "E"]
+                [usize::try_from(e / 3 + 3).unwrap_or(3)]
+            .to_string(),
+        };
+        format!("{sign}{m}{suffix}")
+    }
+
     /// Compares two quantities.
     pub fn cmp_to(self, other: Quantity) -> Ordering {
         self.0.cmp(&other.0)
     }
 }
 
-/// The string form of a JSON quantity as it appears in messages.
+/// The string form of a JSON quantity as it appears in messages: canonical when it parses.
 pub fn display(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+    match (Quantity::from_json(v), v) {
+        (Some(q), _) => q.canonical(),
+        (None, Value::String(s)) => s.clone(),
+        (None, other) => other.to_string(),
     }
 }
 
@@ -124,7 +196,23 @@ mod tests {
         assert!(q("100m") < q("0.2"));
         assert!(q("-1").is_negative());
         assert!(q("2").is_integer() && !q("1500m").is_integer());
-        assert_eq!(q("1n"), Quantity(1));
+        assert_eq!(q("1n").0, 1);
+        for (input, canonical) in [
+            ("1000m", "1"),
+            ("0.5", "500m"),
+            ("1024Mi", "1Gi"),
+            ("1.5Gi", "1536Mi"),
+            ("512", "512"),
+            ("100Ki", "100Ki"),
+            ("1e3", "1e3"),
+            ("1000e3", "1e6"),
+            ("2000", "2k"),
+            ("-1500m", "-1500m"),
+            ("0", "0"),
+            ("0.5Ki", "512"),
+        ] {
+            assert_eq!(q(input).canonical(), canonical, "{input}");
+        }
         for bad in ["", "abc", "1.2.3", "1Xi", "1e", "m", "1 Gi", "1ee3"] {
             assert!(Quantity::parse(bad).is_none(), "{bad}");
         }

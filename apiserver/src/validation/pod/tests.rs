@@ -115,6 +115,24 @@ fn resources() {
         "Invalid value: \"bogus\": must be a standard resource for containers".into()
     )));
     assert!(fields.contains(&"spec.containers[0].resources.limits[memory]"));
+    // Values are shown in their canonical form.
+    let mut s = valid();
+    s["containers"][0]["resources"] = json!({"requests": {"memory": "2048Mi", "cpu": "1500m"}, "limits": {"memory": "1Gi", "cpu": "1000m"}});
+    let mut errs = spec_errs(s);
+    errs.sort();
+    assert_eq!(
+        errs,
+        [
+            (
+                "spec.containers[0].resources.requests".to_string(),
+                "Invalid value: \"1500m\": must be less than or equal to cpu limit of 1".to_string()
+            ),
+            (
+                "spec.containers[0].resources.requests".to_string(),
+                "Invalid value: \"2Gi\": must be less than or equal to memory limit of 1Gi".to_string()
+            ),
+        ]
+    );
 }
 
 #[test]
