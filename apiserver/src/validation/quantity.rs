@@ -133,12 +133,13 @@ impl Quantity {
     pub fn canonical(self) -> String {
         let sign = if self.0 < 0 { "-" } else { "" };
         let n = self.0.unsigned_abs();
-        let binary =
-            self.1 == Format::BinarySi && n >= 1024 * NANO.unsigned_abs() && n % NANO.unsigned_abs() == 0;
+        let binary = self.1 == Format::BinarySi
+            && n >= 1024 * NANO.unsigned_abs()
+            && n.is_multiple_of(NANO.unsigned_abs());
         if binary {
             let mut whole = n / NANO.unsigned_abs();
             let mut k = 0;
-            while whole % 1024 == 0 && k < 6 {
+            while whole.is_multiple_of(1024) && k < 6 {
                 whole /= 1024;
                 k += 1;
             }
@@ -148,7 +149,7 @@ impl Quantity {
             return "0".into();
         }
         let (mut m, mut e) = (n, -9i32);
-        while m % 1000 == 0 && e < 18 {
+        while m.is_multiple_of(1000) && e < 18 {
             m /= 1000;
             e += 3;
         }
