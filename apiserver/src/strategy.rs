@@ -98,39 +98,25 @@ fn name_rule(desc: &ResourceDescriptor) -> NameRule {
     }
 }
 
-fn is_label(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+/// Every reason a name breaks the resource's rule (upstream's messages).
+pub fn name_messages(desc: &ResourceDescriptor, name: &str) -> Vec<String> {
+    use crate::validation::names;
+    match name_rule(desc) {
+        NameRule::PathSegment if name == "." || name == ".." => vec![format!("may not be '{name}'")],
+        NameRule::PathSegment => ["/", "%"]
+            .iter()
+            .filter(|c| name.contains(**c))
+            .map(|c| format!("may not contain '{c}'"))
+            .collect(),
+        NameRule::Label => names::dns1123_label(name),
+        NameRule::Label1035 => names::dns1035_label(name),
+        NameRule::Subdomain => names::dns1123_subdomain(name),
+    }
 }
 
-/// Checks a name against the resource's rule; returns the reason when it is not valid.
+/// Checks a name against the resource's rule; returns the (first) reason when it is not valid.
 pub fn validate_name(desc: &ResourceDescriptor, name: &str) -> Option<String> {
-    let path_segment = || {
-        if name == "." || name == ".." {
-            Some(format!("may not be '{name}'"))
-        } else if name.contains('/') || name.contains('%') {
-            Some("may not contain '/' or '%'".to_string())
-        } else {
-            None
-        }
-    };
-    match name_rule(desc) {
-        NameRule::PathSegment => path_segment(),
-        NameRule::Label if !is_label(name, 63) => Some(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character".into(),
-        ),
-        NameRule::Label1035 if !is_label(name, 63) || !name.starts_with(|c: char| c.is_ascii_lowercase()) => Some(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character".into(),
-        ),
-        NameRule::Subdomain if name.len() > 253 || !name.split('.').all(|l| is_label(l, 63)) => Some(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character".into(),
-        ),
-        _ => None,
-    }
+    name_messages(desc, name).into_iter().next()
 }
 
 fn name_errors(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
@@ -138,9 +124,9 @@ fn name_errors(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    validate_name(desc, name)
-        .map(|why| FieldError::invalid("metadata.name", &Value::from(name), &why))
-        .into_iter()
+    name_messages(desc, name)
+        .iter()
+        .map(|why| FieldError::invalid("metadata.name", &Value::from(name), why))
         .collect()
 }
 

@@ -51,3 +51,25 @@ fn updates_check_immutability() {
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].field, "roleRef");
 }
+
+#[test]
+fn names_use_upstream_messages() {
+    let svc = json!({"metadata": {"name": "1svc"}, "spec": {"type": "ClusterIP", "sessionAffinity": "None",
+        "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}]}});
+    let errs = crate::strategy::validate(&row("", "services"), &svc);
+    assert_eq!(errs.len(), 1);
+    assert_eq!(
+        errs[0].message,
+        "Invalid value: \"1svc\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+    );
+    let role = json!({"metadata": {"name": "a/b%"}});
+    let errs = crate::strategy::validate(&row("rbac.authorization.k8s.io", "roles"), &role);
+    let messages: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "Invalid value: \"a/b%\": may not contain '/'",
+            "Invalid value: \"a/b%\": may not contain '%'"
+        ]
+    );
+}
