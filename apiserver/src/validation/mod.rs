@@ -86,7 +86,11 @@ const TABLE: &[(&str, &str, Rules)] = &[
     (
         "apps",
         "daemonsets",
-        rules(workloads::daemon_set, Some(workloads::selector_immutable), None),
+        rules(
+            workloads::daemon_set,
+            Some(workloads::selector_immutable),
+            Some(workloads::status),
+        ),
     ),
     (
         "batch",

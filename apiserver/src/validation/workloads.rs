@@ -98,7 +98,7 @@ pub fn deployment(obj: &Value, errs: &mut Errs) {
     ] {
         errs.nonnegative(spec, "spec", field);
     }
-    selector_and_template(spec, "deployment.", errs);
+    selector_and_template(spec, "deployment", errs);
     no_active_deadline(spec, "ReplicaSet", errs);
     let strategy = spec.get("strategy").unwrap_or(&Value::Null);
     let rolling = strategy.get("rollingUpdate").filter(|v| !v.is_null());
@@ -149,7 +149,7 @@ pub fn replica_set(obj: &Value, errs: &mut Errs) {
     for field in ["replicas", "minReadySeconds"] {
         errs.nonnegative(spec, "spec", field);
     }
-    selector_and_template(spec, "deployment.", errs);
+    selector_and_template(spec, "deployment", errs);
     no_active_deadline(spec, "ReplicaSet", errs);
 }
 

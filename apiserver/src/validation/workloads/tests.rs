@@ -58,7 +58,7 @@ fn selector_rules() {
         errs_of(deployment, &d),
         [(
             "spec.selector".into(),
-            "Invalid value: {}: empty selector is invalid for deployment.".into()
+            "Invalid value: {}: empty selector is invalid for deployment".into()
         )]
     );
 }
