@@ -59,6 +59,7 @@ pub mod table;
 pub mod testing;
 pub mod tls;
 pub mod typecheck;
+pub mod validation;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -7,8 +7,6 @@ use serde_json::{Value, json};
 use crate::descriptor::ResourceDescriptor;
 use crate::error::FieldError;
 
-pub mod meta;
-
 /// The namespace finalizer the namespace controller removes.
 pub const NAMESPACE_FINALIZER: &str = "kubernetes";
 
@@ -100,104 +98,55 @@ fn name_rule(desc: &ResourceDescriptor) -> NameRule {
     }
 }
 
-fn is_label(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// Checks a name against the resource's rule; returns the reason when it is not valid.
-pub fn validate_name(desc: &ResourceDescriptor, name: &str) -> Option<String> {
-    let path_segment = || {
-        if name == "." || name == ".." {
-            Some(format!("may not be '{name}'"))
-        } else if name.contains('/') || name.contains('%') {
-            Some("may not contain '/' or '%'".to_string())
-        } else {
-            None
-        }
-    };
+/// Every reason a name breaks the resource's rule (upstream's messages).
+pub fn name_messages(desc: &ResourceDescriptor, name: &str) -> Vec<String> {
+    use crate::validation::names;
     match name_rule(desc) {
-        NameRule::PathSegment => path_segment(),
-        NameRule::Label if !is_label(name, 63) => Some(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character".into(),
-        ),
-        NameRule::Label1035 if !is_label(name, 63) || !name.starts_with(|c: char| c.is_ascii_lowercase()) => Some(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character".into(),
-        ),
-        NameRule::Subdomain if name.len() > 253 || !name.split('.').all(|l| is_label(l, 63)) => Some(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character".into(),
-        ),
-        _ => None,
+        NameRule::PathSegment if name == "." || name == ".." => vec![format!("may not be '{name}'")],
+        NameRule::PathSegment => ["/", "%"]
+            .iter()
+            .filter(|c| name.contains(**c))
+            .map(|c| format!("may not contain '{c}'"))
+            .collect(),
+        NameRule::Label => names::dns1123_label(name),
+        NameRule::Label1035 => names::dns1035_label(name),
+        NameRule::Subdomain => names::dns1123_subdomain(name),
     }
 }
 
-/// Validations of a new or updated object (beyond type checking).
-pub fn validate(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
-    let mut errs = Vec::new();
+/// Checks a name against the resource's rule; returns the (first) reason when it is not valid.
+pub fn validate_name(desc: &ResourceDescriptor, name: &str) -> Option<String> {
+    name_messages(desc, name).into_iter().next()
+}
+
+fn name_errors(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if let Some(why) = validate_name(desc, name) {
-        errs.push(FieldError::invalid("metadata.name", &Value::from(name), &why));
-    }
-    errs.extend(meta::validate_labels_and_annotations(obj));
-    let data_fields: &[&str] = match (desc.group.as_str(), desc.resource.as_str()) {
-        ("", "configmaps") => &["data", "binaryData"],
-        ("", "secrets") => &["data", "stringData"],
-        _ => &[],
-    };
-    for field in data_fields {
-        if let Some(map) = obj.get(*field).and_then(Value::as_object) {
-            for key in map.keys() {
-                let ok = !key.is_empty()
-                    && key.len() <= 253
-                    && key != "."
-                    && key != ".."
-                    && key
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-                if !ok {
-                    errs.push(FieldError::invalid(
-                        format!("{field}[{key}]"),
-                        &Value::from(key.as_str()),
-                        "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
-                    ));
-                }
-            }
-        }
-    }
+    name_messages(desc, name)
+        .iter()
+        .map(|why| FieldError::invalid("metadata.name", &Value::from(name), why))
+        .collect()
+}
+
+/// Validations of a new object (beyond type checking): the name, then [`crate::validation`].
+pub fn validate(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
+    let mut errs = name_errors(desc, obj);
+    errs.extend(crate::validation::validate(desc, obj));
     errs
 }
 
 /// Validations of an update against the stored object.
 pub fn validate_update(desc: &ResourceDescriptor, new: &Value, old: &Value) -> Vec<FieldError> {
-    let mut errs = validate(desc, new);
-    let immutable_kind = matches!(
-        (desc.group.as_str(), desc.resource.as_str()),
-        ("", "configmaps" | "secrets")
-    );
-    if immutable_kind && old.get("immutable") == Some(&Value::Bool(true)) {
-        for field in ["data", "binaryData", "stringData"] {
-            if new.get(field) != old.get(field) {
-                errs.push(FieldError::forbidden(
-                    field,
-                    "field is immutable when `immutable` is set",
-                ));
-            }
-        }
-        if new.get("immutable") != Some(&Value::Bool(true)) {
-            errs.push(FieldError::forbidden(
-                "immutable",
-                "field is immutable when `immutable` is set",
-            ));
-        }
-    }
+    let mut errs = name_errors(desc, new);
+    errs.extend(crate::validation::validate_update(desc, new, old));
     errs
+}
+
+/// Validations of a `status` subresource write.
+pub fn validate_status(desc: &ResourceDescriptor, new: &Value) -> Vec<FieldError> {
+    crate::validation::validate_status(desc, new)
 }
 
 #[cfg(test)]

@@ -609,6 +609,15 @@ impl Registry {
                     }
                 }
                 new = merged;
+                let errs = strategy::validate_status(desc, &new);
+                if !errs.is_empty() {
+                    return Err(ApiError::invalid(
+                        &desc.qualified_kind(),
+                        &desc.group,
+                        &name,
+                        &errs,
+                    ));
+                }
             }
             Some(SubresourceKind::Finalize) => {
                 let mut merged = old.clone();

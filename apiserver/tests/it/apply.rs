@@ -188,11 +188,22 @@ async fn list_maps_merge_and_shared_ownership() {
     assert_eq!(cs[0]["image"], "nginx:1");
     assert_eq!(cs[0]["env"], json!([{"name": "X", "value": "1"}]));
     assert_eq!(cs[1]["name"], "side");
-    // a drops its container: main stays, because b still owns a field of it (but a's image
-    // goes), and a's replicas go (back to the default, 1).
+    // a drops its container: main would stay, because b still owns a field of it, but without
+    // a's image, which the validation of the result refuses (as upstream).
     let mut slim = deployment("web", "nginx:1", 2);
     slim["spec"]["template"]["spec"]["containers"] = json!([]);
     slim["spec"].as_object_mut().unwrap().remove("replicas");
+    let (code, _, v) = apply(&s, &url, "fieldManager=a", &slim).await;
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(
+        v["details"]["causes"][0]["field"],
+        "spec.template.spec.containers[0].image"
+    );
+    // Once b shares the image, a's drop keeps it; a's replicas go (back to the default, 1).
+    let mut shared = sidecar.clone();
+    shared["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1");
+    let (code, _, v) = apply(&s, &url, "fieldManager=b", &shared).await;
+    assert_eq!(code, 200, "{v}");
     let (code, _, v) = apply(&s, &url, "fieldManager=a", &slim).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["spec"]["replicas"], 1, "{v}");
@@ -204,7 +215,7 @@ async fn list_maps_merge_and_shared_ownership() {
     // (plus the container defaults, which belong to no manager)
     assert_eq!(cs[0]["name"], "main");
     assert_eq!(cs[0]["env"], json!([{"name": "X", "value": "1"}]));
-    assert!(cs[0].get("image").is_none(), "{cs:?}");
+    assert_eq!(cs[0]["image"], "nginx:1", "{cs:?}");
 }
 
 #[tokio::test]

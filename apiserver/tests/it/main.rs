@@ -14,4 +14,5 @@ mod legacy_tokens;
 mod openapi;
 mod protobuf;
 mod support;
+mod validation;
 mod watch_cache;

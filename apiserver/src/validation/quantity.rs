@@ -1,0 +1,221 @@
+//! `resource.Quantity` parsing, enough to validate and compare quantities exactly: a value is
+//! held in nano-units (upstream rounds finer values up to 10^-9 as well).
+
+use std::cmp::Ordering;
+
+use serde_json::Value;
+
+/// Upstream's message for strings that are not quantities.
+pub const FORMAT_ERROR: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+
+/// How a quantity is written, which its canonical form keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// `1k`, `500m`, `2`.
+    DecimalSi,
+    /// `1Ki`, `2Gi`.
+    BinarySi,
+    /// `1e3`.
+    DecimalExponent,
+}
+
+/// A parsed quantity in nano-units.
+#[derive(Clone, Copy, Debug)]
+pub struct Quantity(i128, Format);
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Quantity {}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Quantity {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+const NANO: i128 = 1_000_000_000;
+
+impl Quantity {
+    /// Parses the string form (`500m`, `1Gi`, `1e3`, `0.5`).
+    pub fn parse(s: &str) -> Option<Quantity> {
+        let (negative, rest) = match s.as_bytes().first()? {
+            b'-' => (true, &s[1..]),
+            b'+' => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, suffix) = rest.split_at(end);
+        let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && frac.is_empty() || frac.contains('.') {
+            return None;
+        }
+        let format = match suffix {
+            "" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" => Format::DecimalSi,
+            s if s.ends_with('i') => Format::BinarySi,
+            _ => Format::DecimalExponent,
+        };
+        let (base2, base10): (u32, i32) = match suffix {
+            "" => (0, 0),
+            "Ki" => (10, 0),
+            "Mi" => (20, 0),
+            "Gi" => (30, 0),
+            "Ti" => (40, 0),
+            "Pi" => (50, 0),
+            "Ei" => (60, 0),
+            "n" => (0, -9),
+            "u" => (0, -6),
+            "m" => (0, -3),
+            "k" => (0, 3),
+            "M" => (0, 6),
+            "G" => (0, 9),
+            "T" => (0, 12),
+            "P" => (0, 15),
+            "E" => (0, 18),
+            s if s.starts_with(['e', 'E']) => {
+                let exp = &s[1..];
+                let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+                if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                (0, exp.parse().ok()?)
+            }
+            _ => return None,
+        };
+        // digits as an integer, scaled by 10^(base10 - frac.len() + 9) into nano-units.
+        let mut n: i128 = 0;
+        for c in whole.bytes().chain(frac.bytes()) {
+            n = n.checked_mul(10)?.checked_add(i128::from(c - b'0'))?;
+        }
+        n = n.checked_mul(1i128.checked_shl(base2)?)?;
+        let scale = base10 + 9 - i32::try_from(frac.len()).ok()?;
+        if scale >= 0 {
+            n = n.checked_mul(10i128.checked_pow(scale.unsigned_abs())?)?;
+        } else {
+            let div = 10i128.checked_pow(scale.unsigned_abs()).unwrap_or(i128::MAX);
+            n = n / div + i128::from(n % div != 0);
+        }
+        Some(Quantity(if negative { -n } else { n }, format))
+    }
+
+    /// Parses a JSON quantity (string or number).
+    pub fn from_json(v: &Value) -> Option<Quantity> {
+        match v {
+            Value::String(s) => Quantity::parse(s),
+            Value::Number(n) => Quantity::parse(&n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// True below zero.
+    pub fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+
+    /// True for whole numbers.
+    pub fn is_integer(self) -> bool {
+        self.0 % 1_000_000_000 == 0
+    }
+
+    /// The canonical string form upstream prints (`1000m` → `1`, `1024Mi` → `1Gi`).
+    pub fn canonical(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let n = self.0.unsigned_abs();
+        let binary = self.1 == Format::BinarySi
+            && n >= 1024 * NANO.unsigned_abs()
+            && n.is_multiple_of(NANO.unsigned_abs());
+        if binary {
+            let mut whole = n / NANO.unsigned_abs();
+            let mut k = 0;
+            while whole.is_multiple_of(1024) && k < 6 {
+                whole /= 1024;
+                k += 1;
+            }
+            return format!("{sign}{whole}{}", ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][k]);
+        }
+        if n == 0 {
+            return "0".into();
+        }
+        let (mut m, mut e) = (n, -9i32);
+        while m.is_multiple_of(1000) && e < 18 {
+            m /= 1000;
+            e += 3;
+        }
+        let suffix = match (self.1, e) {
+            (Format::DecimalExponent, 0) => String::new(),
+            (Format::DecimalExponent, e) => format!("e{e}"),
+            (_, e) => ["n", "u", "m", "", "k", "M", "G", "T", "P", "E"]
+                [usize::try_from(e / 3 + 3).unwrap_or(3)]
+            .to_string(),
+        };
+        format!("{sign}{m}{suffix}")
+    }
+
+    /// Compares two quantities.
+    pub fn cmp_to(self, other: Quantity) -> Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+/// The string form of a JSON quantity as it appears in messages: canonical when it parses.
+pub fn display(v: &Value) -> String {
+    match (Quantity::from_json(v), v) {
+        (Some(q), _) => q.canonical(),
+        (None, Value::String(s)) => s.clone(),
+        (None, other) => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> Quantity {
+        Quantity::parse(s).unwrap_or_else(|| panic!("{s} should parse"))
+    }
+
+    #[test]
+    fn parses_and_compares() {
+        assert_eq!(q("1"), q("1000m"));
+        assert_eq!(q("1Ki"), q("1024"));
+        assert_eq!(q("1Gi"), q("1073741824"));
+        assert_eq!(q("1k"), q("1e3"));
+        assert_eq!(q("0.5"), q("500m"));
+        assert_eq!(q(".5"), q("500m"));
+        assert!(q("100m") < q("0.2"));
+        assert!(q("-1").is_negative());
+        assert!(q("2").is_integer() && !q("1500m").is_integer());
+        assert_eq!(q("1n").0, 1);
+        for (input, canonical) in [
+            ("1000m", "1"),
+            ("0.5", "500m"),
+            ("1024Mi", "1Gi"),
+            ("1.5Gi", "1536Mi"),
+            ("512", "512"),
+            ("100Ki", "100Ki"),
+            ("1e3", "1e3"),
+            ("1000e3", "1e6"),
+            ("2000", "2k"),
+            ("-1500m", "-1500m"),
+            ("0", "0"),
+            ("0.5Ki", "512"),
+        ] {
+            assert_eq!(q(input).canonical(), canonical, "{input}");
+        }
+        for bad in ["", "abc", "1.2.3", "1Xi", "1e", "m", "1 Gi", "1ee3"] {
+            assert!(Quantity::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

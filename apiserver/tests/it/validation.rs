@@ -1,0 +1,382 @@
+//! Validation of built-in types over HTTP: invalid objects are answered 422 `Invalid` with one
+//! cause per failure (upstream's field paths and messages); valid ones are created.
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::TestServer;
+
+const NS: &str = "/api/v1/namespaces/default";
+const APPS: &str = "/apis/apps/v1/namespaces/default";
+const BATCH: &str = "/apis/batch/v1/namespaces/default";
+
+/// The (field, message) causes of a 422 answer.
+fn causes(code: StatusCode, status: &Value) -> Vec<(String, String)> {
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+    assert_eq!(status["reason"], "Invalid");
+    status["details"]["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .map(|c| {
+            (
+                c["field"].as_str().unwrap_or("").to_string(),
+                c["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(f, m)| (f.to_string(), m.to_string()))
+        .collect()
+}
+
+fn pod(name: &str, containers: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": containers}})
+}
+
+fn deployment(name: &str, selector: Value, template_labels: Value, image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"selector": selector, "template": {"metadata": {"labels": template_labels},
+            "spec": {"containers": [{"name": "main", "image": image}]}}}})
+}
+
+fn job_template(restart: &str) -> Value {
+    json!({"spec": {"restartPolicy": restart, "containers": [{"name": "c", "image": "busybox"}]}})
+}
+
+#[tokio::test]
+async fn invalid_pods_get_field_causes() {
+    let s = TestServer::new().await;
+    let (code, v) = s
+        .post(
+            &format!("{NS}/pods"),
+            pod(
+                "p",
+                json!([
+                    {"name": "web", "image": "nginx", "ports": [{"containerPort": 70000}]},
+                    {"name": "web", "image": "", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}
+                ]),
+            ),
+        )
+        .await;
+    assert_eq!(
+        causes(code, &v),
+        pairs(&[
+            (
+                "spec.containers[0].ports[0].containerPort",
+                "Invalid value: 70000: must be between 1 and 65535, inclusive"
+            ),
+            ("spec.containers[1].name", "Duplicate value: \"web\""),
+            ("spec.containers[1].image", "Required value"),
+            (
+                "spec.containers[1].resources.requests",
+                "Invalid value: \"2\": must be less than or equal to cpu limit of 1"
+            ),
+        ])
+    );
+    assert!(
+        v["message"].as_str().unwrap().starts_with(
+            "Pod \"p\" is invalid: [spec.containers[0].ports[0].containerPort: Invalid value: 70000"
+        ),
+        "{v}"
+    );
+    let (code, v) = s.post(&format!("{NS}/pods"), pod("p", json!([]))).await;
+    assert_eq!(causes(code, &v), pairs(&[("spec.containers", "Required value")]));
+
+    let (code, v) = s
+        .post(
+            &format!("{NS}/pods"),
+            pod("ok", json!([{"name": "web", "image": "nginx"}])),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    // Only the image (and a few more fields) may change on a pod.
+    let mut changed = v.clone();
+    changed["spec"]["restartPolicy"] = json!("Never");
+    let (code, _, v2) = s
+        .call(Method::PUT, &format!("{NS}/pods/ok"), &[], Some(changed))
+        .await;
+    let got = causes(code, &v2);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "spec");
+    assert!(
+        got[0]
+            .1
+            .starts_with("Forbidden: pod updates may not change fields other than")
+    );
+    let mut image = v;
+    image["spec"]["containers"][0]["image"] = json!("nginx:2");
+    let (code, _, v3) = s
+        .call(Method::PUT, &format!("{NS}/pods/ok"), &[], Some(image))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v3}");
+}
+
+#[tokio::test]
+async fn invalid_deployments_get_field_causes() {
+    let s = TestServer::new().await;
+    let (code, v) = s
+        .post(
+            &format!("{APPS}/deployments"),
+            deployment("d", json!({"matchLabels": {"app": "a"}}), json!({"app": "b"}), ""),
+        )
+        .await;
+    assert_eq!(
+        causes(code, &v),
+        pairs(&[
+            (
+                "spec.template.metadata.labels",
+                "Invalid value: {\"app\":\"b\"}: `selector` does not match template `labels`"
+            ),
+            ("spec.template.spec.containers[0].image", "Required value"),
+        ])
+    );
+    let mut recreate = deployment(
+        "d",
+        json!({"matchLabels": {"app": "a"}}),
+        json!({"app": "a"}),
+        "nginx",
+    );
+    recreate["spec"]["strategy"] = json!({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}});
+    recreate["spec"]["replicas"] = json!(-2);
+    let (code, v) = s.post(&format!("{APPS}/deployments"), recreate).await;
+    assert_eq!(
+        causes(code, &v),
+        pairs(&[
+            (
+                "spec.replicas",
+                "Invalid value: -2: must be greater than or equal to 0"
+            ),
+            (
+                "spec.strategy.rollingUpdate",
+                "Forbidden: may not be specified when strategy `type` is 'Recreate'"
+            ),
+        ])
+    );
+
+    // kubectl create deployment sends `strategy: {}`: its type is defaulted before validation.
+    let mut good = deployment(
+        "d",
+        json!({"matchLabels": {"app": "a"}}),
+        json!({"app": "a"}),
+        "nginx",
+    );
+    good["spec"]["strategy"] = json!({});
+    let (code, created) = s.post(&format!("{APPS}/deployments"), good).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(created["spec"]["strategy"]["type"], "RollingUpdate");
+    // The selector is immutable; patches are validated too.
+    let (code, _, v) = s
+        .call(
+            Method::PATCH,
+            &format!("{APPS}/deployments/d"),
+            &[("content-type", "application/merge-patch+json")],
+            Some(
+                json!({"spec": {"selector": {"matchLabels": {"app": "a", "v": "2"}},
+                "template": {"metadata": {"labels": {"app": "a", "v": "2"}}}}}),
+            ),
+        )
+        .await;
+    let got = causes(code, &v);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "spec.selector");
+    assert!(got[0].1.ends_with("field is immutable"));
+    // Status writes are validated.
+    let (code, _, v) = s
+        .call(
+            Method::PATCH,
+            &format!("{APPS}/deployments/d/status"),
+            &[("content-type", "application/merge-patch+json")],
+            Some(json!({"status": {"replicas": 1, "readyReplicas": 3}})),
+        )
+        .await;
+    assert_eq!(
+        causes(code, &v),
+        pairs(&[(
+            "status.readyReplicas",
+            "Invalid value: 3: cannot be greater than status.replicas"
+        )])
+    );
+}
+
+#[tokio::test]
+async fn invalid_services_get_field_causes() {
+    let s = TestServer::new().await;
+    let (code, v) = s
+        .post(
+            &format!("{NS}/services"),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+                "spec": {"ports": [{"port": 70000}, {"name": "b", "port": 80, "protocol": "ICMP"}]}}),
+        )
+        .await;
+    assert_eq!(
+        causes(code, &v),
+        pairs(&[
+            ("spec.ports[0].name", "Required value"),
+            (
+                "spec.ports[0].port",
+                "Invalid value: 70000: must be between 1 and 65535, inclusive"
+            ),
+            // (targetPort defaults to port)
+            (
+                "spec.ports[0].targetPort",
+                "Invalid value: 70000: must be between 1 and 65535, inclusive"
+            ),
+            (
+                "spec.ports[1].protocol",
+                "Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\""
+            ),
+        ])
+    );
+    let (code, v) = s
+        .post(
+            &format!("{NS}/services"),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"}, "spec": {"type": "ExternalName"}}),
+        )
+        .await;
+    assert_eq!(
+        causes(code, &v),
+        pairs(&[("spec.externalName", "Required value")])
+    );
+    let (code, v) = s
+        .post(
+            &format!("{NS}/services"),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "none"}, "spec": {}}),
+        )
+        .await;
+    assert_eq!(causes(code, &v), pairs(&[("spec.ports", "Required value")]));
+    for ok in [
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "headless"},
+            "spec": {"clusterIP": "None", "selector": {"app": "web"}}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+            "spec": {"type": "ExternalName", "externalName": "db.example.com"}}),
+    ] {
+        let (code, v) = s.post(&format!("{NS}/services"), ok).await;
+        assert_eq!(code, StatusCode::CREATED, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_jobs_and_cronjobs_get_field_causes() {
+    let s = TestServer::new().await;
+    let (code, v) = s
+        .post(
+            &format!("{BATCH}/jobs"),
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+                "spec": {"parallelism": -1, "template": job_template("Always")}}),
+        )
+        .await;
+    assert_eq!(
+        causes(code, &v),
+        pairs(&[
+            (
+                "spec.parallelism",
+                "Invalid value: -1: must be greater than or equal to 0"
+            ),
+            (
+                "spec.template.spec.restartPolicy",
+                "Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
+            ),
+        ])
+    );
+    let (code, job) = s
+        .post(
+            &format!("{BATCH}/jobs"),
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+                "spec": {"template": job_template("Never")}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{job}");
+    let mut changed = job;
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("alpine");
+    let (code, _, v) = s
+        .call(Method::PUT, &format!("{BATCH}/jobs/j"), &[], Some(changed))
+        .await;
+    let got = causes(code, &v);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "spec.template");
+    assert!(got[0].1.ends_with(": field is immutable"));
+
+    let cron = |schedule: &str, policy: &str| {
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cj"},
+            "spec": {"schedule": schedule, "concurrencyPolicy": policy,
+                "jobTemplate": {"spec": {"template": job_template("OnFailure")}}}})
+    };
+    let (code, v) = s
+        .post(&format!("{BATCH}/cronjobs"), cron("* * * *", "Sometimes"))
+        .await;
+    assert_eq!(
+        causes(code, &v),
+        pairs(&[
+            (
+                "spec.schedule",
+                "Invalid value: \"* * * *\": expected exactly 5 fields, found 4: [* * * *]"
+            ),
+            (
+                "spec.concurrencyPolicy",
+                "Unsupported value: \"Sometimes\": supported values: \"Allow\", \"Forbid\", \"Replace\""
+            ),
+        ])
+    );
+    let (code, v) = s
+        .post(&format!("{BATCH}/cronjobs"), cron("@hourly", "Forbid"))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+}
+
+#[tokio::test]
+async fn metadata_secrets_and_rbac_are_validated() {
+    let s = TestServer::new().await;
+    let (code, v) = s
+        .post(
+            &format!("{NS}/configmaps"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "labels": {"app": "not valid"}, "finalizers": ["a/b/c"]}}),
+        )
+        .await;
+    let got = causes(code, &v);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "metadata.labels");
+    assert!(
+        got[0]
+            .1
+            .starts_with("Invalid value: \"not valid\": a valid label must be an empty string")
+    );
+    assert_eq!(got[1].0, "metadata.finalizers");
+    let (code, v) = s
+        .post(
+            &format!("{NS}/secrets"),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tls"},
+                "type": "kubernetes.io/tls", "stringData": {"tls.crt": "x"}}),
+        )
+        .await;
+    assert_eq!(causes(code, &v), pairs(&[("data[tls.key]", "Required value")]));
+    let (code, v) = s
+        .post(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "b"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+                "subjects": [{"kind": "User", "name": "alice"}]}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let mut changed = v;
+    changed["roleRef"]["name"] = json!("other");
+    let (code, _, v) = s
+        .call(
+            Method::PUT,
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/b",
+            &[],
+            Some(changed),
+        )
+        .await;
+    let got = causes(code, &v);
+    assert_eq!(got[0].0, "roleRef");
+    assert!(got[0].1.ends_with(": cannot change roleRef"));
+}
