@@ -169,6 +169,11 @@ impl WatchCache {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// The object stored under `key`, as the cache last saw it.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.state.lock().objects.get(key).cloned()
+    }
+
     /// The objects under `prefix` that `filter` accepts, in key order, and the cache's revision.
     pub fn list(&self, prefix: &str, filter: &dyn Fn(&Value) -> bool) -> (Vec<Value>, Revision) {
         // Hold the lock only to collect the shared objects; filter and copy them after.

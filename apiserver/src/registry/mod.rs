@@ -7,6 +7,7 @@ mod services;
 pub mod subresource;
 mod watch;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,7 +150,14 @@ pub struct Registry {
     pub config: RegistryConfig,
     /// The watch caches, one per resource.
     pub caches: crate::cache::WatchCaches,
+    /// Namespaces this server recently began to delete: creates in them check the store, not
+    /// the namespace cache, which may not have seen the deletion yet (upstream's
+    /// NamespaceLifecycle keeps the same kind of list).
+    ending_namespaces: Arc<parking_lot::Mutex<HashMap<String, std::time::Instant>>>,
 }
+
+/// How long a namespace deletion forces store reads in [`Registry::check_namespace`].
+const ENDING_NAMESPACE_WINDOW: Duration = Duration::from_secs(30);
 
 /// Now, as Kubernetes writes `metav1.Time` (RFC 3339, seconds, UTC).
 pub fn now_rfc3339() -> String {
@@ -243,6 +251,7 @@ impl Registry {
     pub fn new(kv: Arc<dyn Storage>, table: Arc<ResourceTable>, config: RegistryConfig) -> Self {
         Registry {
             caches: crate::cache::WatchCaches::new(kv.clone()),
+            ending_namespaces: Arc::default(),
             store: ObjectStore::new(kv),
             table,
             config,
@@ -275,8 +284,29 @@ impl Registry {
         if !desc.namespaced {
             return Ok(());
         }
-        let key = crate::builtin::storage_prefix("", "namespaces") + ns;
-        match self.store.get(&key, 0).await? {
+        let prefix = crate::builtin::storage_prefix("", "namespaces");
+        let key = format!("{prefix}{ns}");
+        // Like upstream's NamespaceLifecycle admission: the namespace cache first, a quorum read
+        // only when the cache has not seen it (yet), so concurrent creates do not each wait for
+        // the store to apply every write before them.
+        let recently_ended = {
+            let mut ending = self.ending_namespaces.lock();
+            ending.retain(|_, at| at.elapsed() < ENDING_NAMESPACE_WINDOW);
+            ending.contains_key(ns)
+        };
+        let cached = if self.config.watch_cache && !recently_ended {
+            match self.caches.get(&prefix).await {
+                Ok(cache) => cache.get(&key).map(|v| Value::clone(&v)),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let found = match cached {
+            Some(obj) => Some(obj),
+            None => self.store.get(&key, 0).await?,
+        };
+        match found {
             None => Err(ApiError::not_found(
                 &crate::error::GroupResource::new("", "namespaces"),
                 ns,
@@ -838,6 +868,15 @@ impl Registry {
         Ok(self.written_reply(desc, w, warnings))
     }
 
+    /// Before a namespace is deleted: creates in it read the store for a while.
+    fn note_namespace_ending(&self, desc: &ResourceDescriptor, name: &str) {
+        if strategy::is_namespace(desc) {
+            self.ending_namespaces
+                .lock()
+                .insert(name.to_string(), std::time::Instant::now());
+        }
+    }
+
     /// The decision of a DELETE against the current object.
     fn delete_action(
         desc: &ResourceDescriptor,
@@ -953,6 +992,7 @@ impl Registry {
         opts: &DeleteOptions,
     ) -> ApiResult<Reply> {
         let gr = desc.group_resource();
+        self.note_namespace_ending(desc, name);
         let w = self
             .write_object(desc, &desc.key(ns, name), opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
@@ -1000,6 +1040,7 @@ impl Registry {
             let name = meta_str(&obj, "name").to_string();
             let obj_ns = meta_str(&obj, "namespace").to_string();
             let gr = desc.group_resource();
+            self.note_namespace_ending(desc, &name);
             let res = self
                 .write_object(desc, &desc.key(&obj_ns, &name), opts.dry_run, |cur| {
                     let cur = cur.ok_or_else(|| ApiError::not_found(&gr, &name))?;

@@ -1,9 +1,12 @@
 //! The raft log and vote ([`RaftLogStorage`]) in the `raft_log` / `raft_meta` column families.
 //!
-//! Every append is one `WriteBatch` written with `sync`: in openraft 0.9 the raft core waits for
-//! each append to be flushed, so group commit happens one level up, where concurrent client
-//! commands are packed into one entry ([`crate::proposer`]). A tail of recent entries is kept in
-//! memory, so applying and replicating them does not read rocksdb or decode them again.
+//! Every append is one `WriteBatch` written to the WAL without waiting for the disk; a WAL syncer
+//! thread then fsyncs once for all appends queued meanwhile and only then reports them flushed to
+//! openraft (which acknowledges nothing before that). So the raft core goes on with the next
+//! append while the disk works, and one fsync covers many entries (group commit), on top of
+//! the packing of concurrent client commands into one entry ([`crate::proposer`]). A tail of
+//! recent entries is kept in memory, so applying and replicating them does not read rocksdb or
+//! decode them again.
 
 #![allow(clippy::result_large_err)] // openraft's StorageError is the storage traits' error type.
 
@@ -40,6 +43,28 @@ pub struct LogStore {
 struct Inner {
     db: Arc<Db>,
     state: Mutex<Tail>,
+    /// Appends written but not yet reported flushed, in append order.
+    syncer: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+/// Fsyncs the WAL for every batch of queued appends, then reports them flushed in order. Ends
+/// when the log store (every clone) is dropped.
+fn run_wal_syncer(db: Arc<Db>, queue: std::sync::mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    while let Ok(first) = queue.recv() {
+        let mut flushed = vec![first];
+        flushed.extend(queue.try_iter());
+        let res = db.raw().flush_wal(true);
+        if let Err(e) = &res {
+            tracing::error!(error = %e, "fsync of the raft log failed");
+        }
+        for callback in flushed {
+            callback.log_io_completed(
+                res.as_ref()
+                    .map(|_| ())
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            );
+        }
+    }
 }
 
 /// The in-memory view of the log's ends and its most recent entries.
@@ -102,10 +127,17 @@ impl LogStore {
             first_cached,
             cached_bytes: 0,
         };
+        let (syncer, queue) = std::sync::mpsc::channel();
+        let sync_db = db.clone();
+        std::thread::Builder::new()
+            .name("raft-wal-sync".into())
+            .spawn(move || run_wal_syncer(sync_db, queue))
+            .map_err(|e| DbError::Corrupt(format!("cannot start the WAL syncer thread: {e}")))?;
         Ok(LogStore {
             inner: Arc::new(Inner {
                 db,
                 state: Mutex::new(tail),
+                syncer,
             }),
         })
     }
@@ -259,10 +291,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 batch.put_cf(cf, e.log_id.index.to_be_bytes(), raw);
             }
         }
-        let res = self.write(batch).await;
-        if let Err(e) = &res {
+        if let Err(e) = self.inner.db.write_nosync(batch) {
             callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-            return res;
+            return Err(write_err(e));
         }
         {
             let mut tail = self.inner.state.lock();
@@ -284,7 +315,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             tail.last_log = Some(last);
         }
-        callback.log_io_completed(Ok(()));
+        // Reported flushed by the syncer once an fsync that started after this write is done.
+        if let Err(std::sync::mpsc::SendError(callback)) = self.inner.syncer.send(callback) {
+            let err = std::io::Error::other("the WAL syncer has stopped");
+            callback.log_io_completed(Err(err));
+            return Err(write_err("the WAL syncer has stopped"));
+        }
         Ok(())
     }
 
