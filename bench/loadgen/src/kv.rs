@@ -1,25 +1,19 @@
-//! Closed-loop KV workloads: puts, Kubernetes-style Txn creates, point gets and prefix lists.
-//!
-//! Every logical client is a task that issues one request, waits for the reply, and issues the next,
-//! until the case's time is up or its op budget is spent. Latency is measured from just before the
-//! request is sent to the reply.
+//! Closed-loop KV workloads: puts, Kubernetes-style Txn creates, point gets and prefix lists
+//! (driven by [`crate::driver::closed_loop`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp};
 use tokio::task::JoinSet;
 
 use crate::conn::Pool;
-use crate::stats::{Latencies, cpu_seconds, servers_cpu_seconds};
+use crate::stats::Latencies;
 
 /// Size of every value written.
 pub const VALUE_SIZE: usize = 256;
-
-/// After this many consecutive failures without a single success a client gives up.
-const MAX_FAILURES_WITHOUT_SUCCESS: u64 = 200;
 
 /// What each request of a case does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,11 +137,7 @@ struct ClientTask {
 
 impl ClientTask {
     fn next_rand(&mut self) -> u64 {
-        // xorshift64*: cheap, deterministic per client.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        crate::stats::xorshift(&mut self.rng)
     }
 
     async fn one(&mut self, seq: u64) -> Result<()> {
@@ -191,95 +181,24 @@ impl ClientTask {
     }
 }
 
-struct ClientResult {
-    latencies: Latencies,
-    ops: u64,
-    errors: u64,
-    first_error: Option<String>,
-    last_done: Option<Instant>,
+impl crate::driver::Client for ClientTask {
+    async fn one(&mut self, seq: u64) -> Result<()> {
+        ClientTask::one(self, seq).await
+    }
 }
 
 /// Runs `load.clients` closed-loop clients doing `op` and measures them.
 async fn drive(pool: &Pool, base: &str, op: Op, load: &Load, server_pids: &[u32]) -> Result<Outcome> {
-    let start = Instant::now();
-    let measure_start = start + load.warmup;
-    let end = measure_start + load.duration;
-    let issued = Arc::new(AtomicU64::new(0));
-    let mut set = JoinSet::new();
-    for id in 0..load.clients {
-        let mut task = ClientTask {
+    let clients = (0..load.clients)
+        .map(|id| ClientTask {
             kv: pool.kv(id),
             id,
             base: base.to_owned(),
             op,
             rng: 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 17),
-        };
-        let issued = issued.clone();
-        let max_ops = load.max_ops;
-        set.spawn(async move {
-            let mut r = ClientResult {
-                latencies: Latencies::with_capacity(4096),
-                ops: 0,
-                errors: 0,
-                first_error: None,
-                last_done: None,
-            };
-            let mut seq = 0u64;
-            let mut failures_in_a_row = 0u64;
-            loop {
-                let t0 = Instant::now();
-                if t0 >= end || issued.fetch_add(1, Ordering::Relaxed) >= max_ops {
-                    break;
-                }
-                seq += 1;
-                match task.one(seq).await {
-                    Ok(()) => {
-                        failures_in_a_row = 0;
-                        if t0 >= measure_start {
-                            let done = Instant::now();
-                            r.latencies.record(done - t0);
-                            r.ops += 1;
-                            r.last_done = Some(done);
-                        }
-                    }
-                    Err(e) => {
-                        r.errors += 1;
-                        failures_in_a_row += 1;
-                        if r.first_error.is_none() {
-                            r.first_error = Some(format!("{e:#}"));
-                        }
-                        if failures_in_a_row >= MAX_FAILURES_WITHOUT_SUCCESS && r.ops == 0 {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                }
-            }
-            r
-        });
-    }
-
-    tokio::time::sleep_until(measure_start.into()).await;
-    let cpu0 = servers_cpu_seconds(server_pids);
-    let self0 = cpu_seconds("self").unwrap_or(0.0);
-    let mut out = Outcome::default();
-    let mut last_done = measure_start;
-    while let Some(r) = set.join_next().await {
-        let r = r?;
-        out.ops += r.ops;
-        out.errors += r.errors;
-        if out.first_error.is_none() {
-            out.first_error = r.first_error;
-        }
-        out.latencies.merge(r.latencies);
-        if let Some(d) = r.last_done {
-            last_done = last_done.max(d);
-        }
-    }
-    out.server_cpu_s = servers_cpu_seconds(server_pids) - cpu0;
-    out.loadgen_cpu_s = cpu_seconds("self").unwrap_or(0.0) - self0;
-    out.elapsed = last_done.max(end.min(Instant::now())) - measure_start;
-    Ok(out)
+        })
+        .collect();
+    crate::driver::closed_loop(clients, load, server_pids).await
 }
 
 #[cfg(test)]

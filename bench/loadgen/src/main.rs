@@ -1,8 +1,12 @@
 //! `keelson-bench`: drives etcd v3 gRPC servers (etcd itself, or `keelson store`) with the same
 //! workloads and prints one `RESULT` line per case; `report` turns those lines into a keelson/etcd
-//! comparison. `bench/storage.sh` starts the servers and calls this binary.
+//! comparison. `bench/storage.sh` starts the servers and calls this binary. `api` drives a
+//! Kubernetes API server with kube-rs (next to a raw store doing the same writes) and `api-report`
+//! compares the two; `bench/apiserver.sh` starts the servers and calls those.
 
+mod api;
 mod conn;
+mod driver;
 mod kv;
 mod ready;
 mod report;
@@ -46,6 +50,18 @@ enum Cmd {
     },
     /// Read RESULT lines from files (or stdin with `-`) and print the keelson/etcd comparison.
     Report {
+        /// Files holding RESULT lines.
+        files: Vec<PathBuf>,
+    },
+    /// Drive a Kubernetes API server with kube-rs (and optionally a raw store with the same writes).
+    Api(api::ApiArgs),
+    /// Wait until an API server answers a GET with its kubeconfig; print the start-up time.
+    ApiWaitReady(api::ApiWaitArgs),
+    /// Read RESULT lines from files (or stdin with `-`) and print the API server report with goals.
+    ApiReport {
+        /// Label of the API server in the RESULT lines.
+        #[arg(long, default_value = "apiserver")]
+        target: String,
         /// Files holding RESULT lines.
         files: Vec<PathBuf>,
     },
@@ -141,17 +157,22 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.cmd {
-        Cmd::Suite(a) => rt.block_on(suite(a)),
-        Cmd::WaitReady(a) => rt.block_on(wait_ready(a)),
-        Cmd::Rss(a) => rss(&a),
+        Cmd::Suite(a) => rt.block_on(suite(a))?,
+        Cmd::WaitReady(a) => rt.block_on(wait_ready(a))?,
+        Cmd::Rss(a) => rss(&a)?,
         Cmd::Ports { count } => {
             let ports = ready::free_ports(count)?;
             let s: Vec<String> = ports.iter().map(u16::to_string).collect();
             println!("{}", s.join(" "));
-            Ok(())
         }
-        Cmd::Report { files } => report(&files),
+        Cmd::Report { files } => println!("{}", report::render(&read_results(&files)?)),
+        Cmd::Api(a) => rt.block_on(api::run(a))?,
+        Cmd::ApiWaitReady(a) => rt.block_on(api::wait_ready(a))?,
+        Cmd::ApiReport { target, files } => {
+            println!("{}", api::report::render(&read_results(&files)?, &target));
+        }
     }
+    Ok(())
 }
 
 async fn wait_ready(a: WaitArgs) -> Result<()> {
@@ -187,7 +208,8 @@ fn rss(a: &RssArgs) -> Result<()> {
     Ok(())
 }
 
-fn report(files: &[PathBuf]) -> Result<()> {
+/// The RESULT lines of `files` (`-`: stdin), in order.
+fn read_results(files: &[PathBuf]) -> Result<Vec<ResultLine>> {
     let mut lines = Vec::new();
     for f in files {
         let reader: Box<dyn std::io::BufRead> = if f.as_os_str() == "-" {
@@ -203,8 +225,7 @@ fn report(files: &[PathBuf]) -> Result<()> {
             }
         }
     }
-    println!("{}", report::render(&lines));
-    Ok(())
+    Ok(lines)
 }
 
 /// Prints the result line of a throughput case.

@@ -105,7 +105,7 @@ impl ResultLine {
     }
 }
 
-fn fmt_num(v: Option<f64>) -> String {
+pub(crate) fn fmt_num(v: Option<f64>) -> String {
     match v {
         Some(x) if x.is_finite() && x >= 100.0 => format!("{x:.0}"),
         Some(x) if x.is_finite() => format!("{x:.2}"),
@@ -113,14 +113,14 @@ fn fmt_num(v: Option<f64>) -> String {
     }
 }
 
-fn ratio(k: Option<f64>, e: Option<f64>) -> Option<f64> {
+pub(crate) fn ratio(k: Option<f64>, e: Option<f64>) -> Option<f64> {
     match (k, e) {
         (Some(k), Some(e)) if e > 0.0 && k.is_finite() && e.is_finite() => Some(k / e),
         _ => None,
     }
 }
 
-fn fmt_ratio(v: Option<f64>) -> String {
+pub(crate) fn fmt_ratio(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.2}"))
 }
 

@@ -15,6 +15,14 @@ pub fn now_ns() -> u64 {
     u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Next value of a xorshift64* generator: cheap, deterministic per seed (`state` must not be 0).
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
 /// A bag of latency samples in nanoseconds.
 #[derive(Debug, Default)]
 pub struct Latencies {

@@ -1,15 +1,19 @@
-//! Watch fan-out: N watchers on one prefix, a few putters writing into it; measures how long each
-//! event takes from just before its put is sent to its arrival at every watcher, and events/s.
+//! Watch fan-out: N watchers on one collection, a few writers creating objects in it; measures how
+//! long each event takes from just before its write is sent to its arrival at every watcher, and
+//! events/s.
 //!
-//! Each watcher has its own watch stream (one gRPC bidi stream per watcher), spread over the pooled
-//! connections. Each value starts with the send time (ns on this process's monotonic clock).
+//! The harness ([`fan_out`]) is generic over where events come from ([`EventSource`]) and how objects
+//! are written ([`Writer`]); this module also has the etcd v3 implementation (one gRPC watch stream per
+//! watcher, spread over the pooled connections). Every written value carries its send time (ns on
+//! this process's monotonic clock, [`now_ns`]).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use etcd_client::{WatchClient, WatchOptions, WatchStream};
+use etcd_client::{KvClient, WatchClient, WatchOptions, WatchStream};
 use tokio::task::JoinSet;
 
 use crate::conn::Pool;
@@ -31,6 +35,42 @@ pub struct WatchLoad {
     pub drain: Duration,
 }
 
+/// One open watch.
+pub trait EventSource: Send + 'static {
+    /// Waits for the next message and returns the send times ([`now_ns`]) carried by its events
+    /// (empty for messages without events); `None` when the stream ended.
+    fn next_stamps(&mut self) -> impl Future<Output = Result<Option<Vec<u64>>>> + Send;
+}
+
+/// One writer.
+pub trait Writer: Send + 'static {
+    /// Creates object number `seq` (unique per case) carrying `now_ns()` taken just before sending.
+    fn write(&mut self, seq: u64) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Opens `n` things with `open(i)`, at most 64 at a time, in index order of completion.
+pub async fn open_all<T, F, Fut>(n: usize, open: F) -> Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    let mut out = Vec::with_capacity(n);
+    let mut opening = JoinSet::new();
+    let mut next = 0usize;
+    while out.len() < n {
+        while next < n && opening.len() < 64 {
+            opening.spawn(open(next));
+            next += 1;
+        }
+        match opening.join_next().await {
+            Some(r) => out.push(r??),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
 struct WatcherResult {
     latencies: Latencies,
     events: u64,
@@ -38,34 +78,23 @@ struct WatcherResult {
     error: Option<String>,
 }
 
-/// Runs the fan-out case.
-pub async fn run(pool: &Pool, case: &str, load: &WatchLoad, server_pids: &[u32]) -> Result<Outcome> {
-    let prefix = format!("/bench/{case}/");
-
-    // Open every watcher first (64 at a time), so that no event is missed.
-    let mut streams = Vec::with_capacity(load.watchers);
-    let mut opening = JoinSet::new();
-    let mut next = 0usize;
-    while streams.len() < load.watchers {
-        while next < load.watchers && opening.len() < 64 {
-            let (wc, p) = (pool.watch(next), prefix.clone());
-            opening.spawn(async move { open_one(wc, &p).await });
-            next += 1;
-        }
-        match opening.join_next().await {
-            Some(r) => streams.push(r??),
-            None => break,
-        }
-    }
-
-    // Putting stops at `expected` = acknowledged puts; receivers stop when they have them all or at
-    // the deadline.
+/// Runs the fan-out case on watches that are already open: `load.puts` writes by the `writers`
+/// (one task each), every event timed at every source.
+pub async fn fan_out<S: EventSource, W: Writer>(
+    sources: Vec<S>,
+    writers: Vec<W>,
+    load: &WatchLoad,
+    server_pids: &[u32],
+) -> Result<Outcome> {
+    let watchers = sources.len();
+    // Writing stops at `expected` = acknowledged writes; receivers stop when they have them all or
+    // at the deadline.
     let expected = Arc::new(AtomicU64::new(u64::MAX));
     let deadline_ns = Arc::new(AtomicU64::new(
         now_ns() + (load.put_time_limit + load.drain).as_nanos() as u64,
     ));
     let mut receivers = JoinSet::new();
-    for mut ws in streams {
+    for mut src in sources {
         let expected = expected.clone();
         let deadline_ns = deadline_ns.clone();
         let cap = usize::try_from(load.puts).unwrap_or(0).min(1 << 20);
@@ -82,21 +111,11 @@ pub async fn run(pool: &Pool, case: &str, load: &WatchLoad, server_pids: &[u32])
                 {
                     break;
                 }
-                match tokio::time::timeout(Duration::from_millis(50), ws.message()).await {
+                match tokio::time::timeout(Duration::from_millis(50), src.next_stamps()).await {
                     Err(_) => continue,
-                    Ok(Ok(Some(resp))) => {
+                    Ok(Ok(Some(stamps))) => {
                         let now = now_ns();
-                        if resp.canceled() {
-                            r.error = Some(format!("watch canceled: {}", resp.cancel_reason()));
-                            break;
-                        }
-                        for ev in resp.events() {
-                            let Some(kv) = ev.kv() else { continue };
-                            let sent = kv
-                                .value()
-                                .get(..8)
-                                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                                .map_or(now, u64::from_be_bytes);
+                        for sent in stamps {
                             r.latencies.record_ns(now.saturating_sub(sent));
                             r.events += 1;
                             r.last_event_ns = now;
@@ -122,10 +141,8 @@ pub async fn run(pool: &Pool, case: &str, load: &WatchLoad, server_pids: &[u32])
     let put_deadline = first_put_ns + load.put_time_limit.as_nanos() as u64;
     let issued = Arc::new(AtomicU64::new(0));
     let mut putters = JoinSet::new();
-    for p in 0..load.putters {
-        let mut kv = pool.kv(p);
+    for mut w in writers {
         let issued = issued.clone();
-        let prefix = prefix.clone();
         let total = load.puts;
         putters.spawn(async move {
             let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
@@ -134,10 +151,8 @@ pub async fn run(pool: &Pool, case: &str, load: &WatchLoad, server_pids: &[u32])
                 if seq >= total || now_ns() >= put_deadline {
                     break;
                 }
-                let mut v = vec![b'w'; VALUE_SIZE];
-                v[..8].copy_from_slice(&now_ns().to_be_bytes());
-                match kv.put(format!("{prefix}p{p}/{seq:08}"), v, None).await {
-                    Ok(_) => ok += 1,
+                match w.write(seq).await {
+                    Ok(()) => ok += 1,
                     Err(e) => {
                         errors += 1;
                         first_error.get_or_insert_with(|| format!("{e:#}"));
@@ -184,9 +199,9 @@ pub async fn run(pool: &Pool, case: &str, load: &WatchLoad, server_pids: &[u32])
     out.server_cpu_s = servers_cpu_seconds(server_pids) - cpu0;
     out.loadgen_cpu_s = cpu_seconds("self").unwrap_or(0.0) - self0;
     out.elapsed = Duration::from_nanos(last_event_ns.saturating_sub(first_put_ns));
-    let want = puts_ok * load.watchers as u64;
+    let want = puts_ok * watchers as u64;
     out.extra = vec![
-        ("watchers".to_owned(), load.watchers.to_string()),
+        ("watchers".to_owned(), watchers.to_string()),
         ("puts".to_owned(), puts_ok.to_string()),
         (
             "put_ops_s".to_owned(),
@@ -200,8 +215,76 @@ pub async fn run(pool: &Pool, case: &str, load: &WatchLoad, server_pids: &[u32])
             "missing_events".to_owned(),
             want.saturating_sub(out.ops).to_string(),
         ),
+        (
+            "max_ms".to_owned(),
+            format!("{:.3}", out.latencies.percentile_ms(100.0)),
+        ),
     ];
     Ok(out)
+}
+
+/// An etcd watch stream whose values start with their send time (8 bytes, big-endian).
+struct EtcdSource(WatchStream);
+
+impl EventSource for EtcdSource {
+    async fn next_stamps(&mut self) -> Result<Option<Vec<u64>>> {
+        let Some(resp) = self.0.message().await? else {
+            return Ok(None);
+        };
+        if resp.canceled() {
+            bail!("watch canceled: {}", resp.cancel_reason());
+        }
+        let now = now_ns();
+        Ok(Some(
+            resp.events()
+                .iter()
+                .filter_map(|ev| ev.kv())
+                .map(|kv| {
+                    kv.value()
+                        .get(..8)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map_or(now, u64::from_be_bytes)
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// Puts `{prefix}p{id}/{seq}` with a 256-byte value starting with the send time.
+struct EtcdWriter {
+    kv: KvClient,
+    id: usize,
+    prefix: String,
+}
+
+impl Writer for EtcdWriter {
+    async fn write(&mut self, seq: u64) -> Result<()> {
+        let mut v = vec![b'w'; VALUE_SIZE];
+        v[..8].copy_from_slice(&now_ns().to_be_bytes());
+        self.kv
+            .put(format!("{}p{}/{seq:08}", self.prefix, self.id), v, None)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Runs the fan-out case against an etcd v3 server: one watch stream per watcher on one prefix.
+pub async fn run(pool: &Pool, case: &str, load: &WatchLoad, server_pids: &[u32]) -> Result<Outcome> {
+    let prefix = format!("/bench/{case}/");
+    // Open every watcher first, so that no event is missed.
+    let sources = open_all(load.watchers, |i| {
+        let (wc, p) = (pool.watch(i), prefix.clone());
+        async move { open_one(wc, &p).await.map(EtcdSource) }
+    })
+    .await?;
+    let writers = (0..load.putters)
+        .map(|id| EtcdWriter {
+            kv: pool.kv(id),
+            id,
+            prefix: prefix.clone(),
+        })
+        .collect();
+    fan_out(sources, writers, load, server_pids).await
 }
 
 /// Opens one watch stream and waits until the server confirms the watch was created.
