@@ -206,8 +206,11 @@ impl WatchHub {
         let inner = &self.inner;
         let (tx, rx) = mpsc::channel(inner.config.watcher_buffer.max(1));
         let end = Arc::new(Mutex::new(None));
-        let mut state = inner.state.lock();
+        // Asked before taking the hub's lock: a store publishes while holding its own lock, so
+        // calling into the store under the hub's lock could deadlock with a concurrent write. A
+        // compaction racing past this check surfaces as Compacted from the history replay.
         let compacted = inner.history.compacted_revision();
+        let mut state = inner.state.lock();
         if req.start_revision != 0 && req.start_revision < compacted {
             return Err(Error::Compacted {
                 requested: req.start_revision,

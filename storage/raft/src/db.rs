@@ -42,6 +42,12 @@ pub struct Db {
     db: DB,
 }
 
+impl Drop for Db {
+    fn drop(&mut self) {
+        tracing::debug!(path = %self.db.path().display(), "closing rocksdb");
+    }
+}
+
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db").field("path", &self.db.path()).finish()

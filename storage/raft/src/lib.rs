@@ -4,9 +4,11 @@
 //! - One rocksdb database per member with column families for the raft log, raft metadata,
 //!   state-machine metadata, MVCC versions and the event index ([`db`]).
 //! - The state machine keeps a store-wide revision counter, +1 per writing transaction, written
-//!   in the same synced `WriteBatch` as the data and `last_applied` ([`state_machine`]).
-//!   Concurrent client commands are packed into one raft entry ([`proposer`]), so one fsync
-//!   covers many writes.
+//!   in the same `WriteBatch` as the data and `last_applied` ([`state_machine`]); it is not
+//!   fsynced itself, as the raft log before it shares rocksdb's WAL.
+//! - Durability comes from the raft log: appends are fsynced by one thread for all appends
+//!   queued meanwhile ([`log_store`]), and concurrent client commands are packed into one raft
+//!   entry ([`proposer`]), so one fsync covers many writes.
 //! - Linearizable reads use a read index (on followers, asked of the leader); writes on a
 //!   follower are forwarded to the leader; watches are served by every member from its own
 //!   applied state.
@@ -35,6 +37,7 @@ pub mod state_machine;
 pub mod tls;
 pub mod transport;
 pub mod types;
+mod worker;
 
 pub use config::Config;
 pub use node::{RaftStorage, StartError};

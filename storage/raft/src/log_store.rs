@@ -22,6 +22,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use crate::db::{CF_LOG, CF_RAFT_META, Db, DbError};
 use crate::types::{NodeId, TypeConfig};
+use crate::worker::Worker;
 
 /// Entries kept in memory at most.
 const CACHE_ENTRIES: usize = 8192;
@@ -43,8 +44,8 @@ pub struct LogStore {
 struct Inner {
     db: Arc<Db>,
     state: Mutex<Tail>,
-    /// Appends written but not yet reported flushed, in append order.
-    syncer: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+    /// The WAL syncer: appends written but not yet reported flushed, in append order.
+    syncer: Worker<LogFlushed<TypeConfig>>,
 }
 
 /// Fsyncs the WAL for every batch of queued appends, then reports them flushed in order. Ends
@@ -127,11 +128,8 @@ impl LogStore {
             first_cached,
             cached_bytes: 0,
         };
-        let (syncer, queue) = std::sync::mpsc::channel();
         let sync_db = db.clone();
-        std::thread::Builder::new()
-            .name("raft-wal-sync".into())
-            .spawn(move || run_wal_syncer(sync_db, queue))
+        let syncer = Worker::spawn("raft-wal-sync", move |queue| run_wal_syncer(sync_db, queue))
             .map_err(|e| DbError::Corrupt(format!("cannot start the WAL syncer thread: {e}")))?;
         Ok(LogStore {
             inner: Arc::new(Inner {
@@ -316,7 +314,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             tail.last_log = Some(last);
         }
         // Reported flushed by the syncer once an fsync that started after this write is done.
-        if let Err(std::sync::mpsc::SendError(callback)) = self.inner.syncer.send(callback) {
+        if let Err(callback) = self.inner.syncer.send(callback) {
             let err = std::io::Error::other("the WAL syncer has stopped");
             callback.log_io_completed(Err(err));
             return Err(write_err("the WAL syncer has stopped"));

@@ -342,11 +342,19 @@ impl RaftStorage {
             let _ = t.await;
         }
         let db = inner.db.clone();
-        // Flush, then stop rocksdb's background flushes and compactions: nothing writes after a
-        // shutdown, and a process exiting with background jobs still running can abort in
-        // rocksdb's static destructors.
+        // Flush the WAL and the memtables (so the next start need not replay the WAL), then
+        // stop rocksdb's background flushes and compactions: nothing writes after a shutdown,
+        // and a process exiting with background jobs still running can abort in rocksdb's
+        // static destructors.
         let _ = tokio::task::spawn_blocking(move || {
             let _ = db.raw().flush_wal(true);
+            for name in crate::db::ALL_CFS {
+                if let Ok(cf) = db.cf(name)
+                    && let Err(e) = db.raw().flush_cf(cf)
+                {
+                    tracing::warn!(cf = name, error = %e, "flushing a column family at shutdown");
+                }
+            }
             db.raw().cancel_all_background_work(true);
         })
         .await;

@@ -73,7 +73,7 @@ pub struct SmShared {
     pub hub: WatchHub,
     /// Where raft snapshots are kept.
     pub snapshot_dir: PathBuf,
-    compactor: std::sync::mpsc::Sender<Revision>,
+    compactor: crate::worker::Worker<Revision>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -147,18 +147,17 @@ impl SmShared {
     ) -> std::result::Result<Arc<Self>, DbError> {
         let state = load_state(&db)?;
         let revision = state.revision;
-        let (tx, rx) = std::sync::mpsc::channel::<Revision>();
+        let compactor_db = db.clone();
+        let compactor =
+            crate::worker::Worker::spawn("kv-compactor", move |rx| compactor_loop(compactor_db, rx))
+                .map_err(|e| DbError::Corrupt(format!("cannot start compactor: {e}")))?;
         let shared = Arc::new_cyclic(|weak: &Weak<SmShared>| SmShared {
-            db: db.clone(),
+            db,
             hub: WatchHub::new(Arc::new(DbHistory(weak.clone())), revision, hub_config),
             state: RwLock::new(state),
             snapshot_dir,
-            compactor: tx,
+            compactor,
         });
-        std::thread::Builder::new()
-            .name("kv-compactor".into())
-            .spawn(move || compactor_loop(db, rx))
-            .map_err(|e| DbError::Corrupt(format!("cannot start compactor: {e}")))?;
         let pending = shared.state.read().compacted;
         let _ = shared.compactor.send(pending);
         Ok(shared)
