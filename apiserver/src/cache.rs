@@ -50,6 +50,37 @@ pub struct CachedEvent {
     pub object: Arc<Value>,
     /// The version before the change (for selector transitions).
     pub prev: Option<Arc<Value>>,
+    /// Wire encodings of this change made so far, shared by every watcher that needs the same
+    /// one (see [`CachedEvent::encoded`]).
+    pub frames: parking_lot::Mutex<Vec<(FrameKey, bytes::Bytes)>>,
+}
+
+/// What a watch event's encoding depends on besides the change itself: the event type, the
+/// wire format and the group/version/kind it is presented as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameKey {
+    /// ADDED, MODIFIED or DELETED.
+    pub event_type: &'static str,
+    /// The watch stream's content type.
+    pub content_type: &'static str,
+    /// `apiVersion` the object is presented with.
+    pub api_version: String,
+    /// `kind` the object is presented with.
+    pub kind: String,
+}
+
+impl CachedEvent {
+    /// The encoding for `key`: made once by `encode`, then shared by every watcher asking for
+    /// the same key (with 1 000 watchers of a resource, one encoding instead of 1 000).
+    pub fn encoded(&self, key: FrameKey, encode: impl FnOnce() -> Vec<u8>) -> bytes::Bytes {
+        let mut frames = self.frames.lock();
+        if let Some((_, frame)) = frames.iter().find(|(k, _)| *k == key) {
+            return frame.clone();
+        }
+        let frame = bytes::Bytes::from(encode());
+        frames.push((key, frame.clone()));
+        frame
+    }
 }
 
 /// What a watcher receives, in revision order.
@@ -270,6 +301,7 @@ impl WatchCache {
                 kind: e.kind,
                 object,
                 prev,
+                frames: Default::default(),
             });
             if state.history.len() >= HISTORY_CAPACITY
                 && let Some(old) = state.history.pop_front()
@@ -455,6 +487,36 @@ mod tests {
 
     use super::*;
     use crate::registry::{ListOptions, WatchOptions, WriteOptions};
+
+    #[test]
+    fn an_encoding_is_made_once_per_key_and_shared() {
+        let change = CachedEvent {
+            revision: 7,
+            key: "/registry/configmaps/default/a".into(),
+            kind: EventKind::Put,
+            object: Arc::new(json!({"metadata": {"name": "a"}})),
+            prev: None,
+            frames: Default::default(),
+        };
+        let key = |event_type, kind: &str| FrameKey {
+            event_type,
+            content_type: "application/json",
+            api_version: "v1".into(),
+            kind: kind.into(),
+        };
+        let mut made = 0;
+        let mut encode = |tag: &str| {
+            made += 1;
+            tag.as_bytes().to_vec()
+        };
+        let first = change.encoded(key("ADDED", "ConfigMap"), || encode("one"));
+        let again = change.encoded(key("ADDED", "ConfigMap"), || encode("two"));
+        assert_eq!((first.as_ref(), again.as_ref()), (&b"one"[..], &b"one"[..]));
+        // Another event type or presentation is another encoding.
+        let modified = change.encoded(key("MODIFIED", "ConfigMap"), || encode("three"));
+        assert_eq!(modified.as_ref(), b"three");
+        assert_eq!(made, 2);
+    }
     use crate::selector::LabelSelector;
     use crate::{ApiServer, Config};
 

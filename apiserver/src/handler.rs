@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::patch::{self, PatchType};
 use crate::query::Query;
 use crate::registry::subresource::{ScaleChange, UserInfo};
-use crate::registry::{DeleteOptions, ListOptions, Reply, WatchOptions, WriteOptions};
+use crate::registry::{DeleteOptions, ListOptions, Reply, WatchEvent, WatchOptions, WriteOptions};
 use crate::request_info::{RequestInfo, Verb};
 use crate::selector::{FieldRequirement, FieldSelector, LabelSelector};
 use crate::table::{self, IncludeObject};
@@ -600,10 +600,34 @@ impl Call {
             send_initial_events,
         };
         let format = codec::WatchFormat::for_output(output, &self.desc.api_version(), &self.desc.kind)?;
-        let stream = self.api.registry.watch(self.desc.clone(), &self.ns, opts).await?;
+        let stream = self
+            .api
+            .registry
+            .watch_events(self.desc.clone(), &self.ns, opts)
+            .await?;
         let desc = self.desc.clone();
         let include = IncludeObject::parse(self.query.get("includeObject"));
-        let lines = stream.map(move |mut ev| {
+        let plain_objects = !matches!(output, Output::Table | Output::Metadata);
+        let lines = stream.map(move |ev| {
+            // A cache change sent as the full object: encoded once for every such watcher.
+            if plain_objects && let WatchEvent::Shared { change, event_type } = &ev {
+                let event_type: &'static str = event_type;
+                let key = crate::cache::FrameKey {
+                    event_type,
+                    content_type: format.content_type(),
+                    api_version: desc.api_version(),
+                    kind: desc.kind.clone(),
+                };
+                let frame = change.encoded(key, || {
+                    let ev = WatchEvent::Shared {
+                        change: change.clone(),
+                        event_type,
+                    };
+                    format.frame(&ev.into_value(&desc))
+                });
+                return Ok::<_, Infallible>(frame);
+            }
+            let mut ev = ev.into_value(&desc);
             let is_object_event = matches!(ev["type"].as_str(), Some("ADDED" | "MODIFIED" | "DELETED"));
             if is_object_event {
                 let obj = ev["object"].take();

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use storage::{Revision, Storage};
 
-pub use watch::{WatchOptions, WatchStream};
+pub use watch::{WatchEvent, WatchEventStream, WatchOptions, WatchStream};
 
 use crate::descriptor::{ResourceDescriptor, ResourceTable, SubresourceKind};
 use crate::error::{ApiError, ApiResult, FieldError};

@@ -22,6 +22,48 @@ use crate::selector::{FieldSelector, LabelSelector};
 /// Watch events (`{"type": ..., "object": ...}`), in order.
 pub type WatchStream = BoxStream<'static, Value>;
 
+/// Watch events as [`WatchEvent`]s, in order: what the HTTP handler streams.
+pub type WatchEventStream = BoxStream<'static, WatchEvent>;
+
+/// One event for one watcher.
+#[derive(Debug)]
+pub enum WatchEvent {
+    /// An event made for this watcher (initial objects, bookmarks, errors, selector exits).
+    Value(Value),
+    /// A change of the watch cache delivered as it is: every watcher of the resource that gets
+    /// it as the same event type can share one encoding ([`CachedEvent::encoded`]).
+    Shared {
+        /// The change.
+        change: Arc<CachedEvent>,
+        /// ADDED, MODIFIED or DELETED.
+        event_type: &'static str,
+    },
+}
+
+impl WatchEvent {
+    /// The event as `{"type": ..., "object": ...}`, the object presented as `desc`.
+    pub fn into_value(self, desc: &ResourceDescriptor) -> Value {
+        match self {
+            WatchEvent::Value(v) => v,
+            WatchEvent::Shared { change, event_type } => {
+                event(event_type, present(desc, Value::clone(&change.object)))
+            }
+        }
+    }
+}
+
+/// An object as a client of `desc` sees it: its apiVersion and kind, and the type's own touches.
+fn present(desc: &ResourceDescriptor, mut obj: Value) -> Value {
+    if let Some(map) = obj.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String(desc.api_version()));
+        map.insert("kind".into(), Value::String(desc.kind.clone()));
+    }
+    if let Some(hooks) = &desc.hooks {
+        hooks.present(&mut obj);
+    }
+    obj
+}
+
 /// Options of a watch.
 #[derive(Clone, Debug, Default)]
 pub struct WatchOptions {
@@ -103,6 +145,7 @@ fn decode_event(e: &storage::Event, revision: Revision) -> ApiResult<Arc<CachedE
         kind: e.kind,
         object: Arc::new(object),
         prev: prev.map(Arc::new),
+        frames: Default::default(),
     }))
 }
 
@@ -110,7 +153,7 @@ struct State {
     desc: Arc<ResourceDescriptor>,
     labels: LabelSelector,
     fields: FieldSelector,
-    pending: VecDeque<Value>,
+    pending: VecDeque<WatchEvent>,
     source: Source,
     progress: ProgressHandle,
     deadline: tokio::time::Instant,
@@ -125,15 +168,8 @@ impl State {
         self.labels.matches_object(obj) && self.fields.matches_object(obj)
     }
 
-    fn present(&self, mut obj: Value) -> Value {
-        if let Some(map) = obj.as_object_mut() {
-            map.insert("apiVersion".into(), Value::String(self.desc.api_version()));
-            map.insert("kind".into(), Value::String(self.desc.kind.clone()));
-        }
-        if let Some(hooks) = &self.desc.hooks {
-            hooks.present(&mut obj);
-        }
-        obj
+    fn present(&self, obj: Value) -> Value {
+        present(&self.desc, obj)
     }
 
     fn bookmark(&self, rv: Revision, initial_end: bool) -> Value {
@@ -148,24 +184,29 @@ impl State {
     }
 
     /// The watch event (if any) one change is for this watcher.
-    fn translate(&self, e: &CachedEvent) -> Option<Value> {
+    fn translate(&self, e: &Arc<CachedEvent>) -> Option<WatchEvent> {
         let prev_passes = e.prev.as_deref().is_some_and(|p| self.matches(p));
-        let deleted = |p: &Value| {
+        let shared = |event_type| WatchEvent::Shared {
+            change: e.clone(),
+            event_type,
+        };
+        // An object leaving the selector is DELETED as it was before the change.
+        let left = |p: &Value| {
             let mut p = p.clone();
             set_resource_version(&mut p, e.revision);
-            event("DELETED", self.present(p))
+            WatchEvent::Value(event("DELETED", self.present(p)))
         };
         match e.kind {
             EventKind::Put => {
                 let cur_passes = self.matches(&e.object);
                 match (cur_passes, prev_passes) {
-                    (true, true) => Some(event("MODIFIED", self.present(Value::clone(&e.object)))),
-                    (true, false) => Some(event("ADDED", self.present(Value::clone(&e.object)))),
-                    (false, true) => e.prev.as_deref().map(deleted),
+                    (true, true) => Some(shared("MODIFIED")),
+                    (true, false) => Some(shared("ADDED")),
+                    (false, true) => e.prev.as_deref().map(left),
                     (false, false) => None,
                 }
             }
-            EventKind::Delete => prev_passes.then(|| event("DELETED", self.present(Value::clone(&e.object)))),
+            EventKind::Delete => prev_passes.then(|| shared("DELETED")),
         }
     }
 
@@ -183,7 +224,7 @@ impl State {
         }
     }
 
-    async fn next_event(mut self) -> Option<(Value, State)> {
+    async fn next_event(mut self) -> Option<(WatchEvent, State)> {
         loop {
             if let Some(ev) = self.pending.pop_front() {
                 crate::metrics::watch_event_sent();
@@ -211,11 +252,11 @@ impl State {
                             self.bookmark_due = false;
                             self.last_rv = self.last_rv.max(revision);
                             let bm = self.bookmark(self.last_rv, false);
-                            self.pending.push_back(bm);
+                            self.pending.push_back(WatchEvent::Value(bm));
                         }
                     }
                     SourceItem::Failed(err) => {
-                        self.pending.push_back(event("ERROR", err.to_json()));
+                        self.pending.push_back(WatchEvent::Value(event("ERROR", err.to_json())));
                         self.done = true;
                     }
                 },
@@ -248,6 +289,17 @@ impl Registry {
         ns: &str,
         opts: WatchOptions,
     ) -> ApiResult<WatchStream> {
+        let events = self.watch_events(desc.clone(), ns, opts).await?;
+        Ok(events.map(move |e| e.into_value(&desc)).boxed())
+    }
+
+    /// Starts a watch of a collection whose cache changes stay shared (see [`WatchEvent`]).
+    pub async fn watch_events(
+        &self,
+        desc: Arc<ResourceDescriptor>,
+        ns: &str,
+        opts: WatchOptions,
+    ) -> ApiResult<WatchEventStream> {
         let initial = opts.send_initial_events || matches!(opts.resource_version, None | Some(0));
         let prefix = desc.collection_prefix(ns);
         let mut state = match self.watch_from_cache(&desc, &prefix, &opts, initial).await? {
@@ -257,13 +309,14 @@ impl Registry {
                 Err(too_old) => {
                     // Answer 200 and an ERROR event: clients re-list on it (a 410 status would
                     // not reset kube-rs's watcher).
-                    return Ok(futures::stream::iter([event("ERROR", too_old.to_json())]).boxed());
+                    let error = WatchEvent::Value(event("ERROR", too_old.to_json()));
+                    return Ok(futures::stream::iter([error]).boxed());
                 }
             },
         };
         if opts.send_initial_events && opts.allow_bookmarks {
             let bm = state.bookmark(state.last_rv, true);
-            state.pending.push_back(bm);
+            state.pending.push_back(WatchEvent::Value(bm));
         }
         let registered = Registered::new();
         Ok(
@@ -331,10 +384,10 @@ impl Registry {
         let mut state = self.new_state(desc, opts, Source::Cache(sub.live), sub.progress, sub.revision);
         match sub.initial {
             Start::Objects(objects) => {
-                let added: Vec<Value> = objects
+                let added: Vec<WatchEvent> = objects
                     .iter()
                     .filter(|o| state.matches(o))
-                    .map(|o| event("ADDED", state.present(Value::clone(o))))
+                    .map(|o| WatchEvent::Value(event("ADDED", state.present(Value::clone(o)))))
                     .collect();
                 state.pending.extend(added);
             }
@@ -366,7 +419,7 @@ impl Registry {
             let page = self.list_page_from_store(desc, ns, &list).await?;
             for mut item in page.items {
                 self.present(desc, &mut item);
-                pending.push_back(event("ADDED", item));
+                pending.push_back(WatchEvent::Value(event("ADDED", item)));
             }
             page.revision
         } else {
