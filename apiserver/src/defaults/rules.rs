@@ -293,41 +293,10 @@ fn intern(s: String) -> &'static str {
     leaked
 }
 
-const VOLUME_SOURCES: &[&str] = &[
-    "hostPath",
-    "emptyDir",
-    "gcePersistentDisk",
-    "awsElasticBlockStore",
-    "gitRepo",
-    "secret",
-    "nfs",
-    "iscsi",
-    "glusterfs",
-    "persistentVolumeClaim",
-    "rbd",
-    "flexVolume",
-    "cinder",
-    "cephfs",
-    "flocker",
-    "downwardAPI",
-    "fc",
-    "azureFile",
-    "configMap",
-    "vsphereVolume",
-    "quobyte",
-    "azureDisk",
-    "photonPersistentDisk",
-    "projected",
-    "portworxVolume",
-    "scaleIO",
-    "storageos",
-    "csi",
-    "ephemeral",
-    "image",
-];
-
 fn empty_dir_when_no_source(volume: &Map<String, Value>) -> Option<Value> {
-    let has_source = VOLUME_SOURCES.iter().any(|s| volume.contains_key(*s));
+    let has_source = crate::validation::pod::VOLUME_SOURCES
+        .iter()
+        .any(|s| volume.contains_key(*s));
     (!has_source).then(|| json!({}))
 }
 

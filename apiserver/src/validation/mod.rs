@@ -11,7 +11,7 @@ mod cron;
 pub mod field;
 mod metadata;
 pub mod names;
-mod pod;
+pub(crate) mod pod;
 pub mod quantity;
 mod rbac;
 mod service;

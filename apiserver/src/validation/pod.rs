@@ -9,8 +9,9 @@ use super::field::{Errs, NEGATIVE, child, index, int, key, list, object, string}
 use super::quantity::{self, Quantity};
 use super::{metadata, names};
 
-/// Volume sources in upstream's order; exactly one per volume.
-const VOLUME_SOURCES: [&str; 30] = [
+/// Volume sources in upstream's order; exactly one per volume (defaulting gives a volume
+/// without any an `emptyDir`).
+pub const VOLUME_SOURCES: [&str; 30] = [
     "hostPath",
     "emptyDir",
     "gcePersistentDisk",
