@@ -83,24 +83,9 @@ else
 fi
 
 # --- processes and temp dirs, all removed at exit ------------------------------------------------
-TMP="$(mktemp -d -t keelson-apibench.XXXXXX)"
-RESULTS="$TMP/results.txt"
-: >"$RESULTS"
-declare -a ALL_PIDS=()
-cleanup() {
-    local p
-    for p in "${ALL_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        local alive=0
-        for p in "${ALL_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [[ $alive == 0 ]] && break
-        sleep 0.1
-    done
-    for p in "${ALL_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+bench_setup apibench
 
 # Runs a loadgen command, echoing its output to stdout and to the results file.
 record() {

@@ -89,24 +89,9 @@ if [[ " $TARGETS " == *" keelson "* && -z "$KEELSON_ERR" ]]; then
 fi
 
 # --- processes and temp dirs, all removed at exit ------------------------------------------------
-TMP="$(mktemp -d -t keelson-bench.XXXXXX)"
-RESULTS="$TMP/results.txt"
-: >"$RESULTS"
-declare -a ALL_PIDS=()
-cleanup() {
-    local p
-    for p in "${ALL_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        local alive=0
-        for p in "${ALL_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [[ $alive == 0 ]] && break
-        sleep 0.1
-    done
-    for p in "${ALL_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+bench_setup bench
 
 # Per running server kind: its PIDs (space-separated), PID list and endpoints (comma-separated).
 declare -A T_PIDS=() T_PIDLIST=() T_EPS=()
