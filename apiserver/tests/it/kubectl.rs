@@ -71,6 +71,37 @@ pub(crate) fn client_minor(bin: &Path) -> u32 {
         .unwrap_or(0)
 }
 
+/// Starts a server and runs `exercise` with every kubectl found (off the runtime's workers, so the
+/// in-process server keeps answering), each with its own HOME and a shared scratch dir. Without
+/// any kubectl, says so and returns.
+pub(crate) async fn with_each_kubectl(what: &'static str, exercise: fn(&Kubectl, &Path)) {
+    let bins = kubectls();
+    if bins.is_empty() {
+        eprintln!(
+            "no kubectl found: run shared/tools/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33"
+        );
+        return;
+    }
+    let running = Running::start().await;
+    let kubeconfig = running.kubeconfig();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        for bin in bins {
+            let k = Kubectl {
+                minor: client_minor(&bin),
+                bin,
+                kubeconfig: kubeconfig.clone(),
+                home: tempfile::tempdir().unwrap(),
+            };
+            eprintln!("{what} with kubectl 1.{} ({})", k.minor, k.bin.display());
+            exercise(&k, &path);
+        }
+    })
+    .await
+    .unwrap();
+}
+
 fn exercise(k: &Kubectl, manifests: &Path) {
     let tag = format!("v{}", k.minor);
     let out = k.ok(&["version"]);

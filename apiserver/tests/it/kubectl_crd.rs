@@ -4,8 +4,7 @@
 
 use std::path::Path;
 
-use crate::kube_client::Running;
-use crate::kubectl::{Kubectl, client_minor, kubectls};
+use crate::kubectl::{Kubectl, with_each_kubectl};
 
 fn crd_yaml(group: &str) -> String {
     format!(
@@ -130,29 +129,5 @@ fn exercise(k: &Kubectl, dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_kubectl_on_crds() {
-    let bins = kubectls();
-    if bins.is_empty() {
-        eprintln!(
-            "no kubectl found: run shared/tools/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33"
-        );
-        return;
-    }
-    let running = Running::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = running.kubeconfig();
-    let path = dir.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        for bin in bins {
-            let k = Kubectl {
-                minor: client_minor(&bin),
-                bin,
-                kubeconfig: kubeconfig.clone(),
-                home: tempfile::tempdir().unwrap(),
-            };
-            eprintln!("kubectl 1.{} on CRDs", k.minor);
-            exercise(&k, &path);
-        }
-    })
-    .await
-    .unwrap();
+    with_each_kubectl("CRDs", exercise).await;
 }

@@ -6,8 +6,7 @@ use std::path::Path;
 
 use http::{Method, StatusCode};
 
-use crate::kube_client::Running;
-use crate::kubectl::{Kubectl, client_minor, kubectls};
+use crate::kubectl::{Kubectl, with_each_kubectl};
 use crate::support::TestServer;
 
 const PB_REQUEST: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
@@ -310,33 +309,5 @@ fn exercise(k: &Kubectl, dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_kubectl_uses_openapi() {
-    let bins = kubectls();
-    if bins.is_empty() {
-        eprintln!(
-            "no kubectl found: run shared/tools/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33"
-        );
-        return;
-    }
-    let running = Running::start().await;
-    let kubeconfig = running.kubeconfig();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        for bin in bins {
-            let k = Kubectl {
-                minor: client_minor(&bin),
-                bin,
-                kubeconfig: kubeconfig.clone(),
-                home: tempfile::tempdir().unwrap(),
-            };
-            eprintln!(
-                "exercising OpenAPI with kubectl 1.{} ({})",
-                k.minor,
-                k.bin.display()
-            );
-            exercise(&k, &path);
-        }
-    })
-    .await
-    .unwrap();
+    with_each_kubectl("OpenAPI", exercise).await;
 }
