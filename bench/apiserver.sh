@@ -10,8 +10,11 @@
 #   list1000-c1             list of those 1 000 ConfigMaps, 1 client (latency)
 #   list1000-paged500-c1    the same list in pages of limit=500 (latency of the whole list)
 #   watch-1000              1 000 watchers on one namespace, 4 writers creating 500 ConfigMaps
-#                           stamped with their send time: p50/p99/max delivery, every event delivered
+#                           stamped with their send time, paced at 100 creates/s (100 000
+#                           deliveries/s): p50/p99/max delivery, every event delivered
 #                                                                                   (store: watch-1000)
+#   watch-1000-max          the same with the writers unpaced (each writes again as soon as its
+#                           create is answered): the most events/s   (store: watch-1000-max)
 # Each API case runs right before or after its store counterpart (alternating), both servers up.
 # When the script starts `keelson server` itself (no KUBECONFIG argument), also:
 #   startup-fresh     process start -> first successful GET with the admin kubeconfig, fresh data dir

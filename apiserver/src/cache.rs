@@ -52,33 +52,45 @@ pub struct CachedEvent {
     pub prev: Option<Arc<Value>>,
     /// Wire encodings of this change made so far, shared by every watcher that needs the same
     /// one (see [`CachedEvent::encoded`]).
-    pub frames: parking_lot::Mutex<Vec<(FrameKey, bytes::Bytes)>>,
+    pub frames: parking_lot::Mutex<Vec<(FrameKey<'static>, bytes::Bytes)>>,
 }
 
 /// What a watch event's encoding depends on besides the change itself: the event type, the
 /// wire format and the group/version/kind it is presented as.
+/// Looked up borrowed (no allocation per watcher and event), stored owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FrameKey {
+pub struct FrameKey<'a> {
     /// ADDED, MODIFIED or DELETED.
     pub event_type: &'static str,
     /// The watch stream's content type.
     pub content_type: &'static str,
     /// `apiVersion` the object is presented with.
-    pub api_version: String,
+    pub api_version: std::borrow::Cow<'a, str>,
     /// `kind` the object is presented with.
-    pub kind: String,
+    pub kind: std::borrow::Cow<'a, str>,
+}
+
+impl FrameKey<'_> {
+    fn to_owned_key(&self) -> FrameKey<'static> {
+        FrameKey {
+            event_type: self.event_type,
+            content_type: self.content_type,
+            api_version: std::borrow::Cow::Owned(self.api_version.clone().into_owned()),
+            kind: std::borrow::Cow::Owned(self.kind.clone().into_owned()),
+        }
+    }
 }
 
 impl CachedEvent {
     /// The encoding for `key`: made once by `encode`, then shared by every watcher asking for
     /// the same key (with 1 000 watchers of a resource, one encoding instead of 1 000).
-    pub fn encoded(&self, key: FrameKey, encode: impl FnOnce() -> Vec<u8>) -> bytes::Bytes {
+    pub fn encoded(&self, key: &FrameKey<'_>, encode: impl FnOnce() -> Vec<u8>) -> bytes::Bytes {
         let mut frames = self.frames.lock();
-        if let Some((_, frame)) = frames.iter().find(|(k, _)| *k == key) {
+        if let Some((_, frame)) = frames.iter().find(|(k, _)| k == key) {
             return frame.clone();
         }
         let frame = bytes::Bytes::from(encode());
-        frames.push((key, frame.clone()));
+        frames.push((key.to_owned_key(), frame.clone()));
         frame
     }
 }
@@ -498,7 +510,7 @@ mod tests {
             prev: None,
             frames: Default::default(),
         };
-        let key = |event_type, kind: &str| FrameKey {
+        let key = |event_type, kind: &'static str| FrameKey {
             event_type,
             content_type: "application/json",
             api_version: "v1".into(),
@@ -509,11 +521,11 @@ mod tests {
             made += 1;
             tag.as_bytes().to_vec()
         };
-        let first = change.encoded(key("ADDED", "ConfigMap"), || encode("one"));
-        let again = change.encoded(key("ADDED", "ConfigMap"), || encode("two"));
+        let first = change.encoded(&key("ADDED", "ConfigMap"), || encode("one"));
+        let again = change.encoded(&key("ADDED", "ConfigMap"), || encode("two"));
         assert_eq!((first.as_ref(), again.as_ref()), (&b"one"[..], &b"one"[..]));
         // Another event type or presentation is another encoding.
-        let modified = change.encoded(key("MODIFIED", "ConfigMap"), || encode("three"));
+        let modified = change.encoded(&key("MODIFIED", "ConfigMap"), || encode("three"));
         assert_eq!(modified.as_ref(), b"three");
         assert_eq!(made, 2);
     }

@@ -608,6 +608,7 @@ impl Call {
         let desc = self.desc.clone();
         let include = IncludeObject::parse(self.query.get("includeObject"));
         let plain_objects = !matches!(output, Output::Table | Output::Metadata);
+        let api_version = desc.api_version();
         let lines = stream.map(move |ev| {
             // A cache change sent as the full object: encoded once for every such watcher.
             if plain_objects && let WatchEvent::Shared { change, event_type } = &ev {
@@ -615,17 +616,17 @@ impl Call {
                 let key = crate::cache::FrameKey {
                     event_type,
                     content_type: format.content_type(),
-                    api_version: desc.api_version(),
-                    kind: desc.kind.clone(),
+                    api_version: api_version.as_str().into(),
+                    kind: desc.kind.as_str().into(),
                 };
-                let frame = change.encoded(key, || {
+                let frame = change.encoded(&key, || {
                     let ev = WatchEvent::Shared {
                         change: change.clone(),
                         event_type,
                     };
                     format.frame(&ev.into_value(&desc))
                 });
-                return Ok::<_, Infallible>(frame);
+                return frame;
             }
             let mut ev = ev.into_value(&desc);
             let is_object_event = matches!(ev["type"].as_str(), Some("ADDED" | "MODIFIED" | "DELETED"));
@@ -637,9 +638,14 @@ impl Call {
                     _ => obj,
                 };
             }
-            Ok::<_, Infallible>(Bytes::from(format.frame(&ev)))
+            Bytes::from(format.frame(&ev))
         });
-        let mut resp = Response::new(Body::from_stream(lines));
+        // Events already waiting go out as one write (one TLS record, one syscall); a lone event
+        // is sent at once.
+        let writes = lines
+            .ready_chunks(64)
+            .map(|frames| Ok::<_, Infallible>(concat_frames(frames)));
+        let mut resp = Response::new(Body::from_stream(writes));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(format.content_type()),
@@ -650,4 +656,16 @@ impl Call {
         );
         Ok(resp)
     }
+}
+
+/// One buffer holding `frames` in order (no copy for a single frame).
+fn concat_frames(mut frames: Vec<Bytes>) -> Bytes {
+    if frames.len() == 1 {
+        return frames.pop().unwrap_or_default();
+    }
+    let mut out = bytes::BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+    for f in &frames {
+        out.extend_from_slice(f);
+    }
+    out.freeze()
 }

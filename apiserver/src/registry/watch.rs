@@ -156,7 +156,8 @@ struct State {
     pending: VecDeque<WatchEvent>,
     source: Source,
     progress: ProgressHandle,
-    deadline: tokio::time::Instant,
+    /// Ends the watch at its timeout (kept armed across events: no timer registered per event).
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     ticker: Option<tokio::time::Interval>,
     bookmark_due: bool,
     last_rv: Revision,
@@ -234,7 +235,7 @@ impl State {
                 return None;
             }
             tokio::select! {
-                _ = tokio::time::sleep_until(self.deadline) => self.done = true,
+                _ = &mut self.deadline => self.done = true,
                 _ = async {
                     match self.ticker.as_mut() {
                         Some(t) => { t.tick().await; }
@@ -349,7 +350,7 @@ impl Registry {
             pending: VecDeque::new(),
             source,
             progress,
-            deadline: tokio::time::Instant::now() + timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
             ticker,
             bookmark_due: false,
             last_rv,

@@ -355,6 +355,7 @@ async fn run_case(a: &SuiteArgs, s: &Server, name: &str, case: Case, load: &Load
                 putters: 4,
                 put_time_limit: load.duration * 3,
                 drain: Duration::from_secs(10),
+                rate: None,
             };
             watch::run(&pool, name, &wl, &s.pids).await
         }

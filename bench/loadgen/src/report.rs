@@ -60,6 +60,14 @@ impl ResultLine {
         self
     }
 
+    /// The value of field `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The value of field `key` as a number.
     pub fn num(&self, key: &str) -> Option<f64> {
         self.fields

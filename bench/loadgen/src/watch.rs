@@ -33,6 +33,9 @@ pub struct WatchLoad {
     pub put_time_limit: Duration,
     /// How long watchers may still wait for events once putting stopped.
     pub drain: Duration,
+    /// Writes per second over all putters (write `n` is sent no earlier than `n / rate` s after
+    /// the first); `None`: each putter writes again as soon as its last write was answered.
+    pub rate: Option<f64>,
 }
 
 /// One open watch.
@@ -144,12 +147,20 @@ pub async fn fan_out<S: EventSource, W: Writer>(
     for mut w in writers {
         let issued = issued.clone();
         let total = load.puts;
+        let rate = load.rate.filter(|r| *r > 0.0);
         putters.spawn(async move {
             let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
             loop {
                 let seq = issued.fetch_add(1, Ordering::Relaxed);
                 if seq >= total || now_ns() >= put_deadline {
                     break;
+                }
+                if let Some(rate) = rate {
+                    let due = first_put_ns + (seq as f64 * 1e9 / rate) as u64;
+                    let wait = due.saturating_sub(now_ns());
+                    if wait > 0 {
+                        tokio::time::sleep(Duration::from_nanos(wait)).await;
+                    }
                 }
                 match w.write(seq).await {
                     Ok(()) => ok += 1,
@@ -202,6 +213,10 @@ pub async fn fan_out<S: EventSource, W: Writer>(
     let want = puts_ok * watchers as u64;
     out.extra = vec![
         ("watchers".to_owned(), watchers.to_string()),
+        (
+            "put_rate".to_owned(),
+            load.rate.map_or_else(|| "max".to_owned(), |r| format!("{r:.0}")),
+        ),
         ("puts".to_owned(), puts_ok.to_string()),
         (
             "put_ops_s".to_owned(),

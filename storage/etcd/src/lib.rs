@@ -20,6 +20,7 @@
 //! ```
 
 mod cluster;
+mod coalesce;
 mod convert;
 pub mod error;
 mod header;

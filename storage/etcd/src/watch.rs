@@ -2,7 +2,8 @@
 //!
 //! Each gRPC stream is a [`Session`]: one task that reads the client's requests, owns the
 //! watchers, and is the only writer of responses (so responses of one watcher keep their order).
-//! Every storage watcher has a small pump task that forwards its items to the session.
+//! The session polls its storage watchers' streams itself (no task per watcher): an event costs
+//! one wake-up between the store and the session.
 //!
 //! etcd behaviour kept here:
 //! - watch IDs: an explicit ID is used as given (refused when in use); otherwise the next unused
@@ -22,10 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::proto::{PbWatchRequest, PbWatchRequestUnion, PbWatchResponse, PbWatchService};
-use futures::StreamExt;
+use futures::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
+use futures::{FutureExt, StreamExt};
 use storage::{Error, Event, ProgressHandle, Revision, WatchItem, WatchRequest, WatchStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -35,8 +36,8 @@ use crate::error::{self, to_status};
 
 /// Responses buffered per stream before the session waits for the client.
 const OUT_BUFFER: usize = 256;
-/// Items buffered from all of a stream's watchers before their pumps wait for the session.
-const PUMP_BUFFER: usize = 256;
+/// Watcher items taken at once when several are ready.
+const READY_BATCH: usize = 64;
 /// How often a progress request that has not been answered is asked again.
 const PROGRESS_RETRY: Duration = Duration::from_secs(2);
 /// etcd's `-1`: the watch ID of responses that concern the whole stream.
@@ -60,28 +61,26 @@ impl PbWatchService for WatchService {
         request: Request<Streaming<PbWatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (out, out_rx) = mpsc::channel(OUT_BUFFER);
-        let (pump_tx, pump_rx) = mpsc::channel(PUMP_BUFFER);
         let session = Session {
             shared: self.shared.clone(),
             out,
-            pump_tx,
             watchers: HashMap::new(),
             next_id: 0,
             next_gen: 0,
             round: None,
         };
-        tokio::spawn(session.run(request.into_inner(), pump_rx));
+        tokio::spawn(session.run(request.into_inner()));
         Ok(Response::new(ReceiverStream::new(out_rx)))
     }
 }
 
-/// What a pump forwards from one storage watcher.
+/// What one storage watcher yields to its session.
 enum Pumped {
     Item(WatchItem),
     Ended(Error),
 }
 
-/// A pumped item, tagged with the watcher it came from.
+/// A watcher's item, tagged with the watcher it came from.
 struct FromWatcher {
     id: i64,
     generation: u64,
@@ -92,7 +91,8 @@ struct FromWatcher {
 struct Entry {
     /// Distinguishes watchers that reuse an ID, so items of a canceled one are dropped.
     generation: u64,
-    pump: JoinHandle<()>,
+    /// Stops the watcher's stream (it leaves the session's [`SelectAll`]).
+    stop: AbortHandle,
     progress: ProgressHandle,
     progress_notify: bool,
     /// A periodic progress notification was requested and not answered yet.
@@ -115,7 +115,6 @@ struct Round {
 struct Session {
     shared: Arc<Shared>,
     out: mpsc::Sender<Result<PbWatchResponse, Status>>,
-    pump_tx: mpsc::Sender<FromWatcher>,
     watchers: HashMap<i64, Entry>,
     next_id: i64,
     next_gen: u64,
@@ -126,7 +125,8 @@ struct Session {
 struct Closed;
 
 impl Session {
-    async fn run(mut self, mut inbound: Streaming<PbWatchRequest>, mut pumped: mpsc::Receiver<FromWatcher>) {
+    async fn run(mut self, mut inbound: Streaming<PbWatchRequest>) {
+        let mut streams: SelectAll<BoxStream<'static, FromWatcher>> = SelectAll::new();
         let interval = self.shared.options.progress_notify_interval;
         let mut periodic = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -137,14 +137,32 @@ impl Session {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => Err(Closed),
                 msg = inbound.message() => match msg {
-                    Ok(Some(req)) => self.on_request(req).await,
+                    Ok(Some(req)) => self.on_request(req, &mut streams).await,
                     Ok(None) => Err(Closed),
                     Err(status) => {
                         tracing::debug!(%status, "watch stream ended");
                         Err(Closed)
                     }
                 },
-                Some(item) = pumped.recv() => self.on_pumped(item).await,
+                Some(first) = streams.next(), if !streams.is_empty() => {
+                    // Take what else is ready too: a watcher's backlog goes out as one response.
+                    let mut ready = vec![first];
+                    while ready.len() < READY_BATCH {
+                        match streams.next().now_or_never() {
+                            Some(Some(item)) => ready.push(item),
+                            _ => break,
+                        }
+                    }
+                    let items = if self.round.is_none() { merge_backlog(ready) } else { ready };
+                    let mut step = Ok(());
+                    for item in items {
+                        step = self.on_pumped(item).await;
+                        if step.is_err() {
+                            break;
+                        }
+                    }
+                    step
+                }
                 _ = periodic.tick() => {
                     self.request_periodic();
                     Ok(())
@@ -159,7 +177,7 @@ impl Session {
             }
         }
         for (_, entry) in self.watchers.drain() {
-            entry.pump.abort();
+            entry.stop.abort();
         }
     }
 
@@ -167,7 +185,11 @@ impl Session {
         self.out.send(Ok(resp)).await.map_err(|_| Closed)
     }
 
-    async fn on_request(&mut self, req: PbWatchRequest) -> Result<(), Closed> {
+    async fn on_request(
+        &mut self,
+        req: PbWatchRequest,
+        streams: &mut SelectAll<BoxStream<'static, FromWatcher>>,
+    ) -> Result<(), Closed> {
         match req.request_union {
             Some(PbWatchRequestUnion::CreateRequest(c)) => {
                 let mut filters = (false, false);
@@ -186,7 +208,7 @@ impl Session {
                     no_put: filters.0,
                     no_delete: filters.1,
                 };
-                self.create(req, c.watch_id, c.progress_notify).await
+                self.create(req, c.watch_id, c.progress_notify, streams).await
             }
             Some(PbWatchRequestUnion::CancelRequest(c)) => self.cancel(c.watch_id).await,
             Some(PbWatchRequestUnion::ProgressRequest(_)) => self.request_progress().await,
@@ -194,7 +216,13 @@ impl Session {
         }
     }
 
-    async fn create(&mut self, req: WatchRequest, want_id: i64, progress_notify: bool) -> Result<(), Closed> {
+    async fn create(
+        &mut self,
+        req: WatchRequest,
+        want_id: i64,
+        progress_notify: bool,
+        streams: &mut SelectAll<BoxStream<'static, FromWatcher>>,
+    ) -> Result<(), Closed> {
         let header = self.shared.headers.current().await;
         let refuse = |reason: String| PbWatchResponse {
             header: Some(header),
@@ -254,7 +282,8 @@ impl Session {
         .await?;
         let generation = self.next_gen;
         self.next_gen += 1;
-        let pump = tokio::spawn(pump(id, generation, watcher.stream, self.pump_tx.clone()));
+        let (stop, registration) = AbortHandle::new_pair();
+        streams.push(tagged(id, generation, watcher.stream, registration));
         if let Some(round) = &mut self.round {
             // A watcher created while a progress request is open must confirm it too.
             round.answers.insert(id, None);
@@ -264,7 +293,7 @@ impl Session {
             id,
             Entry {
                 generation,
-                pump,
+                stop,
                 progress: watcher.progress,
                 progress_notify,
                 periodic_pending: false,
@@ -289,12 +318,12 @@ impl Session {
         self.check_round().await
     }
 
-    /// Forgets a watcher and stops its pump; true when it existed.
+    /// Forgets a watcher and stops its stream; true when it existed.
     fn remove(&mut self, id: i64) -> bool {
         let Some(entry) = self.watchers.remove(&id) else {
             return false;
         };
-        entry.pump.abort();
+        entry.stop.abort();
         if let Some(round) = &mut self.round {
             round.answers.remove(&id);
             round.held.retain(|(w, _, _)| *w != id);
@@ -503,17 +532,129 @@ fn reason(e: Error) -> String {
     }
 }
 
-/// Forwards one storage watcher's items to its session.
-async fn pump(id: i64, generation: u64, mut stream: WatchStream, to: mpsc::Sender<FromWatcher>) {
-    loop {
-        let what = match stream.next().await {
-            Some(Ok(item)) => Pumped::Item(item),
-            Some(Err(e)) => Pumped::Ended(e),
-            None => Pumped::Ended(Error::Unavailable("watch ended".into())),
-        };
-        let last = matches!(what, Pumped::Ended(_));
-        if to.send(FromWatcher { id, generation, what }).await.is_err() || last {
-            return;
+/// Merges each watcher's consecutive event batches in `items` into one (keeping every watcher's
+/// order; a progress or end item is never overtaken). Only while no progress request is open:
+/// its answer must not follow an event at or below its revision.
+fn merge_backlog(items: Vec<FromWatcher>) -> Vec<FromWatcher> {
+    let mut out: Vec<FromWatcher> = Vec::with_capacity(items.len());
+    // Per watcher, the index in `out` of its last event batch, while nothing came after it.
+    let mut open: HashMap<(i64, u64), usize> = HashMap::new();
+    for item in items {
+        let key = (item.id, item.generation);
+        match (item.what, open.get(&key)) {
+            (Pumped::Item(WatchItem::Events { revision, events }), Some(&at)) => {
+                if let Pumped::Item(WatchItem::Events {
+                    revision: last,
+                    events: merged,
+                }) = &mut out[at].what
+                {
+                    *last = revision;
+                    merged.extend(events);
+                }
+            }
+            (what, _) => {
+                if matches!(what, Pumped::Item(WatchItem::Events { .. })) {
+                    open.insert(key, out.len());
+                } else {
+                    open.remove(&key);
+                }
+                out.push(FromWatcher {
+                    id: item.id,
+                    generation: item.generation,
+                    what,
+                });
+            }
         }
+    }
+    out
+}
+
+/// One storage watcher's items tagged with its ID, ending after the first [`Pumped::Ended`] (an
+/// error, or the store ending the watch) or when stopped through `registration`'s handle.
+fn tagged(
+    id: i64,
+    generation: u64,
+    stream: WatchStream,
+    registration: futures::stream::AbortRegistration,
+) -> BoxStream<'static, FromWatcher> {
+    let items = stream
+        .map(Some)
+        .chain(futures::stream::once(async { None }))
+        .scan(false, move |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            let what = match item {
+                Some(Ok(item)) => Pumped::Item(item),
+                Some(Err(e)) => Pumped::Ended(e),
+                None => Pumped::Ended(Error::Unavailable("watch ended".into())),
+            };
+            *ended = matches!(what, Pumped::Ended(_));
+            futures::future::ready(Some(FromWatcher { id, generation, what }))
+        });
+    Abortable::new(items, registration).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use storage::{EventKind, KeyValue};
+
+    use super::*;
+
+    fn events(id: i64, revision: Revision) -> FromWatcher {
+        let kv = KeyValue {
+            key: format!("k{revision}").into_bytes().into(),
+            mod_revision: revision,
+            ..Default::default()
+        };
+        FromWatcher {
+            id,
+            generation: 0,
+            what: Pumped::Item(WatchItem::Events {
+                revision,
+                events: vec![Event {
+                    kind: EventKind::Put,
+                    kv,
+                    prev_kv: None,
+                }],
+            }),
+        }
+    }
+
+    fn progress(id: i64, revision: Revision) -> FromWatcher {
+        FromWatcher {
+            id,
+            generation: 0,
+            what: Pumped::Item(WatchItem::Progress { revision }),
+        }
+    }
+
+    /// (watch ID, revision, events) per item; 0 events for a progress item.
+    fn shape(items: &[FromWatcher]) -> Vec<(i64, Revision, usize)> {
+        items
+            .iter()
+            .map(|i| match &i.what {
+                Pumped::Item(WatchItem::Events { revision, events }) => (i.id, *revision, events.len()),
+                Pumped::Item(WatchItem::Progress { revision }) => (i.id, *revision, 0),
+                Pumped::Ended(_) => (i.id, 0, 0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_backlog_merges_per_watcher_and_never_jumps_a_progress_item() {
+        let items = vec![
+            events(1, 5),
+            events(2, 5),
+            events(1, 6),
+            progress(2, 6),
+            events(2, 7),
+            events(1, 7),
+            events(2, 8),
+        ];
+        assert_eq!(
+            shape(&merge_backlog(items)),
+            vec![(1, 7, 3), (2, 5, 1), (2, 6, 0), (2, 8, 2)]
+        );
     }
 }

@@ -65,9 +65,14 @@ pub struct ApiArgs {
     /// Watchers in the fan-out case.
     #[arg(long, default_value_t = 1000)]
     watchers: usize,
-    /// Creates (puts) in the fan-out case.
+    /// Creates (puts) in each fan-out case.
     #[arg(long, default_value_t = 500)]
     watch_puts: u64,
+    /// Creates per second in the paced fan-out case `watch-1000` (each delivered to every
+    /// watcher: 100/s with 1 000 watchers is 100 000 events/s); `watch-1000-max` writes as fast
+    /// as the creates are answered.
+    #[arg(long, default_value_t = 100.0)]
+    watch_rate: f64,
     /// Short smoke-test run: 1 s cases, 0.3 s warm-up, 50 watch writes.
     #[arg(long)]
     quick: bool,
@@ -103,14 +108,16 @@ pub struct ApiWaitArgs {
 #[derive(Clone, Copy)]
 enum ApiKind {
     Closed(ApiOp, usize),
-    Watch,
+    /// The fan-out; `true`: writes paced at `--watch-rate`, else as fast as they are answered.
+    Watch(bool),
 }
 
 /// The raw store's counterpart of a case.
 #[derive(Clone, Copy)]
 enum StoreKind {
     Kv(Op, usize),
-    Watch,
+    /// The fan-out, paced or not (as [`ApiKind::Watch`]).
+    Watch(bool),
 }
 
 /// API cases in run order with the store case doing the same work ("" for none).
@@ -121,6 +128,7 @@ pub const CASES: &[(&str, &str)] = &[
     ("list1000-c1", ""),
     ("list1000-paged500-c1", ""),
     ("watch-1000", "watch-1000"),
+    ("watch-1000-max", "watch-1000-max"),
 ];
 
 fn kinds(case: &str, watchers: usize) -> (ApiKind, Option<StoreKind>) {
@@ -136,7 +144,13 @@ fn kinds(case: &str, watchers: usize) -> (ApiKind, Option<StoreKind>) {
         ),
         "list1000-c1" => (ApiKind::Closed(ApiOp::List { limit: 0 }, 1), None),
         "list1000-paged500-c1" => (ApiKind::Closed(ApiOp::List { limit: 500 }, 1), None),
-        _ => (ApiKind::Watch, (watchers > 0).then_some(StoreKind::Watch)),
+        _ => {
+            let paced = case == "watch-1000";
+            (
+                ApiKind::Watch(paced),
+                (watchers > 0).then_some(StoreKind::Watch(paced)),
+            )
+        }
     }
 }
 
@@ -203,6 +217,14 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The fan-out's shape, its writes paced at `--watch-rate` or not.
+    fn watch_load(&self, paced: bool) -> WatchLoad {
+        WatchLoad {
+            rate: if paced { Some(self.a.watch_rate) } else { None },
+            ..self.watch_load.clone()
+        }
+    }
+
     async fn api_case(&self, case: &str, kind: ApiKind) -> Result<Outcome> {
         match kind {
             ApiKind::Closed(op, clients) => {
@@ -216,10 +238,16 @@ impl Run<'_> {
                     .collect();
                 crate::driver::closed_loop(tasks, &self.load, &self.pids).await
             }
-            ApiKind::Watch => {
-                let watch_api = Api::namespaced(self.watch_client.clone(), &self.ns.watch);
-                let write_api = Api::namespaced(self.client.clone(), &self.ns.watch);
-                watch::run(&watch_api, &write_api, &self.watch_load, &self.pids).await
+            ApiKind::Watch(paced) => {
+                watch::run(
+                    &self.watch_client,
+                    &self.client,
+                    &self.ns.watch,
+                    case,
+                    &self.watch_load(paced),
+                    &self.pids,
+                )
+                .await
             }
         }
     }
@@ -235,9 +263,9 @@ impl Run<'_> {
                 };
                 kv::run(&pool, case, op, &load, &self.store_pids).await
             }
-            StoreKind::Watch => {
+            StoreKind::Watch(paced) => {
                 let pool = Pool::connect(&endpoints, self.a.store_conns).await?;
-                crate::watch::run(&pool, case, &self.watch_load, &self.store_pids).await
+                crate::watch::run(&pool, case, &self.watch_load(paced), &self.store_pids).await
             }
         }
     }
@@ -289,6 +317,7 @@ pub async fn run(a: ApiArgs) -> Result<()> {
             putters: 4,
             put_time_limit: duration * 3,
             drain: Duration::from_secs(10),
+            rate: None,
         },
         client,
         watch_client,

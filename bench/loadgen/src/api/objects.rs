@@ -52,9 +52,15 @@ pub fn config_map(name: String, sent_ns: u64) -> ConfigMap {
     }
 }
 
-/// The send time a ConfigMap of [`config_map`] carries.
-pub fn sent_ns(cm: &ConfigMap) -> Option<u64> {
-    cm.data.as_ref()?.get(DATA_KEY)?.get(..STAMP_DIGITS)?.parse().ok()
+/// The send time carried by the ConfigMap of [`config_map`] in a JSON text (a watch event line):
+/// the digits after `"v":"`.
+pub fn stamp_in(json: &[u8]) -> Option<u64> {
+    let tag = format!("\"{DATA_KEY}\":\"");
+    let at = json.windows(tag.len()).position(|w| w == tag.as_bytes())? + tag.len();
+    std::str::from_utf8(json.get(at..at + STAMP_DIGITS)?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Creates namespace `name`.
@@ -96,6 +102,7 @@ mod tests {
             .cloned()
             .unwrap_or_default();
         assert_eq!(v.len(), VALUE_SIZE);
-        assert_eq!(sent_ns(&cm), Some(1234));
+        let json = serde_json::to_vec(&cm).unwrap_or_default();
+        assert_eq!(stamp_in(&json), Some(1234));
     }
 }

@@ -136,8 +136,9 @@ pub fn render(lines: &[ResultLine], target: &str) -> String {
     goal(
         &mut out,
         &format!(
-            "{} watchers: every event delivered, p99 < 50 ms",
-            num(w, "watchers").map_or_else(|| "1000".to_owned(), |n| format!("{n:.0}"))
+            "{} watchers, {} creates/s: every event delivered, p99 < 50 ms",
+            num(w, "watchers").map_or_else(|| "1000".to_owned(), |n| format!("{n:.0}")),
+            w.and_then(|l| l.get("put_rate")).unwrap_or("-")
         ),
         format!(
             "p99 {} max {} ms, missing {}",
