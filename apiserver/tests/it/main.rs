@@ -13,6 +13,7 @@ mod kubectl_crd;
 mod legacy_tokens;
 mod openapi;
 mod protobuf;
+mod resource_version;
 mod support;
 mod validation;
 mod watch_cache;
