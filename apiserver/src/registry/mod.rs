@@ -535,6 +535,7 @@ impl Registry {
         defaults::apply_status(desc, &mut obj);
         self.check_namespace(desc, ns, if explicit.is_empty() { &generate } else { &explicit })
             .await?;
+        crate::admission::admit_create(self, desc, ns, &explicit, &mut obj).await?;
         let attempts = if explicit.is_empty() { 8 } else { 1 };
         for _ in 0..attempts {
             let name = if explicit.is_empty() {
@@ -556,6 +557,7 @@ impl Registry {
             if let Some(hooks) = &desc.hooks {
                 hooks.admit(&mut obj, None)?;
             }
+            let charged = crate::admission::charge_quotas(self, desc, ns, &name, &obj, opts.dry_run).await?;
             let claimed = match services::is_service(desc) {
                 // A taken name is a conflict, not an allocation error.
                 true if !explicit.is_empty() && self.store.get(&desc.key(ns, &name), 0).await?.is_some() => {
@@ -577,6 +579,9 @@ impl Registry {
             {
                 self.service_allocator().release(claimed).await;
             }
+            if !matches!(created, Ok(Some(_))) {
+                crate::admission::refund(self, charged).await;
+            }
             if opts.dry_run {
                 return Ok(Reply {
                     code: 201,
@@ -585,6 +590,9 @@ impl Registry {
                 });
             }
             if let Some(mut created) = created? {
+                if let Some(quota) = crate::admission::after_write(self, desc, &created).await? {
+                    created = quota;
+                }
                 self.present(desc, &mut created);
                 return Ok(Reply {
                     code: 201,
@@ -794,6 +802,7 @@ impl Registry {
                 Self::prepare_update(desc, cur, obj.clone(), sub, &opts.writer(None))
             })
             .await?;
+        let w = crate::admission::after_update(self, desc, w, sub, opts.dry_run).await?;
         Ok(self.written_reply(desc, w, warnings))
     }
 
@@ -866,6 +875,7 @@ impl Registry {
                 Self::prepare_update(desc, cur, checked, sub, &opts.writer(applied))
             })
             .await?;
+        let w = crate::admission::after_update(self, desc, w, sub, opts.dry_run).await?;
         Ok(self.written_reply(desc, w, warnings))
     }
 

@@ -1,5 +1,6 @@
 //! Integration tests of the API server: HTTP (router `oneshot`), kube-rs over TLS, real kubectl.
 
+mod admission;
 mod apply;
 mod auth;
 mod cel;
