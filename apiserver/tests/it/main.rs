@@ -15,6 +15,7 @@ mod legacy_tokens;
 mod openapi;
 mod protobuf;
 mod resource_version;
+mod service_alloc;
 mod support;
 mod validation;
 mod watch_cache;
