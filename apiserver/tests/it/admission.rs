@@ -177,3 +177,82 @@ async fn resource_quotas_count_refuse_and_record_usage() {
     let (_, q) = s.get(&format!("{NS}/resourcequotas/q")).await;
     assert_eq!(q["status"]["used"]["configmaps"], limit.to_string());
 }
+
+/// Waits (through the API) until the watch cache has seen the named object's current version.
+fn settle_with_kubectl(k: &crate::kubectl::Kubectl, ns: &str, resource: &str, name: &str) {
+    let rv = k.ok(&[
+        "get",
+        resource,
+        name,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    k.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{ns}/{resource}?resourceVersion={rv}"),
+    ]);
+}
+
+fn kubectl_quota_and_limits(k: &crate::kubectl::Kubectl, dir: &std::path::Path) {
+    let ns = format!("admission-v{}", k.minor);
+    k.ok(&["create", "namespace", &ns]);
+    k.ok(&["create", "quota", "q", "--hard=configmaps=2,pods=1", "-n", &ns]);
+    settle_with_kubectl(k, &ns, "resourcequotas", "q");
+    k.ok(&["create", "configmap", "c1", "-n", &ns]);
+    k.ok(&["create", "configmap", "c2", "-n", &ns]);
+    let (ok, _, err) = k.run(&["create", "configmap", "c3", "-n", &ns]);
+    assert!(!ok, "c3 was created");
+    assert!(
+        err.contains(
+            "configmaps \"c3\" is forbidden: exceeded quota: q, requested: configmaps=1, used: configmaps=2, limited: configmaps=2"
+        ),
+        "{err}"
+    );
+    let out = k.ok(&["describe", "quota", "q", "-n", &ns]);
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert!(rows.contains(&vec!["configmaps", "2", "2"]), "{out}");
+    assert!(rows.contains(&vec!["pods", "0", "1"]), "{out}");
+
+    let lr = dir.join(format!("lr-{}.yaml", k.minor));
+    std::fs::write(
+        &lr,
+        "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: lr\nspec:\n  limits:\n  - type: Container\n    max: {cpu: \"1\"}\n    defaultRequest: {cpu: 100m}\n",
+    )
+    .unwrap();
+    k.ok(&["apply", "-f", lr.to_str().unwrap(), "-n", &ns]);
+    settle_with_kubectl(k, &ns, "limitranges", "lr");
+    let (ok, _, err) = k.run(&[
+        "run",
+        "big",
+        "--image=nginx",
+        "-n",
+        &ns,
+        "--overrides",
+        r#"{"spec":{"containers":[{"name":"big","image":"nginx","resources":{"limits":{"cpu":"2"}}}]}}"#,
+    ]);
+    assert!(!ok, "big was created");
+    assert!(
+        err.contains("pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"),
+        "{err}"
+    );
+    k.ok(&["run", "small", "--image=nginx", "-n", &ns]);
+    let res = k.ok(&[
+        "get",
+        "pod",
+        "small",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.containers[0].resources}",
+    ]);
+    let res: Value = serde_json::from_str(&res).unwrap();
+    assert_eq!(res, json!({"limits": {"cpu": "1"}, "requests": {"cpu": "100m"}}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_sees_quota_and_limit_range_admission() {
+    crate::kubectl::with_each_kubectl("quota and limit ranges", kubectl_quota_and_limits).await;
+}
