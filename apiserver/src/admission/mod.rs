@@ -1,7 +1,7 @@
 //! Built-in admission plugins that upstream enables by default and that change what clients
 //! see: LimitRanger ([`limit_range`]) and ResourceQuota ([`quota`]). The registry calls
-//! [`admit_create`] before validating a create, [`charge_quotas`] just before storing it, and
-//! [`after_write`] once a ResourceQuota was written.
+//! [`admit_create`] before validating a create, [`charge_quotas`] just before storing it,
+//! [`after_write`] once a ResourceQuota was written and [`after_delete`] once an object is gone.
 //!
 //! Like upstream's plugins, which read informer caches, the LimitRanges and ResourceQuotas of a
 //! namespace are read from the watch cache at "any" revision; quota usage itself is updated with
@@ -116,16 +116,23 @@ pub async fn charge_quotas(
     }
     let usage = quota::usage(desc, obj);
     let refuse = |msg: String| ApiError::forbidden(&desc.group_resource(), name, &msg);
-    // Every quota first, as cached: nothing is recorded for a create that is refused.
+    let Some(quota_desc) = row(reg, "", "resourcequotas") else {
+        return Ok(charged);
+    };
+    // Every quota first: nothing is recorded for a create that is refused. A refusal by the
+    // cached quota is confirmed against the stored one (the cache may predate a delete).
     for q in &quotas {
-        quota::charge(q, desc, obj, &usage).map_err(refuse)?;
+        if quota::charge(q, desc, obj, &usage).is_ok() {
+            continue;
+        }
+        let qname = q.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        if let Some(stored) = reg.store.get(&quota_desc.key(ns, qname), 0).await? {
+            quota::charge(&stored, desc, obj, &usage).map_err(refuse)?;
+        }
     }
     if dry_run {
         return Ok(charged);
     }
-    let Some(quota_desc) = row(reg, "", "resourcequotas") else {
-        return Ok(charged);
-    };
     for q in &quotas {
         let qname = q.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
         let key = quota_desc.key(ns, qname);
@@ -180,7 +187,48 @@ pub async fn refund(reg: &Registry, charged: Charged) {
     }
 }
 
-/// [`after_write`] for an update or patch: the written quota with its refreshed status.
+/// After a delete: the object's usage leaves the `status.used` of the quotas that count it (what
+/// upstream's quota controller recomputes on delete events; never below zero).
+pub async fn after_delete(reg: &Registry, desc: &ResourceDescriptor, written: &Written) {
+    let Written::Deleted(obj) = written else {
+        return;
+    };
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !desc.namespaced || ns.is_empty() || is_core(desc, "resourcequotas") {
+        return;
+    }
+    let quotas = match objects(reg, "resourcequotas", ns).await {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading quotas after a delete");
+            return;
+        }
+    };
+    let Some(quota_desc) = row(reg, "", "resourcequotas") else {
+        return;
+    };
+    let usage = quota::usage(desc, obj);
+    let mut charged = Charged::default();
+    for q in quotas.iter().filter(|q| quota::selects(q, desc, obj)) {
+        let hard = amount::resources(q.pointer("/status/hard"));
+        let counted: Resources = usage
+            .iter()
+            .filter(|(k, _)| hard.contains_key(*k))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        if !counted.is_empty() {
+            let qname = q.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            charged.0.push((quota_desc.key(ns, qname), counted));
+        }
+    }
+    refund(reg, charged).await;
+}
+
+/// [`after_write`] for an update or patch: the written quota with its refreshed status; a write
+/// that deleted the object (its last finalizer removed) gives its quota usage back.
 pub async fn after_update(
     reg: &Registry,
     desc: &ResourceDescriptor,
@@ -193,7 +241,12 @@ pub async fn after_update(
             Some(refreshed) => Ok(Written::Put(refreshed)),
             None => Ok(Written::Put(v)),
         },
-        other => Ok(other),
+        other => {
+            if !dry_run {
+                after_delete(reg, desc, &other).await;
+            }
+            Ok(other)
+        }
     }
 }
 

@@ -6,9 +6,10 @@
 //! update before the object is stored.
 //!
 //! There is no quota controller yet: writing a quota mirrors `spec.hard` into `status.hard` and
-//! recomputes `status.used` from the namespace's objects. Deletes do not give usage back; the
-//! controller-manager's quota controller must recompute `status.used` (after deletes, pods
-//! turning terminal, and periodically), as upstream's does.
+//! recomputes `status.used` from the namespace's objects, and a delete gives the object's usage
+//! back. The controller-manager's quota controller must still recompute `status.used` (pods
+//! turning terminal, updates that change usage, crashes between charging and storing, and
+//! periodically), as upstream's does.
 
 use std::collections::BTreeSet;
 
@@ -345,7 +346,12 @@ pub fn add_used(quota: &mut Value, delta: &Resources, refund: bool) {
     let mut used = amount::resources(quota.pointer("/status/used"));
     for (k, v) in delta {
         let cur = used.get(k).copied().unwrap_or_default();
-        used.insert(k.clone(), if refund { cur - *v } else { cur + *v });
+        let next = if refund {
+            (cur - *v).max(Amount::default())
+        } else {
+            cur + *v
+        };
+        used.insert(k.clone(), next);
     }
     set_status(quota, None, &used);
 }

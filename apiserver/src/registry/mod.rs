@@ -1010,6 +1010,9 @@ impl Registry {
                 Self::delete_action(desc, cur, opts)
             })
             .await?;
+        if !opts.dry_run {
+            crate::admission::after_delete(self, desc, &w).await;
+        }
         Ok(self.delete_reply(desc, w))
     }
 
@@ -1058,6 +1061,11 @@ impl Registry {
                     Self::delete_action(desc, cur, opts)
                 })
                 .await;
+            if let Ok(w) = &res
+                && !opts.dry_run
+            {
+                crate::admission::after_delete(self, desc, w).await;
+            }
             match res {
                 Ok(Written::Put(mut v) | Written::Deleted(mut v) | Written::Unchanged(mut v)) => {
                     self.present(desc, &mut v);

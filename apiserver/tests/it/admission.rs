@@ -176,6 +176,23 @@ async fn resource_quotas_count_refuse_and_record_usage() {
     assert_eq!(code, 201);
     let (_, q) = s.get(&format!("{NS}/resourcequotas/q")).await;
     assert_eq!(q["status"]["used"]["configmaps"], limit.to_string());
+
+    // A delete gives usage back (the quota controller's replenishment).
+    let (code, _, _) = s
+        .call(
+            http::Method::DELETE,
+            &format!("{NS}/pods/one?gracePeriodSeconds=0"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (_, q) = s.get(&format!("{NS}/resourcequotas/q")).await;
+    assert_eq!(q["status"]["used"]["pods"], "0");
+    assert_eq!(q["status"]["used"]["requests.cpu"], "0");
+    let sized = json!({"requests": {"cpu": "500m"}, "limits": {"cpu": "1"}});
+    let (code, body) = s.post(&format!("{NS}/pods"), pod("two", sized)).await;
+    assert_eq!(code, 201, "{body}");
 }
 
 /// Waits (through the API) until the watch cache has seen the named object's current version.
@@ -215,6 +232,8 @@ fn kubectl_quota_and_limits(k: &crate::kubectl::Kubectl, dir: &std::path::Path) 
     let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
     assert!(rows.contains(&vec!["configmaps", "2", "2"]), "{out}");
     assert!(rows.contains(&vec!["pods", "0", "1"]), "{out}");
+    k.ok(&["delete", "configmap", "c1", "-n", &ns]);
+    k.ok(&["create", "configmap", "c3", "-n", &ns]);
 
     let lr = dir.join(format!("lr-{}.yaml", k.minor));
     std::fs::write(
