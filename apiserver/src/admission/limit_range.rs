@@ -4,7 +4,7 @@
 //! `maxLimitRequestRatio`); a violation is a 403.
 //!
 //! LimitRange objects themselves get upstream's defaults for `Container` items when written
-//! (`default` from `max`, `defaultRequest` from `default`, then from `min`).
+//! ([`default_item`], a rule of `defaults`).
 
 use serde_json::{Value, json};
 
@@ -25,36 +25,31 @@ fn of_type<'a>(limit_range: &'a Value, kind: &'a str) -> impl Iterator<Item = &'
     items(limit_range).filter(move |i| i.get("type").and_then(Value::as_str) == Some(kind))
 }
 
-/// Upstream's defaulting of a LimitRange's `Container` items.
-pub fn default_limit_range(obj: &mut Value) {
-    let Some(limits) = obj.pointer_mut("/spec/limits").and_then(Value::as_array_mut) else {
+/// Upstream's `SetDefaults_LimitRangeItem`: for a `Container` item, `default` from `max`, then
+/// `defaultRequest` from `default` and from `min` (entries already set are kept).
+pub fn default_item(item: &mut serde_json::Map<String, Value>) {
+    if item.get("type").and_then(Value::as_str) != Some("Container") {
         return;
-    };
-    for item in limits {
-        if item.get("type").and_then(Value::as_str) != Some("Container") {
-            continue;
-        }
-        let Some(map) = item.as_object_mut() else { continue };
-        let fill = |map: &mut serde_json::Map<String, Value>, to: &str, from: &str| {
-            let source = map
-                .get(from)
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            if source.is_empty() {
-                return;
-            }
-            let target = map.entry(to).or_insert_with(|| json!({}));
-            if let Some(target) = target.as_object_mut() {
-                for (k, v) in source {
-                    target.entry(k).or_insert(v);
-                }
-            }
-        };
-        fill(map, "default", "max");
-        fill(map, "defaultRequest", "default");
-        fill(map, "defaultRequest", "min");
     }
+    let fill = |map: &mut serde_json::Map<String, Value>, to: &str, from: &str| {
+        let source = map
+            .get(from)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if source.is_empty() {
+            return;
+        }
+        let target = map.entry(to).or_insert_with(|| json!({}));
+        if let Some(target) = target.as_object_mut() {
+            for (k, v) in source {
+                target.entry(k).or_insert(v);
+            }
+        }
+    };
+    fill(item, "default", "max");
+    fill(item, "defaultRequest", "default");
+    fill(item, "defaultRequest", "min");
 }
 
 /// The container defaults of one LimitRange: (requests, limits).
@@ -363,7 +358,9 @@ mod tests {
 
     fn range(items: Value) -> Value {
         let mut lr = json!({"metadata": {"name": "lr"}, "spec": {"limits": items}});
-        default_limit_range(&mut lr);
+        for item in lr["spec"]["limits"].as_array_mut().unwrap() {
+            default_item(item.as_object_mut().unwrap());
+        }
         lr
     }
 

@@ -48,8 +48,8 @@ async fn objects(reg: &Registry, resource: &str, ns: &str) -> ApiResult<Vec<Valu
     Ok(reg.list_page(&desc, ns, &any).await?.items)
 }
 
-/// The mutating and validating admission of a create, before the object is validated: a
-/// LimitRange gets its item defaults; a pod gets the namespace's LimitRange defaults and is
+/// The mutating and validating admission of a create, before the object is validated: a pod
+/// gets the namespace's LimitRange defaults and is
 /// refused (403) when it breaks their bounds; so is a PVC.
 pub async fn admit_create(
     reg: &Registry,
@@ -58,10 +58,6 @@ pub async fn admit_create(
     name: &str,
     obj: &mut Value,
 ) -> ApiResult<()> {
-    if is_core(desc, "limitranges") {
-        limit_range::default_limit_range(obj);
-        return Ok(());
-    }
     let pod = is_core(desc, "pods");
     if !pod && !is_core(desc, "persistentvolumeclaims") {
         return Ok(());

@@ -77,6 +77,21 @@ async fn limit_ranges_default_and_bound_pods_and_claims() {
         err["message"],
         "persistentvolumeclaims \"huge\" is forbidden: maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi"
     );
+    // Updates are defaulted too.
+    let patch = json!({"spec": {"limits": [{"type": "Container", "max": {"memory": "1Gi"}}]}});
+    let (code, _, lr) = s
+        .call(
+            http::Method::PATCH,
+            &format!("{NS}/limitranges/limits"),
+            &[("content-type", "application/merge-patch+json")],
+            Some(patch),
+        )
+        .await;
+    assert_eq!(code, 200, "{lr}");
+    assert_eq!(
+        lr["spec"]["limits"][0]["defaultRequest"],
+        json!({"memory": "1Gi"})
+    );
 }
 
 #[tokio::test]
