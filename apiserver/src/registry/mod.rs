@@ -557,7 +557,8 @@ impl Registry {
             if let Some(hooks) = &desc.hooks {
                 hooks.admit(&mut obj, None)?;
             }
-            let charged = crate::admission::charge_quotas(self, desc, ns, &name, &obj, opts.dry_run).await?;
+            let charged =
+                crate::admission::charge_quotas(self, desc, ns, &explicit, &obj, opts.dry_run).await?;
             let claimed = match services::is_service(desc) {
                 // A taken name is a conflict, not an allocation error.
                 true if !explicit.is_empty() && self.store.get(&desc.key(ns, &name), 0).await?.is_some() => {
