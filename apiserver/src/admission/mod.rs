@@ -1,7 +1,8 @@
 //! Built-in admission plugins that upstream enables by default and that change what clients
 //! see: LimitRanger ([`limit_range`]) and ResourceQuota ([`quota`]). The registry calls
 //! [`admit_create`] before validating a create, [`charge_quotas`] just before storing it,
-//! [`after_write`] once a ResourceQuota was written and [`after_delete`] once an object is gone.
+//! [`after_write`] once a ResourceQuota was written and [`after_delete`] once an object is gone;
+//! updates of Services and PVCs pass an [`UpdateGate`].
 //!
 //! Like upstream's plugins, which read informer caches, the LimitRanges and ResourceQuotas of a
 //! namespace are read from the watch cache at "any" revision; quota usage itself is updated with
@@ -85,6 +86,137 @@ pub async fn admit_create(
         name,
         &limit_range::aggregate(&failures),
     ))
+}
+
+/// Admission of an update of a Service or PVC (the updates upstream's quota evaluators count,
+/// and PVCs for LimitRanger): the namespace's stored quotas and LimitRanges, read before the
+/// write, checked by [`UpdateGate::check`] inside it; [`UpdateGate::record`] adds the usage
+/// increase to the quotas once the write is stored.
+#[derive(Debug)]
+pub struct UpdateGate {
+    quotas: Vec<Value>,
+    ranges: Vec<Value>,
+    increase: parking_lot::Mutex<Resources>,
+}
+
+impl UpdateGate {
+    /// The gate for an update of `desc` in `ns`; `None` when nothing applies.
+    pub async fn load(
+        reg: &Registry,
+        desc: &ResourceDescriptor,
+        ns: &str,
+        sub: Option<crate::descriptor::SubresourceKind>,
+    ) -> ApiResult<Option<UpdateGate>> {
+        let pvc = is_core(desc, "persistentvolumeclaims");
+        if sub.is_some() || ns.is_empty() || !(pvc || is_core(desc, "services")) {
+            return Ok(None);
+        }
+        let stored = |resource: &'static str| async move {
+            match row(reg, "", resource) {
+                Some(d) => Ok::<_, ApiError>(
+                    reg.list_page_from_store(&d, ns, &ListOptions::default())
+                        .await?
+                        .items,
+                ),
+                None => Ok(Vec::new()),
+            }
+        };
+        let quotas = stored("resourcequotas").await?;
+        let ranges = if pvc {
+            stored("limitranges").await?
+        } else {
+            Vec::new()
+        };
+        Ok((!quotas.is_empty() || !ranges.is_empty()).then(|| UpdateGate {
+            quotas,
+            ranges,
+            increase: Default::default(),
+        }))
+    }
+
+    /// Refuses (403) an update whose new object breaks a LimitRange or would exceed a quota
+    /// with what it uses beyond the old one.
+    pub fn check(
+        &self,
+        desc: &ResourceDescriptor,
+        name: &str,
+        old: &Value,
+        action: &UpdateAction,
+    ) -> ApiResult<()> {
+        let UpdateAction::Put(new) = action else {
+            self.increase.lock().clear();
+            return Ok(());
+        };
+        let refuse = |msg: String| ApiError::forbidden(&desc.group_resource(), name, &msg);
+        let failures: Vec<String> = self
+            .ranges
+            .iter()
+            .map(|lr| limit_range::check_pvc(lr, new))
+            .filter(|errs| !errs.is_empty())
+            .map(|errs| limit_range::aggregate(&errs))
+            .collect();
+        if !failures.is_empty() {
+            return Err(refuse(limit_range::aggregate(&failures)));
+        }
+        let before = quota::usage(desc, old);
+        let increase: Resources = quota::usage(desc, new)
+            .into_iter()
+            .filter(|(k, v)| *v > before.get(k).copied().unwrap_or_default())
+            .map(|(k, v)| {
+                let was = before.get(&k).copied().unwrap_or_default();
+                (k, v - was)
+            })
+            .collect();
+        for q in &self.quotas {
+            quota::charge(q, desc, new, &increase).map_err(refuse)?;
+        }
+        *self.increase.lock() = increase;
+        Ok(())
+    }
+
+    /// After the write: the usage increase goes into the quotas that count it.
+    pub async fn record(&self, reg: &Registry, desc: &ResourceDescriptor, written: &Written) {
+        let Written::Put(new) = written else { return };
+        let increase = self.increase.lock().clone();
+        if increase.is_empty() {
+            return;
+        }
+        let ns = new
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let Some(quota_desc) = row(reg, "", "resourcequotas") else {
+            return;
+        };
+        for q in self.quotas.iter().filter(|q| quota::selects(q, desc, new)) {
+            let hard = amount::resources(q.pointer("/status/hard"));
+            let counted: Resources = increase
+                .iter()
+                .filter(|(k, _)| hard.contains_key(*k))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            if counted.is_empty() {
+                continue;
+            }
+            let qname = q.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            let result = reg
+                .store
+                .guaranteed_update(&quota_desc.key(ns, qname), |cur| match cur {
+                    None => Err(ApiError::not_found(&quota_desc.group_resource(), qname)),
+                    Some(cur) => {
+                        let mut next = cur.clone();
+                        quota::add_used(&mut next, &counted, false);
+                        Ok(UpdateAction::Put(next))
+                    }
+                })
+                .await;
+            if let Err(e) = result
+                && e.code() != 404
+            {
+                tracing::warn!(quota = qname, error = %e, "recording quota usage of an update");
+            }
+        }
+    }
 }
 
 /// Usage recorded in quotas for one create, to give back if the create fails.

@@ -3,13 +3,14 @@
 //! quota of its namespace (object counts `count/<resource>[.<group>]` and the core names `pods`,
 //! `services`, `requests.cpu`, `limits.memory`, `requests.storage`, ...), refused with a 403 when
 //! a quota would be exceeded, else recorded in the quota's `status.used` by a compare-and-swap
-//! update before the object is stored.
+//! update before the object is stored. Updates of Services and PVCs are charged what they use
+//! beyond the old object (checked against the stored quotas, recorded after the write).
 //!
 //! There is no quota controller yet: writing a quota mirrors `spec.hard` into `status.hard` and
 //! recomputes `status.used` from the namespace's objects, and a delete gives the object's usage
 //! back. The controller-manager's quota controller must still recompute `status.used` (pods
-//! turning terminal, updates that change usage, crashes between charging and storing, and
-//! periodically), as upstream's does.
+//! turning terminal, updates that lower usage, races between concurrent updates, crashes
+//! between charging and storing, and periodically), as upstream's does.
 
 use std::collections::BTreeSet;
 

@@ -792,6 +792,7 @@ impl Registry {
             rv => Some(rv.to_string()),
         };
         let gr = desc.group_resource();
+        let gate = crate::admission::UpdateGate::load(self, desc, ns, sub).await?;
         let w = self
             .write_object(desc, &desc.key(ns, name), opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
@@ -800,9 +801,15 @@ impl Registry {
                 {
                     return Err(ApiError::optimistic_lock(&gr, name));
                 }
-                Self::prepare_update(desc, cur, obj.clone(), sub, &opts.writer(None))
+                let action = Self::prepare_update(desc, cur, obj.clone(), sub, &opts.writer(None))?;
+                gate.as_ref()
+                    .map_or(Ok(()), |g| g.check(desc, name, cur, &action))?;
+                Ok(action)
             })
             .await?;
+        if let Some(gate) = gate.as_ref().filter(|_| !opts.dry_run) {
+            gate.record(self, desc, &w).await;
+        }
         let w = crate::admission::after_update(self, desc, w, sub, opts.dry_run).await?;
         Ok(self.written_reply(desc, w, warnings))
     }
@@ -845,6 +852,7 @@ impl Registry {
             return self.create_as(desc, ns, body, opts, &opts.writer(applied)).await;
         }
         let mut warnings = Vec::new();
+        let gate = crate::admission::UpdateGate::load(self, desc, ns, sub).await?;
         let w = self
             .write_object(desc, &key, opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
@@ -873,9 +881,15 @@ impl Registry {
                 if let Some(hooks) = &desc.hooks {
                     warnings.extend(hooks.normalize(&mut checked)?);
                 }
-                Self::prepare_update(desc, cur, checked, sub, &opts.writer(applied))
+                let action = Self::prepare_update(desc, cur, checked, sub, &opts.writer(applied))?;
+                gate.as_ref()
+                    .map_or(Ok(()), |g| g.check(desc, name, cur, &action))?;
+                Ok(action)
             })
             .await?;
+        if let Some(gate) = gate.as_ref().filter(|_| !opts.dry_run) {
+            gate.record(self, desc, &w).await;
+        }
         let w = crate::admission::after_update(self, desc, w, sub, opts.dry_run).await?;
         Ok(self.written_reply(desc, w, warnings))
     }

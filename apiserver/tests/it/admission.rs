@@ -210,6 +210,70 @@ async fn resource_quotas_count_refuse_and_record_usage() {
     assert_eq!(code, 201, "{body}");
 }
 
+#[tokio::test]
+async fn updates_of_services_and_claims_are_admitted_too() {
+    let s = TestServer::new().await;
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "lb"},
+        "spec": {"hard": {"services.loadbalancers": "0", "requests.storage": "8Gi"}}});
+    let (code, q) = s.post(&format!("{NS}/resourcequotas"), quota).await;
+    assert_eq!(code, 201, "{q}");
+    settle(&s, "resourcequotas", &q).await;
+    let lr = json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "pvc"},
+        "spec": {"limits": [{"type": "PersistentVolumeClaim", "max": {"storage": "6Gi"}}]}});
+    let (code, lr) = s.post(&format!("{NS}/limitranges"), lr).await;
+    assert_eq!(code, 201);
+    settle(&s, "limitranges", &lr).await;
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"ports": [{"port": 80}]}});
+    let (code, body) = s.post(&format!("{NS}/services"), svc).await;
+    assert_eq!(code, 201, "{body}");
+    let s = &s;
+    let merge = |uri: String, patch: Value| async move {
+        let (code, _, body) = s
+            .call(
+                http::Method::PATCH,
+                &uri,
+                &[("content-type", "application/merge-patch+json")],
+                Some(patch),
+            )
+            .await;
+        (code, body)
+    };
+    let (code, err) = merge(
+        format!("{NS}/services/web"),
+        json!({"spec": {"type": "LoadBalancer"}}),
+    )
+    .await;
+    assert_eq!(code, 403, "{err}");
+    assert_eq!(
+        err["message"],
+        "services \"web\" is forbidden: exceeded quota: lb, requested: services.loadbalancers=1, used: services.loadbalancers=0, limited: services.loadbalancers=0"
+    );
+
+    let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}});
+    let (code, body) = s.post(&format!("{NS}/persistentvolumeclaims"), pvc).await;
+    assert_eq!(code, 201, "{body}");
+    // Only bound claims may grow.
+    let (code, body) = merge(
+        format!("{NS}/persistentvolumeclaims/data/status"),
+        json!({"status": {"phase": "Bound"}}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let grow = |size: &str| json!({"spec": {"resources": {"requests": {"storage": size}}}});
+    let (code, body) = merge(format!("{NS}/persistentvolumeclaims/data"), grow("5Gi")).await;
+    assert_eq!(code, 200, "{body}");
+    let (_, q) = s.get(&format!("{NS}/resourcequotas/lb")).await;
+    assert_eq!(q["status"]["used"]["requests.storage"], "5Gi");
+    let (code, err) = merge(format!("{NS}/persistentvolumeclaims/data"), grow("7Gi")).await;
+    assert_eq!(code, 403, "{err}");
+    assert_eq!(
+        err["message"],
+        "persistentvolumeclaims \"data\" is forbidden: maximum storage usage per PersistentVolumeClaim is 6Gi, but request is 7Gi"
+    );
+}
+
 /// Waits (through the API) until the watch cache has seen the named object's current version.
 fn settle_with_kubectl(k: &crate::kubectl::Kubectl, ns: &str, resource: &str, name: &str) {
     let rv = k.ok(&[
