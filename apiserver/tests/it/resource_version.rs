@@ -60,9 +60,11 @@ async fn reads_ahead_of_the_store_answer_504_too_large_resource_version() {
         format!("{CM}?resourceVersion={ahead}&resourceVersionMatch=Exact"),
         format!("{CM}?resourceVersion={ahead}&limit=10"),
     ];
-    let answers = futures::future::join_all(uris.iter().map(|u| s.get(u))).await;
-    for (uri, (code, body)) in uris.iter().zip(answers) {
+    let answers =
+        futures::future::join_all(uris.iter().map(|u| s.call(http::Method::GET, u, &[], None))).await;
+    for (uri, (code, headers, body)) in uris.iter().zip(answers) {
         assert_eq!(code.as_u16(), 504, "{uri}: {body}");
+        assert_eq!(headers["retry-after"], "1", "{uri}");
         assert_too_large(&body, ahead);
     }
 
