@@ -90,8 +90,8 @@ pub async fn admit_create(
 
 /// Admission of an update of a Service or PVC (the updates upstream's quota evaluators count,
 /// and PVCs for LimitRanger): the namespace's stored quotas and LimitRanges, read before the
-/// write, checked by [`UpdateGate::check`] inside it; [`UpdateGate::record`] adds the usage
-/// increase to the quotas once the write is stored.
+/// write, checked by [`UpdateGate::check`] inside it; [`after_update`] adds the usage increase
+/// to the quotas once the write is stored.
 #[derive(Debug)]
 pub struct UpdateGate {
     quotas: Vec<Value>,
@@ -135,8 +135,21 @@ impl UpdateGate {
     }
 
     /// Refuses (403) an update whose new object breaks a LimitRange or would exceed a quota
-    /// with what it uses beyond the old one.
+    /// with what it uses beyond the old one (nothing to check without a gate).
     pub fn check(
+        gate: Option<&UpdateGate>,
+        desc: &ResourceDescriptor,
+        name: &str,
+        old: &Value,
+        action: &UpdateAction,
+    ) -> ApiResult<()> {
+        match gate {
+            Some(gate) => gate.check_write(desc, name, old, action),
+            None => Ok(()),
+        }
+    }
+
+    fn check_write(
         &self,
         desc: &ResourceDescriptor,
         name: &str,
@@ -175,7 +188,7 @@ impl UpdateGate {
     }
 
     /// After the write: the usage increase goes into the quotas that count it.
-    pub async fn record(&self, reg: &Registry, desc: &ResourceDescriptor, written: &Written) {
+    async fn record(&self, reg: &Registry, desc: &ResourceDescriptor, written: &Written) {
         let Written::Put(new) = written else { return };
         let increase = self.increase.lock().clone();
         if increase.is_empty() {
@@ -355,15 +368,20 @@ pub async fn after_delete(reg: &Registry, desc: &ResourceDescriptor, written: &W
     refund(reg, charged).await;
 }
 
-/// [`after_write`] for an update or patch: the written quota with its refreshed status; a write
-/// that deleted the object (its last finalizer removed) gives its quota usage back.
+/// After an update or patch: the gate's usage increase is recorded, a written quota gets its
+/// refreshed status ([`after_write`]), and a write that deleted the object (its last finalizer
+/// removed) gives its quota usage back.
 pub async fn after_update(
     reg: &Registry,
     desc: &ResourceDescriptor,
     written: Written,
     sub: Option<crate::descriptor::SubresourceKind>,
     dry_run: bool,
+    gate: Option<UpdateGate>,
 ) -> ApiResult<Written> {
+    if let Some(gate) = gate.filter(|_| !dry_run) {
+        gate.record(reg, desc, &written).await;
+    }
     match written {
         Written::Put(v) if sub.is_none() && !dry_run => match after_write(reg, desc, &v).await? {
             Some(refreshed) => Ok(Written::Put(refreshed)),

@@ -802,15 +802,11 @@ impl Registry {
                     return Err(ApiError::optimistic_lock(&gr, name));
                 }
                 let action = Self::prepare_update(desc, cur, obj.clone(), sub, &opts.writer(None))?;
-                gate.as_ref()
-                    .map_or(Ok(()), |g| g.check(desc, name, cur, &action))?;
+                crate::admission::UpdateGate::check(gate.as_ref(), desc, name, cur, &action)?;
                 Ok(action)
             })
             .await?;
-        if let Some(gate) = gate.as_ref().filter(|_| !opts.dry_run) {
-            gate.record(self, desc, &w).await;
-        }
-        let w = crate::admission::after_update(self, desc, w, sub, opts.dry_run).await?;
+        let w = crate::admission::after_update(self, desc, w, sub, opts.dry_run, gate).await?;
         Ok(self.written_reply(desc, w, warnings))
     }
 
@@ -882,15 +878,11 @@ impl Registry {
                     warnings.extend(hooks.normalize(&mut checked)?);
                 }
                 let action = Self::prepare_update(desc, cur, checked, sub, &opts.writer(applied))?;
-                gate.as_ref()
-                    .map_or(Ok(()), |g| g.check(desc, name, cur, &action))?;
+                crate::admission::UpdateGate::check(gate.as_ref(), desc, name, cur, &action)?;
                 Ok(action)
             })
             .await?;
-        if let Some(gate) = gate.as_ref().filter(|_| !opts.dry_run) {
-            gate.record(self, desc, &w).await;
-        }
-        let w = crate::admission::after_update(self, desc, w, sub, opts.dry_run).await?;
+        let w = crate::admission::after_update(self, desc, w, sub, opts.dry_run, gate).await?;
         Ok(self.written_reply(desc, w, warnings))
     }
 
