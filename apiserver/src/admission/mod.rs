@@ -50,8 +50,8 @@ async fn objects(reg: &Registry, resource: &str, ns: &str) -> ApiResult<Vec<Valu
 }
 
 /// The mutating and validating admission of a create, before the object is validated: a pod
-/// gets the namespace's LimitRange defaults and is
-/// refused (403) when it breaks their bounds; so is a PVC.
+/// gets the namespace's LimitRange defaults and is refused (403) when it breaks their bounds; so
+/// is a PVC.
 pub async fn admit_create(
     reg: &Registry,
     desc: &ResourceDescriptor,
