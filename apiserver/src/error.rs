@@ -353,6 +353,16 @@ impl ApiError {
         e
     }
 
+    /// 504 `Timeout` for a read at a resourceVersion the server has not reached (yet): upstream's
+    /// "Too large resource version" with a `ResourceVersionTooLarge` cause, retry after 1 s.
+    pub fn too_large_resource_version(requested: u64, current: u64) -> Self {
+        ApiError::timeout(
+            format!("Timeout: Too large resource version: {requested}, current: {current}"),
+            1,
+        )
+        .with_cause("ResourceVersionTooLarge", "Too large resource version", "")
+    }
+
     /// The status as a JSON value (for watch ERROR events).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.status).unwrap_or_else(|_| serde_json::json!({"kind": "Status"}))
@@ -365,11 +375,9 @@ impl From<storage::Error> for ApiError {
         use storage::Error as E;
         match e {
             E::Compacted { requested, compacted } => ApiError::too_old_resource_version(requested, compacted),
-            E::FutureRevision { .. } => ApiError::timeout("Too large resource version", 1).with_cause(
-                "ResourceVersionTooLarge",
-                "Too large resource version",
-                "",
-            ),
+            E::FutureRevision { requested, current } => {
+                ApiError::too_large_resource_version(requested, current)
+            }
             E::TooLarge { size, limit } => {
                 ApiError::request_entity_too_large(&format!("limit is {limit}, got {size}"))
             }
@@ -391,7 +399,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.status).unwrap_or_default();
-        (code, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        let mut resp = (code, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
+        // Upstream announces a retry delay in a header too.
+        if let Some(secs) = self
+            .status
+            .details
+            .as_ref()
+            .and_then(|d| d.retry_after_seconds)
+            .filter(|s| *s > 0)
+        {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
@@ -453,5 +473,24 @@ mod tests {
         assert_eq!(e.code(), 503);
         let e: ApiError = storage::Error::Timeout.into();
         assert_eq!(e.code(), 504);
+    }
+
+    #[test]
+    fn too_large_resource_version_has_upstreams_shape() {
+        let e: ApiError = storage::Error::FutureRevision {
+            requested: 900,
+            current: 12,
+        }
+        .into();
+        let v = e.to_json();
+        assert_eq!(v["code"], 504);
+        assert_eq!(v["reason"], "Timeout");
+        assert_eq!(
+            v["message"],
+            "Timeout: Too large resource version: 900, current: 12"
+        );
+        assert_eq!(v["details"]["retryAfterSeconds"], 1);
+        assert_eq!(v["details"]["causes"][0]["reason"], "ResourceVersionTooLarge");
+        assert_eq!(v["details"]["causes"][0]["message"], "Too large resource version");
     }
 }

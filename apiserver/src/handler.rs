@@ -451,7 +451,7 @@ impl Call {
             return Ok(self.render(reply, output));
         }
         let reply = match self.verb {
-            Verb::Get => Reply::ok(reg.get(desc, ns, name).await?),
+            Verb::Get => Reply::ok(reg.get_at(desc, ns, name, self.query.resource_version()?).await?),
             Verb::List => Reply::ok(reg.list(desc, ns, &self.list_options()?).await?),
             Verb::Watch => return self.watch(output).await,
             Verb::Create => {

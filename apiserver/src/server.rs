@@ -141,6 +141,7 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
     )?;
     let shutdown = CancellationToken::new();
     crate::crd::spawn(&api, shutdown.clone());
+    crate::defaults::alloc::spawn_repair(&api, shutdown.clone());
     let task = tokio::spawn(accept_loop(
         listener,
         (tls, client_verifier),

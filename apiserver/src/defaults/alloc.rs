@@ -388,6 +388,101 @@ impl ServiceAllocator {
     }
 }
 
+/// How often [`spawn_repair`] looks for leaked claims (upstream's repair controllers: 3 min).
+pub const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Claims held by no stored service at the last repair pass: key and the claim's revision.
+pub type Suspects = std::collections::HashMap<String, storage::Revision>;
+
+impl ServiceAllocator {
+    /// One pass of the repair of allocations (upstream's ipallocator and portallocator repair
+    /// controllers): every value a stored service holds is claimed, and a claim no service holds
+    /// is released when it was already unheld, unchanged, at the previous pass (`suspects`): a
+    /// create between claiming and storing its service is never mistaken for a leak. Returns the
+    /// suspects for the next pass.
+    pub async fn repair(&self, services: &[Value], suspects: &Suspects) -> ApiResult<Suspects> {
+        let mut held = std::collections::HashSet::new();
+        for svc in services {
+            self.adopt(svc).await?;
+            held.extend(
+                allocated_ips(svc)
+                    .into_iter()
+                    .map(|ip| format!("{IP_PREFIX}{ip}")),
+            );
+            held.extend(
+                allocated_ports(svc)
+                    .into_iter()
+                    .map(|p| format!("{PORT_PREFIX}{p}")),
+            );
+        }
+        let mut next = Suspects::new();
+        for prefix in [IP_PREFIX, PORT_PREFIX] {
+            let claims = self
+                .kv
+                .range(storage::RangeRequest {
+                    key: prefix.as_bytes().to_vec().into(),
+                    range_end: storage::prefix_end(prefix.as_bytes()),
+                    keys_only: true,
+                    ..Default::default()
+                })
+                .await?;
+            for kv in &claims.kvs {
+                let key = String::from_utf8_lossy(&kv.key).into_owned();
+                if held.contains(&key) {
+                    continue;
+                }
+                if suspects.get(&key) == Some(&kv.mod_revision) {
+                    tracing::info!(key, "releasing a service allocation no service holds");
+                    self.kv
+                        .delete_if(key.as_bytes(), Expect::ModRevision(kv.mod_revision))
+                        .await?;
+                } else {
+                    next.insert(key, kv.mod_revision);
+                }
+            }
+        }
+        Ok(next)
+    }
+}
+
+/// Runs [`ServiceAllocator::repair`] over the stored services every [`REPAIR_INTERVAL`] until
+/// `token` is cancelled.
+pub fn spawn_repair(
+    api: &Arc<crate::ApiServer>,
+    token: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let api = api.clone();
+    tokio::spawn(async move {
+        let mut suspects = Suspects::new();
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(REPAIR_INTERVAL) => {}
+            }
+            let Some(desc) = api.table.lookup("", "v1", "services") else {
+                return;
+            };
+            let services = api
+                .registry
+                .list_page_from_store(&desc, "", &crate::registry::ListOptions::default())
+                .await;
+            let pass = match services {
+                Ok(page) => {
+                    api.registry
+                        .service_allocator()
+                        .repair(&page.items, &suspects)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match pass {
+                Ok(next) => suspects = next,
+                Err(e) => tracing::warn!(error = %e, "service allocation repair failed"),
+            }
+        }
+    })
+}
+
 /// The cluster IPs a stored service holds.
 fn allocated_ips(svc: &Value) -> Vec<String> {
     if service_type(svc) == "ExternalName" {

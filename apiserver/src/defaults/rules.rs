@@ -221,6 +221,13 @@ const PHASE_PENDING: &[Rule] = &[
     r("status", "phase", Json(r#""Pending""#)),
 ];
 
+/// Defaults of a LimitRange (upstream `SetDefaults_LimitRangeItem`).
+const LIMIT_RANGE: &[Rule] = &[r(
+    "spec.limits[]",
+    "defaultRequest",
+    Edit(crate::admission::limit_range::default_item),
+)];
+
 /// The status rule groups of a resource.
 pub(super) fn status_for_resource(group: &str, resource: &str) -> &'static [Rule] {
     match (group, resource) {
@@ -263,6 +270,7 @@ pub(super) fn for_resource(group: &str, resource: &str) -> Vec<(&'static str, &'
         ("", "endpoints") => vec![("", ENDPOINTS)],
         ("", "persistentvolumeclaims") => vec![("", PVC)],
         ("", "persistentvolumes") => vec![("", PV)],
+        ("", "limitranges") => vec![("", LIMIT_RANGE)],
         _ => Vec::new(),
     }
 }

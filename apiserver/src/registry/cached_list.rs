@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::fresh::Freshness;
 use super::{ListOptions, Registry};
 use crate::cache::FRESHNESS_TIMEOUT;
 use crate::descriptor::ResourceDescriptor;
@@ -40,7 +41,12 @@ impl Registry {
                     return Ok(None);
                 }
             }
-            Some(n) if cache.revision() < n => return Ok(None),
+            // At least N: wait for N, then the store if only it has N, else the 504.
+            Some(n) if cache.revision() < n => {
+                if self.await_revision(&cache, n).await? == Freshness::Store {
+                    return Ok(None);
+                }
+            }
             Some(_) => {}
         }
         let filter = |o: &Value| opts.labels.matches_object(o) && opts.fields.matches_object(o);

@@ -2,6 +2,7 @@
 //! (upstream `k8s.io/apiserver/pkg/registry/generic/registry/store.go`). Objects are JSON values.
 
 mod cached_list;
+mod fresh;
 pub mod hooks;
 mod services;
 pub mod subresource;
@@ -534,6 +535,7 @@ impl Registry {
         defaults::apply_status(desc, &mut obj);
         self.check_namespace(desc, ns, if explicit.is_empty() { &generate } else { &explicit })
             .await?;
+        crate::admission::admit_create(self, desc, ns, &explicit, &mut obj).await?;
         let attempts = if explicit.is_empty() { 8 } else { 1 };
         for _ in 0..attempts {
             let name = if explicit.is_empty() {
@@ -555,6 +557,8 @@ impl Registry {
             if let Some(hooks) = &desc.hooks {
                 hooks.admit(&mut obj, None)?;
             }
+            let charged =
+                crate::admission::charge_quotas(self, desc, ns, &explicit, &obj, opts.dry_run).await?;
             let claimed = match services::is_service(desc) {
                 // A taken name is a conflict, not an allocation error.
                 true if !explicit.is_empty() && self.store.get(&desc.key(ns, &name), 0).await?.is_some() => {
@@ -576,6 +580,9 @@ impl Registry {
             {
                 self.service_allocator().release(claimed).await;
             }
+            if !matches!(created, Ok(Some(_))) {
+                crate::admission::refund(self, charged).await;
+            }
             if opts.dry_run {
                 return Ok(Reply {
                     code: 201,
@@ -584,6 +591,9 @@ impl Registry {
                 });
             }
             if let Some(mut created) = created? {
+                if let Some(quota) = crate::admission::after_write(self, desc, &created).await? {
+                    created = quota;
+                }
                 self.present(desc, &mut created);
                 return Ok(Reply {
                     code: 201,
@@ -782,6 +792,7 @@ impl Registry {
             rv => Some(rv.to_string()),
         };
         let gr = desc.group_resource();
+        let gate = crate::admission::UpdateGate::load(self, desc, ns, sub).await?;
         let w = self
             .write_object(desc, &desc.key(ns, name), opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
@@ -790,9 +801,12 @@ impl Registry {
                 {
                     return Err(ApiError::optimistic_lock(&gr, name));
                 }
-                Self::prepare_update(desc, cur, obj.clone(), sub, &opts.writer(None))
+                let action = Self::prepare_update(desc, cur, obj.clone(), sub, &opts.writer(None))?;
+                crate::admission::UpdateGate::check(gate.as_ref(), desc, name, cur, &action)?;
+                Ok(action)
             })
             .await?;
+        let w = crate::admission::after_update(self, desc, w, sub, opts.dry_run, gate).await?;
         Ok(self.written_reply(desc, w, warnings))
     }
 
@@ -834,6 +848,7 @@ impl Registry {
             return self.create_as(desc, ns, body, opts, &opts.writer(applied)).await;
         }
         let mut warnings = Vec::new();
+        let gate = crate::admission::UpdateGate::load(self, desc, ns, sub).await?;
         let w = self
             .write_object(desc, &key, opts.dry_run, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found(&gr, name))?;
@@ -862,9 +877,12 @@ impl Registry {
                 if let Some(hooks) = &desc.hooks {
                     warnings.extend(hooks.normalize(&mut checked)?);
                 }
-                Self::prepare_update(desc, cur, checked, sub, &opts.writer(applied))
+                let action = Self::prepare_update(desc, cur, checked, sub, &opts.writer(applied))?;
+                crate::admission::UpdateGate::check(gate.as_ref(), desc, name, cur, &action)?;
+                Ok(action)
             })
             .await?;
+        let w = crate::admission::after_update(self, desc, w, sub, opts.dry_run, gate).await?;
         Ok(self.written_reply(desc, w, warnings))
     }
 
@@ -999,6 +1017,9 @@ impl Registry {
                 Self::delete_action(desc, cur, opts)
             })
             .await?;
+        if !opts.dry_run {
+            crate::admission::after_delete(self, desc, &w).await;
+        }
         Ok(self.delete_reply(desc, w))
     }
 
@@ -1047,6 +1068,11 @@ impl Registry {
                     Self::delete_action(desc, cur, opts)
                 })
                 .await;
+            if let Ok(w) = &res
+                && !opts.dry_run
+            {
+                crate::admission::after_delete(self, desc, w).await;
+            }
             match res {
                 Ok(Written::Put(mut v) | Written::Deleted(mut v) | Written::Unchanged(mut v)) => {
                     self.present(desc, &mut v);

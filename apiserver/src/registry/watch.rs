@@ -302,6 +302,13 @@ impl Registry {
         opts: WatchOptions,
     ) -> ApiResult<WatchEventStream> {
         let initial = opts.send_initial_events || matches!(opts.resource_version, None | Some(0));
+        // A watch-list "not older than N" first waits for N (upstream: an ERROR event after 3 s).
+        if let (true, Some(rv)) = (opts.send_initial_events, opts.resource_version)
+            && let Err(too_large) = self.ensure_revision(&desc, rv).await
+        {
+            let error = WatchEvent::Value(event("ERROR", too_large.to_json()));
+            return Ok(futures::stream::iter([error]).boxed());
+        }
         let prefix = desc.collection_prefix(ns);
         let mut state = match self.watch_from_cache(&desc, &prefix, &opts, initial).await? {
             Some(state) => state,

@@ -1,5 +1,6 @@
 //! Integration tests of the API server: HTTP (router `oneshot`), kube-rs over TLS, real kubectl.
 
+mod admission;
 mod apply;
 mod auth;
 mod cel;
@@ -13,6 +14,8 @@ mod kubectl_crd;
 mod legacy_tokens;
 mod openapi;
 mod protobuf;
+mod resource_version;
+mod service_alloc;
 mod support;
 mod validation;
 mod watch_cache;
