@@ -9,6 +9,11 @@ use super::field::{Errs, NEGATIVE, child, index, int, key, list, object, string}
 use super::quantity::{self, Quantity};
 use super::{metadata, names};
 
+mod scheduling;
+mod security;
+
+pub use scheduling::node_selector;
+
 /// Volume sources in upstream's order; exactly one per volume (defaulting gives a volume
 /// without any an `emptyDir`).
 pub const VOLUME_SOURCES: [&str; 30] = [
@@ -96,20 +101,20 @@ pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
         errs.required(child(path, "containers"), "");
     }
     let mut seen = HashSet::new();
+    let host_users = spec.get("hostUsers").and_then(Value::as_bool) != Some(false);
+    let ctx = ContainerContext {
+        volumes: &volumes,
+        host_users,
+    };
     for (i, c) in containers.iter().enumerate() {
-        container(
-            c,
-            &index(&child(path, "containers"), i),
-            &volumes,
-            &mut seen,
-            errs,
-        );
+        container(c, &index(&child(path, "containers"), i), &ctx, &mut seen, errs);
     }
+    host_ports(containers, &child(path, "containers"), errs);
     for (i, c) in list(spec, "initContainers").iter().enumerate() {
         container(
             c,
             &index(&child(path, "initContainers"), i),
-            &volumes,
+            &ctx,
             &mut seen,
             errs,
         );
@@ -164,6 +169,63 @@ pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
     }
     for (i, t) in list(spec, "tolerations").iter().enumerate() {
         toleration(t, &index(&child(path, "tolerations"), i), errs);
+    }
+    security::pod_context(spec, &child(path, "securityContext"), errs);
+    scheduling::affinity(spec, &child(path, "affinity"), errs);
+    scheduling::topology_spread(spec, &child(path, "topologySpreadConstraints"), errs);
+}
+
+/// What every container of a pod is checked against.
+struct ContainerContext<'a> {
+    /// The pod's volume names.
+    volumes: &'a HashSet<String>,
+    /// The pod's `hostUsers` (absent: true).
+    host_users: bool,
+}
+
+/// A host port may be used once per protocol and host IP across the pod's containers.
+fn host_ports(containers: &[Value], path: &str, errs: &mut Errs) {
+    let mut used = HashSet::new();
+    for (ci, c) in containers.iter().enumerate() {
+        for (pi, p) in list(c, "ports").iter().enumerate() {
+            let port = int(p, "hostPort").unwrap_or(0);
+            if port == 0 {
+                continue;
+            }
+            let entry = format!("{}/{}/{port}", string(p, "protocol"), string(p, "hostIP"));
+            if !used.insert(entry.clone()) {
+                let pp = index(&child(&index(path, ci), "ports"), pi);
+                errs.duplicate(child(&pp, "hostPort"), &Value::from(entry));
+            }
+        }
+    }
+}
+
+/// `envFrom`: a valid prefix and exactly one named ConfigMap or Secret source.
+fn env_from(sources: &[Value], path: &str, errs: &mut Errs) {
+    for (i, e) in sources.iter().enumerate() {
+        let p = index(path, i);
+        let prefix = string(e, "prefix");
+        if !prefix.is_empty() {
+            errs.invalid_each(&child(&p, "prefix"), prefix, names::env_var_name(prefix));
+        }
+        let mut count = 0;
+        for field in ["configMapRef", "secretRef"] {
+            let Some(r) = e.get(field).filter(|r| !r.is_null()) else {
+                continue;
+            };
+            count += 1;
+            let np = child(&child(&p, field), "name");
+            match string(r, "name") {
+                "" => errs.required(np, ""),
+                name => errs.invalid_each(&np, name, names::dns1123_subdomain(name)),
+            }
+        }
+        match count {
+            0 => errs.invalid_str(path, "", "must specify one of: `configMapRef` or `secretRef`"),
+            1 => {}
+            _ => errs.invalid_str(path, "", "may not have more than one field specified at a time"),
+        }
     }
 }
 
@@ -256,7 +318,8 @@ fn volume_source(kind: &str, src: &Value, path: &str, errs: &mut Errs) {
     }
 }
 
-fn container(c: &Value, path: &str, volumes: &HashSet<String>, seen: &mut HashSet<String>, errs: &mut Errs) {
+fn container(c: &Value, path: &str, ctx: &ContainerContext<'_>, seen: &mut HashSet<String>, errs: &mut Errs) {
+    let volumes = ctx.volumes;
     let name = string(c, "name");
     if name.is_empty() {
         errs.required(child(path, "name"), "");
@@ -279,6 +342,8 @@ fn container(c: &Value, path: &str, volumes: &HashSet<String>, seen: &mut HashSe
     }
     ports(list(c, "ports"), &child(path, "ports"), errs);
     env(list(c, "env"), &child(path, "env"), errs);
+    env_from(list(c, "envFrom"), &child(path, "envFrom"), errs);
+    security::container_context(c, path, ctx.host_users, errs);
     if let Some(r) = c.get("resources") {
         resources(r, &child(path, "resources"), errs);
     }
