@@ -4,6 +4,8 @@
 //! [`FieldError`] with upstream's field path and message; the registry answers them as a 422
 //! `Invalid` Status.
 
+mod admission;
+mod autoscaling;
 mod batch;
 mod cluster;
 mod config;
@@ -11,10 +13,15 @@ mod cron;
 pub mod field;
 mod metadata;
 pub mod names;
+mod networking;
 pub(crate) mod pod;
+mod policy;
+mod priority;
 pub mod quantity;
+mod quota;
 mod rbac;
 mod service;
+mod storage;
 mod workloads;
 
 use serde_json::Value;
@@ -146,6 +153,62 @@ const TABLE: &[(&str, &str, Rules)] = &[
         "rbac.authorization.k8s.io",
         "clusterrolebindings",
         rules(rbac::cluster_role_binding, Some(rbac::binding_update), None),
+    ),
+    (
+        "networking.k8s.io",
+        "ingresses",
+        rules(networking::ingress, None, None),
+    ),
+    (
+        "networking.k8s.io",
+        "ingressclasses",
+        rules(networking::ingress_class, None, None),
+    ),
+    (
+        "networking.k8s.io",
+        "networkpolicies",
+        rules(networking::network_policy, None, None),
+    ),
+    (
+        "autoscaling",
+        "horizontalpodautoscalers",
+        rules(autoscaling::horizontal_pod_autoscaler, None, None),
+    ),
+    (
+        "policy",
+        "poddisruptionbudgets",
+        rules(policy::pod_disruption_budget, None, None),
+    ),
+    (
+        "storage.k8s.io",
+        "storageclasses",
+        rules(storage::storage_class, Some(storage::storage_class_update), None),
+    ),
+    (
+        "",
+        "persistentvolumes",
+        rules(storage::persistent_volume, None, None),
+    ),
+    (
+        "scheduling.k8s.io",
+        "priorityclasses",
+        rules(
+            priority::priority_class,
+            Some(priority::priority_class_update),
+            None,
+        ),
+    ),
+    ("", "resourcequotas", rules(quota::resource_quota, None, None)),
+    ("", "limitranges", rules(quota::limit_range, None, None)),
+    (
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+        rules(admission::validating, None, None),
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        rules(admission::mutating, None, None),
     ),
 ];
 

@@ -468,7 +468,7 @@ fn affinity_rules() {
     assert_eq!(
         errs,
         [pair(
-            &format!("{n}"),
+            n,
             "Required value: must have at least one node selector term"
         )]
     );

@@ -1,0 +1,272 @@
+//! StorageClasses (upstream `pkg/apis/storage/validation`) and PersistentVolumes (upstream
+//! `ValidatePersistentVolumeSpec`).
+
+use serde_json::Value;
+
+use super::field::{Errs, child, index, key, list, object, str_of, string};
+use super::quantity::{self, Quantity};
+use super::{names, pod};
+
+fn present<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
+    v.get(field).filter(|x| !x.is_null())
+}
+
+const CLASS_RECLAIM: [&str; 2] = ["Delete", "Retain"];
+const BINDING_MODES: [&str; 2] = ["Immediate", "WaitForFirstConsumer"];
+
+/// A StorageClass (absent `reclaimPolicy`/`volumeBindingMode` are upstream's defaults).
+pub fn storage_class(obj: &Value, errs: &mut Errs) {
+    let provisioner = string(obj, "provisioner");
+    if provisioner.is_empty() {
+        errs.required("provisioner", "");
+    } else {
+        let lower = provisioner.to_lowercase();
+        errs.invalid_each("provisioner", &lower, names::qualified_name(&lower));
+    }
+    let params = object(obj, "parameters");
+    if params.is_some_and(|p| p.len() > 512) {
+        errs.invalid_str(
+            "parameters",
+            "Provisioner Parameters exceeded",
+            "must have at most 512 parameters",
+        );
+    }
+    let mut total = 0;
+    for (k, v) in params.into_iter().flatten() {
+        if k.is_empty() {
+            errs.invalid_str("parameters", k, "field can not be empty.");
+        }
+        total += k.len() + v.as_str().map_or(0, str::len);
+    }
+    if total > 256 * 1024 {
+        errs.too_long("parameters", 256 * 1024);
+    }
+    if let Some(policy) = str_of(obj, "reclaimPolicy")
+        && !policy.is_empty()
+        && !CLASS_RECLAIM.contains(&policy)
+    {
+        errs.not_supported("reclaimPolicy", &Value::from(policy), &CLASS_RECLAIM);
+    }
+    if let Some(mode) = str_of(obj, "volumeBindingMode")
+        && !BINDING_MODES.contains(&mode)
+    {
+        errs.not_supported("volumeBindingMode", &Value::from(mode), &BINDING_MODES);
+    }
+    for (i, term) in list(obj, "allowedTopologies").iter().enumerate() {
+        let p = index("allowedTopologies", i);
+        let exprs = list(term, "matchLabelExpressions");
+        if exprs.is_empty() {
+            errs.required(
+                child(&p, "matchLabelExpressions"),
+                "must contain at least one key/value pair",
+            );
+        }
+        for (j, e) in exprs.iter().enumerate() {
+            let ep = index(&child(&p, "matchLabelExpressions"), j);
+            let k = string(e, "key");
+            errs.invalid_each(&child(&ep, "key"), k, names::qualified_name(k));
+            if list(e, "values").is_empty() {
+                errs.required(child(&ep, "values"), "must specify as least one value");
+            }
+        }
+    }
+}
+
+/// What a StorageClass update may not change.
+pub fn storage_class_update(new: &Value, old: &Value, errs: &mut Errs) {
+    let params = |v: &Value| object(v, "parameters").filter(|m| !m.is_empty()).cloned();
+    if params(new) != params(old) {
+        errs.forbidden("parameters", "updates to parameters are forbidden.");
+    }
+    if string(new, "provisioner") != string(old, "provisioner") {
+        errs.forbidden("provisioner", "updates to provisioner are forbidden.");
+    }
+    let reclaim = |v: &Value| str_of(v, "reclaimPolicy").unwrap_or("Delete").to_string();
+    if reclaim(new) != reclaim(old) {
+        errs.forbidden("reclaimPolicy", "updates to reclaimPolicy are forbidden.");
+    }
+    let mode = |v: &Value| Value::from(str_of(v, "volumeBindingMode").unwrap_or("Immediate"));
+    errs.immutable("volumeBindingMode", Some(&mode(new)), Some(&mode(old)));
+}
+
+/// Volume sources of a PersistentVolume, in upstream's order.
+const PV_SOURCES: [&str; 22] = [
+    "hostPath",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "glusterfs",
+    "flocker",
+    "nfs",
+    "rbd",
+    "quobyte",
+    "cephfs",
+    "iscsi",
+    "cinder",
+    "fc",
+    "flexVolume",
+    "azureFile",
+    "vsphereVolume",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "azureDisk",
+    "scaleIO",
+    "local",
+    "storageos",
+    "csi",
+];
+
+const ACCESS_MODES: [&str; 4] = [
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+];
+
+/// A PersistentVolume.
+pub fn persistent_volume(obj: &Value, errs: &mut Errs) {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let modes = list(spec, "accessModes");
+    if modes.is_empty() {
+        errs.required("spec.accessModes", "");
+    }
+    for m in modes {
+        let m = m.as_str().unwrap_or("");
+        if !ACCESS_MODES.contains(&m) {
+            errs.not_supported("spec.accessModes", &Value::from(m), &ACCESS_MODES);
+        }
+    }
+    let once_pod = modes.iter().any(|m| m.as_str() == Some("ReadWriteOncePod"));
+    if once_pod && modes.len() > 1 {
+        errs.forbidden(
+            "spec.accessModes",
+            "may not use ReadWriteOncePod with other access modes",
+        );
+    }
+    capacity(spec, errs);
+    let class = string(spec, "storageClassName");
+    if !class.is_empty() {
+        errs.invalid_each("spec.storageClassName", class, names::dns1123_subdomain(class));
+    }
+    if let Some(mode) = str_of(spec, "volumeMode")
+        && mode != "Block"
+        && mode != "Filesystem"
+    {
+        errs.not_supported("spec.volumeMode", &Value::from(mode), &["Block", "Filesystem"]);
+    }
+    let reclaim = string(spec, "persistentVolumeReclaimPolicy");
+    const RECLAIM: [&str; 3] = ["Delete", "Recycle", "Retain"];
+    if !reclaim.is_empty() && !RECLAIM.contains(&reclaim) {
+        errs.not_supported(
+            "spec.persistentVolumeReclaimPolicy",
+            &Value::from(reclaim),
+            &RECLAIM,
+        );
+    }
+    let affinity = present(spec, "nodeAffinity");
+    let mut has_affinity = false;
+    if let Some(na) = affinity {
+        match present(na, "required") {
+            Some(req) => {
+                has_affinity = true;
+                pod::node_selector(req, "spec.nodeAffinity.required", errs);
+            }
+            None => errs.required(
+                "spec.nodeAffinity.required",
+                "must specify required node constraints",
+            ),
+        }
+    }
+    let mut found = 0;
+    for source in PV_SOURCES {
+        let Some(src) = present(spec, source) else {
+            continue;
+        };
+        let p = child("spec", source);
+        if found > 0 {
+            errs.forbidden(p, "may not specify more than 1 volume type");
+            continue;
+        }
+        found += 1;
+        volume_source(source, src, &p, errs);
+        if source == "local" && !has_affinity {
+            errs.required("spec.nodeAffinity", "Local volume requires node affinity");
+        }
+    }
+    if found == 0 {
+        errs.required("spec", "must specify a volume type");
+    }
+    let host_root = spec
+        .pointer("/hostPath/path")
+        .and_then(Value::as_str)
+        .is_some_and(|p| p.trim_end_matches('/').is_empty() && !p.is_empty());
+    if host_root && reclaim == "Recycle" {
+        errs.forbidden(
+            "spec.persistentVolumeReclaimPolicy",
+            "may not be 'recycle' for a hostPath mount of '/'",
+        );
+    }
+}
+
+/// `spec.capacity`: exactly `storage`, a positive quantity.
+fn capacity(spec: &Value, errs: &mut Errs) {
+    let cap = object(spec, "capacity");
+    let empty = cap.is_none_or(|c| c.is_empty());
+    if empty {
+        errs.required("spec.capacity", "");
+    }
+    if cap.is_none_or(|c| !c.contains_key("storage") || c.len() > 1) {
+        errs.not_supported(
+            "spec.capacity",
+            spec.get("capacity").unwrap_or(&Value::Null),
+            &["storage"],
+        );
+    }
+    for (name, q) in cap.into_iter().flatten() {
+        let p = key("spec.capacity", name);
+        let shown = quantity::display(q);
+        match Quantity::from_json(q) {
+            None => errs.invalid_str(&p, &shown, quantity::FORMAT_ERROR),
+            Some(v) if v.is_negative() || v == Quantity::parse("0").unwrap_or(v) => {
+                errs.invalid_str(&p, &shown, "must be greater than zero");
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn volume_source(kind: &str, src: &Value, path: &str, errs: &mut Errs) {
+    let required: &[&str] = match kind {
+        "hostPath" | "local" => &["path"],
+        "nfs" => &["server", "path"],
+        "csi" => &["driver", "volumeHandle"],
+        "iscsi" => &["targetPortal", "iqn"],
+        "glusterfs" => &["endpoints", "path"],
+        "cephfs" => &["monitors"],
+        "rbd" => &["monitors", "image"],
+        "gcePersistentDisk" => &["pdName"],
+        "awsElasticBlockStore" | "cinder" | "portworxVolume" => &["volumeID"],
+        "vsphereVolume" => &["volumePath"],
+        "azureDisk" => &["diskName", "diskURI"],
+        _ => &[],
+    };
+    for field in required {
+        let missing = match src.get(*field) {
+            Some(Value::String(s)) => s.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Null) | None => true,
+            Some(_) => false,
+        };
+        if missing {
+            errs.required(child(path, field), "");
+        }
+    }
+    if kind == "nfs" {
+        let p = string(src, "path");
+        if !p.is_empty() && !p.starts_with('/') {
+            errs.invalid_str(child(path, "path"), p, "must be an absolute path");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
