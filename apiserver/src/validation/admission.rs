@@ -78,7 +78,8 @@ fn webhook(hook: &Value, path: &str, mutating: bool, errs: &mut Errs) {
             errs.not_supported(child(path, field), &Value::from(v), allowed);
         }
     }
-    match str_of(hook, "sideEffects") {
+    // The typed round trip turns an absent `sideEffects` into "".
+    match str_of(hook, "sideEffects").filter(|s| !s.is_empty()) {
         None => errs.required(
             child(path, "sideEffects"),
             &format!("must specify one of {}", SIDE_EFFECTS.join(", ")),

@@ -95,7 +95,8 @@ const PATH_TYPES: [&str; 3] = ["Exact", "ImplementationSpecific", "Prefix"];
 fn http_path(p: &Value, path: &str, errs: &mut Errs) {
     let pp = child(path, "path");
     let value = string(p, "path");
-    match str_of(p, "pathType") {
+    // The typed round trip turns an absent `pathType` into "".
+    match str_of(p, "pathType").filter(|t| !t.is_empty()) {
         None => {
             errs.required(child(path, "pathType"), "pathType must be specified");
             return;
