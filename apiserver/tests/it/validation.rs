@@ -588,3 +588,199 @@ async fn networking_autoscaling_policy_and_storage_are_validated() {
         ])
     );
 }
+
+/// Objects as kubectl generators and the upstream documentation examples write them: each
+/// kubectl creates them in its own namespace, and an invalid one is refused with the causes.
+fn kubectl_creates_valid_examples(k: &crate::kubectl::Kubectl, scratch: &std::path::Path) {
+    let ns = format!("examples-{}", k.minor);
+    k.ok(&["create", "namespace", &ns]);
+    let n = ["-n", ns.as_str()];
+    let with_ns =
+        |args: &[&str]| -> Vec<String> { args.iter().chain(n.iter()).map(|s| s.to_string()).collect() };
+    let run = |args: &[&str]| {
+        let args = with_ns(args);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        k.ok(&refs);
+    };
+    run(&["create", "deployment", "web", "--image=nginx", "--port=80"]);
+    run(&[
+        "create",
+        "ingress",
+        "simple",
+        "--rule=foo.com/bar=svc1:8080,tls=my-cert",
+    ]);
+    run(&[
+        "create",
+        "ingress",
+        "catch-all",
+        "--class=otheringress",
+        "--rule=/path=svc:port",
+    ]);
+    run(&[
+        "create",
+        "pdb",
+        "web-pdb",
+        "--selector=app=web",
+        "--min-available=50%",
+    ]);
+    run(&[
+        "create",
+        "quota",
+        "q",
+        "--hard=cpu=1,memory=1G,pods=2,services=3,replicationcontrollers=2,resourcequotas=1,secrets=5,persistentvolumeclaims=10",
+    ]);
+    run(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "--min=2",
+        "--max=10",
+        "--cpu-percent=80",
+    ]);
+    let manifest = scratch.join(format!("examples-{}.yaml", k.minor));
+    let priority = format!("high-priority-{}", k.minor);
+    let class = format!("standard-{}", k.minor);
+    let pv = format!("pv-{}", k.minor);
+    let hook = format!("hooks-{}", k.minor);
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: {priority}
+value: 1000000
+globalDefault: false
+description: "for XYZ service pods only"
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: {class}
+provisioner: kubernetes.io/aws-ebs
+parameters:
+  type: gp2
+reclaimPolicy: Retain
+allowVolumeExpansion: true
+volumeBindingMode: Immediate
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: {pv}
+spec:
+  capacity:
+    storage: 5Gi
+  volumeMode: Filesystem
+  accessModes:
+    - ReadWriteOnce
+  persistentVolumeReclaimPolicy: Recycle
+  storageClassName: slow
+  mountOptions:
+    - hard
+    - nfsvers=4.1
+  nfs:
+    path: /tmp
+    server: 172.17.0.2
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: {hook}
+webhooks:
+- name: my-webhook.example.com
+  rules:
+  - apiGroups:   [""]
+    apiVersions: ["v1"]
+    operations:  ["CREATE"]
+    resources:   ["pods"]
+    scope:       "Namespaced"
+  clientConfig:
+    service:
+      namespace: example-namespace
+      name: example-service
+    caBundle: Cg==
+  admissionReviewVersions: ["v1"]
+  sideEffects: None
+  timeoutSeconds: 5
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: test-network-policy
+  namespace: {ns}
+spec:
+  podSelector:
+    matchLabels:
+      role: db
+  policyTypes:
+  - Ingress
+  - Egress
+  ingress:
+  - from:
+    - ipBlock:
+        cidr: 172.17.0.0/16
+        except:
+        - 172.17.1.0/24
+    - namespaceSelector:
+        matchLabels:
+          project: myproject
+    - podSelector:
+        matchLabels:
+          role: frontend
+    ports:
+    - protocol: TCP
+      port: 6379
+  egress:
+  - to:
+    - ipBlock:
+        cidr: 10.0.0.0/24
+    ports:
+    - protocol: TCP
+      port: 32000
+      endPort: 32768
+---
+apiVersion: v1
+kind: LimitRange
+metadata:
+  name: cpu-resource-constraint
+  namespace: {ns}
+spec:
+  limits:
+  - default:
+      cpu: 500m
+    defaultRequest:
+      cpu: 500m
+    max:
+      cpu: "1"
+    min:
+      cpu: 100m
+    type: Container
+"#
+        ),
+    )
+    .unwrap();
+    k.ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    let (ok, _, err) = k.run(
+        &with_ns(&[
+            "create",
+            "pdb",
+            "bad",
+            "--selector=app=web",
+            "--min-available=150%",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("spec.minAvailable: Invalid value: \"150%\": must not be greater than 100%"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn kubectl_examples_of_the_newly_validated_kinds_are_accepted() {
+    crate::kubectl::with_each_kubectl("validation examples", kubectl_creates_valid_examples).await;
+}
