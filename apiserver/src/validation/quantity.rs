@@ -252,10 +252,10 @@ fn find_malformed<'a>(v: &'a Value, keys: &mut Vec<&'a str>) -> Option<&'static 
     let ends_with = |patterns: &[&[&str]], keys: &[&str]| patterns.iter().any(|p| keys.ends_with(p));
     match v {
         Value::Object(map) => {
-            if ends_with(QUANTITY_MAPS, keys) {
-                if let Some(e) = map.values().find_map(decode_error) {
-                    return Some(e);
-                }
+            if ends_with(QUANTITY_MAPS, keys)
+                && let Some(e) = map.values().find_map(decode_error)
+            {
+                return Some(e);
             }
             for (k, child) in map {
                 keys.push(k);
