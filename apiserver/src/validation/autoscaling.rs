@@ -50,11 +50,12 @@ pub fn horizontal_pod_autoscaler(obj: &Value, errs: &mut Errs) {
             metric(m, &index("spec.metrics", i), errs);
         }
     }
+    // v1's target is validated as the v2 metric it converts to, under that metric's path.
     if let Some(pct) = int(spec, "targetCPUUtilizationPercentage")
         && pct < 1
     {
         errs.invalid(
-            "spec.targetCPUUtilizationPercentage",
+            "spec.metrics[0].resource.target.averageUtilization",
             &Value::from(pct),
             "must be greater than 0",
         );

@@ -212,6 +212,9 @@ const TABLE: &[(&str, &str, Rules)] = &[
     ),
 ];
 
+/// Checks only a create makes (an update of such fields is governed by the update rules).
+const CREATE_ONLY: &[(&str, &str, Check)] = &[("", "pods", pod::create)];
+
 fn rules_for(desc: &ResourceDescriptor) -> Option<&'static Rules> {
     TABLE
         .iter()
@@ -225,6 +228,12 @@ pub fn validate(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
     metadata::validate(obj, &mut errs);
     if let Some(rules) = rules_for(desc) {
         (rules.object)(obj, &mut errs);
+    }
+    for (_, _, check) in CREATE_ONLY
+        .iter()
+        .filter(|(g, r, _)| *g == desc.group && *r == desc.resource)
+    {
+        check(obj, &mut errs);
     }
     errs.0
 }

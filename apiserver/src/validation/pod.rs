@@ -570,6 +570,21 @@ pub fn resources(r: &Value, path: &str, errs: &mut Errs) {
     }
 }
 
+/// What a new pod may not have: ephemeral containers (added through their subresource only) and
+/// a node together with scheduling gates.
+pub fn create(obj: &Value, errs: &mut Errs) {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    if !list(spec, "ephemeralContainers").is_empty() {
+        errs.forbidden("spec.ephemeralContainers", "cannot be set on create");
+    }
+    if !string(spec, "nodeName").is_empty() && !list(spec, "schedulingGates").is_empty() {
+        errs.forbidden(
+            "spec.nodeName",
+            "cannot be set until all schedulingGates have been cleared",
+        );
+    }
+}
+
 /// The only fields of a pod spec an update may change: container and init container images,
 /// `activeDeadlineSeconds`, additions to `tolerations` and removals of `schedulingGates`.
 pub fn update(new: &Value, old: &Value, errs: &mut Errs) {

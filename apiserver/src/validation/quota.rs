@@ -103,6 +103,33 @@ pub fn resource_quota(obj: &Value, errs: &mut Errs) {
         }
         amount(name, v, &p, errs);
     }
+    scopes(spec, errs);
+}
+
+const SCOPES: [&str; 7] = [
+    "Terminating",
+    "NotTerminating",
+    "BestEffort",
+    "NotBestEffort",
+    "PriorityClass",
+    "CrossNamespacePodAffinity",
+    "VolumeAttributesClass",
+];
+
+/// `spec.scopes`: known scopes, not both of a pair that excludes each other.
+fn scopes(spec: &Value, errs: &mut Errs) {
+    let scopes: Vec<&str> = list(spec, "scopes").iter().filter_map(Value::as_str).collect();
+    let shown = || Value::from(scopes.clone());
+    for scope in &scopes {
+        if !SCOPES.contains(scope) {
+            errs.invalid("spec.scopes", &shown(), "unsupported scope");
+        }
+    }
+    for (a, b) in [("BestEffort", "NotBestEffort"), ("Terminating", "NotTerminating")] {
+        if scopes.contains(&a) && scopes.contains(&b) {
+            errs.invalid("spec.scopes", &shown(), "conflicting scopes");
+        }
+    }
 }
 
 const LIMIT_TYPES: [&str; 3] = ["Container", "Pod", "PersistentVolumeClaim"];

@@ -561,3 +561,27 @@ fn host_ports_are_unique_and_env_from_is_well_formed() {
         ]
     );
 }
+
+#[test]
+fn creates_may_not_set_ephemeral_containers_or_a_gated_node() {
+    let mut errs = Errs::default();
+    super::create(&json!({"spec": valid()}), &mut errs);
+    assert!(errs.0.is_empty());
+    let mut s = valid();
+    s["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox"}]);
+    s["nodeName"] = json!("node-1");
+    s["schedulingGates"] = json!([{"name": "example.com/gate"}]);
+    super::create(&json!({"spec": s}), &mut errs);
+    let got: Vec<String> = errs
+        .0
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "spec.ephemeralContainers: Forbidden: cannot be set on create",
+            "spec.nodeName: Forbidden: cannot be set until all schedulingGates have been cleared",
+        ]
+    );
+}
