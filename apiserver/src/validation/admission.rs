@@ -103,12 +103,41 @@ fn webhook(hook: &Value, path: &str, mutating: bool, errs: &mut Errs) {
             metadata::label_selector(sel, &child(path, field), errs);
         }
     }
+    match_conditions(
+        list(hook, "matchConditions"),
+        &child(path, "matchConditions"),
+        errs,
+    );
     let cc = hook.get("clientConfig").unwrap_or(&Value::Null);
     let cp = child(path, "clientConfig");
     match (str_of(cc, "url"), present(cc, "service")) {
         (Some(url), None) => webhook_url(url, &child(&cp, "url"), errs),
         (None, Some(svc)) => webhook_service(svc, &child(&cp, "service"), errs),
         _ => errs.required(cp, "exactly one of url or service is required"),
+    }
+}
+
+/// `matchConditions`: at most 64, each with a unique qualified name and an expression (the CEL
+/// expression itself is not compiled here).
+fn match_conditions(conditions: &[Value], path: &str, errs: &mut Errs) {
+    if conditions.len() > 64 {
+        errs.too_many(path, conditions.len(), 64);
+    }
+    let mut seen = HashSet::new();
+    for (i, c) in conditions.iter().enumerate() {
+        let p = index(path, i);
+        if string(c, "expression").trim().is_empty() {
+            errs.required(child(&p, "expression"), "");
+        }
+        match string(c, "name") {
+            "" => errs.required(child(&p, "name"), ""),
+            name => {
+                errs.invalid_each(&child(&p, "name"), name, names::qualified_name(name));
+                if !seen.insert(name) {
+                    errs.duplicate(child(&p, "name"), &Value::from(name));
+                }
+            }
+        }
     }
 }
 

@@ -125,6 +125,15 @@ impl Errs {
         );
     }
 
+    /// `Too many: <n>: must have at most <max> items`.
+    pub fn too_many(&mut self, field: impl Into<String>, n: usize, max: usize) {
+        self.push(
+            "FieldValueTooMany",
+            field,
+            format!("Too many: {n}: must have at most {max} items"),
+        );
+    }
+
     /// `Invalid value: <v>: must be greater than or equal to 0` when the field is negative.
     pub fn nonnegative(&mut self, parent: &Value, path: &str, field: &str) {
         if let Some(n) = int(parent, field)

@@ -170,6 +170,13 @@ pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
     for (i, t) in list(spec, "tolerations").iter().enumerate() {
         toleration(t, &index(&child(path, "tolerations"), i), errs);
     }
+    if let Some(os) = spec.get("os").filter(|o| !o.is_null()) {
+        match string(os, "name") {
+            "" => errs.required(child(path, "os.name"), "cannot be empty"),
+            "linux" | "windows" => {}
+            other => errs.not_supported(child(path, "os.name"), &Value::from(other), &["linux", "windows"]),
+        }
+    }
     security::pod_context(spec, &child(path, "securityContext"), errs);
     scheduling::affinity(spec, &child(path, "affinity"), errs);
     scheduling::topology_spread(spec, &child(path, "topologySpreadConstraints"), errs);

@@ -164,3 +164,22 @@ fn webhook_rules() {
             .starts_with("Invalid value: \"/a//B\": segment[2]: a lowercase RFC 1123 subdomain")
     );
 }
+
+#[test]
+fn match_conditions_are_named_uniquely_with_expressions() {
+    let mut h = hook();
+    h["matchConditions"] = json!([
+        {"name": "exclude-leases", "expression": "!(request.resource.group == 'coordination.k8s.io')"},
+        {"name": "exclude-leases", "expression": " "},
+        {"name": "bad name", "expression": "true"}
+    ]);
+    let errs = run(validating, json!({"webhooks": [h]}));
+    let p = "webhooks[0].matchConditions";
+    assert_eq!(errs[0], pair(&format!("{p}[1].expression"), "Required value"));
+    assert_eq!(
+        errs[1],
+        pair(&format!("{p}[1].name"), "Duplicate value: \"exclude-leases\"")
+    );
+    assert_eq!(errs[2].0, format!("{p}[2].name"));
+    assert_eq!(errs.len(), 3);
+}

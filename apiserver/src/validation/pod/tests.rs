@@ -585,3 +585,19 @@ fn creates_may_not_set_ephemeral_containers_or_a_gated_node() {
         ]
     );
 }
+
+#[test]
+fn os_names() {
+    assert_eq!(with(json!({"os": {"name": "linux"}})), []);
+    assert_eq!(
+        with(json!({"os": {"name": "plan9"}})),
+        [pair(
+            "spec.os.name",
+            "Unsupported value: \"plan9\": supported values: \"linux\", \"windows\""
+        )]
+    );
+    assert_eq!(
+        with(json!({"os": {}})),
+        [pair("spec.os.name", "Required value: cannot be empty")]
+    );
+}
