@@ -6,12 +6,8 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::field::{Errs, child, index, int, list, str_of, string};
+use super::field::{Errs, child, index, int, list, present, str_of, string};
 use super::{metadata, names, pod};
-
-fn present<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
-    v.get(field).filter(|x| !x.is_null())
-}
 
 /// A ValidatingWebhookConfiguration.
 pub fn validating(obj: &Value, errs: &mut Errs) {

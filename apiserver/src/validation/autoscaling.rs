@@ -4,14 +4,10 @@
 
 use serde_json::Value;
 
-use super::field::{Errs, child, index, int, list, str_of, string};
+use super::field::{Errs, child, index, int, list, present, str_of, string};
 use super::metadata;
 use super::names;
 use super::quantity::Quantity;
-
-fn present<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
-    v.get(field).filter(|x| !x.is_null())
-}
 
 /// A HorizontalPodAutoscaler of either version.
 pub fn horizontal_pod_autoscaler(obj: &Value, errs: &mut Errs) {

@@ -5,12 +5,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::field::{Errs, child, index, int, list, str_of, string};
+use super::field::{Errs, child, index, int, list, present, str_of, string};
 use super::{metadata, names, pod};
-
-fn present<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
-    v.get(field).filter(|x| !x.is_null())
-}
 
 /// A wildcard DNS name: `*.` and a DNS subdomain.
 fn wildcard_subdomain(s: &str) -> Vec<String> {

@@ -3,13 +3,9 @@
 
 use serde_json::Value;
 
-use super::field::{Errs, child, index, key, list, object, str_of, string};
+use super::field::{Errs, child, index, key, list, object, present, str_of, string};
 use super::quantity::{self, Quantity};
 use super::{names, pod};
-
-fn present<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
-    v.get(field).filter(|x| !x.is_null())
-}
 
 const CLASS_RECLAIM: [&str; 2] = ["Delete", "Retain"];
 const BINDING_MODES: [&str; 2] = ["Immediate", "WaitForFirstConsumer"];

@@ -4,12 +4,8 @@
 
 use serde_json::Value;
 
-use super::super::field::{Errs, child, index, int, list, str_of, string};
+use super::super::field::{Errs, child, index, int, list, present, str_of, string};
 use super::super::{metadata, names};
-
-fn present<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
-    v.get(field).filter(|x| !x.is_null())
-}
 
 /// `key` of a requirement or a topology key: a qualified name.
 fn label_name(name: &str, path: &str, errs: &mut Errs) {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::super::field::{Errs, child, index, int, list, str_of, string};
+use super::super::field::{Errs, child, index, int, list, present, str_of, string};
 use super::super::names;
 
 /// Upstream's `IsValidUserID`/`IsValidGroupID` message.
@@ -32,10 +32,6 @@ fn id_in_range(v: &Value, field: &str, path: &str, errs: &mut Errs) {
     {
         errs.invalid(child(path, field), &Value::from(n), ID_RANGE);
     }
-}
-
-fn present<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
-    v.get(field).filter(|x| !x.is_null())
 }
 
 /// `spec.securityContext` of a pod (`spec` is the whole pod spec: host namespaces live there).
