@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::field::{Errs, NEGATIVE, child, index, int, key, list, object, string};
+use super::field::{Errs, NEGATIVE, child, index, int, key, list, object, str_of, string};
 use super::quantity::{self, Quantity};
 use super::{metadata, names};
 
@@ -105,7 +105,9 @@ pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
     let ctx = ContainerContext {
         volumes: &volumes,
         host_users,
+        init: false,
     };
+    let init_ctx = ContainerContext { init: true, ..ctx };
     for (i, c) in containers.iter().enumerate() {
         container(c, &index(&child(path, "containers"), i), &ctx, &mut seen, errs);
     }
@@ -114,7 +116,7 @@ pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
         container(
             c,
             &index(&child(path, "initContainers"), i),
-            &ctx,
+            &init_ctx,
             &mut seen,
             errs,
         );
@@ -188,6 +190,8 @@ struct ContainerContext<'a> {
     volumes: &'a HashSet<String>,
     /// The pod's `hostUsers` (absent: true).
     host_users: bool,
+    /// Whether the containers checked are init containers.
+    init: bool,
 }
 
 /// A host port may be used once per protocol and host IP across the pod's containers.
@@ -354,6 +358,50 @@ fn container(c: &Value, path: &str, ctx: &ContainerContext<'_>, seen: &mut HashS
     if let Some(r) = c.get("resources") {
         resources(r, &child(path, "resources"), errs);
     }
+    let sidecar = str_of(c, "restartPolicy") == Some("Always");
+    match str_of(c, "restartPolicy") {
+        Some(p) if ctx.init && p != "Always" => {
+            errs.not_supported(child(path, "restartPolicy"), &Value::from(p), &["Always"]);
+        }
+        Some(_) if !ctx.init => errs.forbidden(
+            child(path, "restartPolicy"),
+            "may not be set for non-init containers",
+        ),
+        _ => {}
+    }
+    if ctx.init && !sidecar {
+        for field in ["lifecycle", "livenessProbe", "readinessProbe", "startupProbe"] {
+            if c.get(field).is_some_and(|v| !v.is_null()) {
+                errs.forbidden(
+                    child(path, field),
+                    "may not be set for init containers without restartPolicy=Always",
+                );
+            }
+        }
+    } else {
+        probes_and_hooks(c, path, errs);
+    }
+    let mut mount_paths = HashSet::new();
+    for (i, m) in list(c, "volumeMounts").iter().enumerate() {
+        let p = index(&child(path, "volumeMounts"), i);
+        let vol = string(m, "name");
+        if vol.is_empty() {
+            errs.required(child(&p, "name"), "");
+        }
+        if !volumes.contains(vol) {
+            errs.not_found(child(&p, "name"), &Value::from(vol));
+        }
+        let mount = string(m, "mountPath");
+        if mount.is_empty() {
+            errs.required(child(&p, "mountPath"), "");
+        } else if !mount_paths.insert(mount) {
+            errs.invalid_str(child(&p, "mountPath"), mount, "must be unique");
+        }
+    }
+}
+
+/// Probes and lifecycle hooks of a container that runs alongside the others.
+fn probes_and_hooks(c: &Value, path: &str, errs: &mut Errs) {
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = c.get(probe).filter(|p| !p.is_null()) {
             let pp = child(path, probe);
@@ -383,23 +431,6 @@ fn container(c: &Value, path: &str, ctx: &ContainerContext<'_>, seen: &mut HashS
                 &["exec", "httpGet", "tcpSocket", "sleep"],
                 errs,
             );
-        }
-    }
-    let mut mount_paths = HashSet::new();
-    for (i, m) in list(c, "volumeMounts").iter().enumerate() {
-        let p = index(&child(path, "volumeMounts"), i);
-        let vol = string(m, "name");
-        if vol.is_empty() {
-            errs.required(child(&p, "name"), "");
-        }
-        if !volumes.contains(vol) {
-            errs.not_found(child(&p, "name"), &Value::from(vol));
-        }
-        let mount = string(m, "mountPath");
-        if mount.is_empty() {
-            errs.required(child(&p, "mountPath"), "");
-        } else if !mount_paths.insert(mount) {
-            errs.invalid_str(child(&p, "mountPath"), mount, "must be unique");
         }
     }
 }

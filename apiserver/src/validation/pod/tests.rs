@@ -601,3 +601,37 @@ fn os_names() {
         [pair("spec.os.name", "Required value: cannot be empty")]
     );
 }
+
+#[test]
+fn init_containers_need_restart_policy_always_for_probes_and_hooks() {
+    let mut s = valid();
+    s["initContainers"] = json!([
+        {"name": "sidecar", "image": "proxy", "restartPolicy": "Always",
+         "livenessProbe": {"exec": {"command": ["true"]}}, "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}},
+        {"name": "setup", "image": "busybox", "startupProbe": {"exec": {"command": ["true"]}},
+         "lifecycle": {"postStart": {}}},
+        {"name": "other", "image": "busybox", "restartPolicy": "OnFailure"}
+    ]);
+    s["containers"][0]["restartPolicy"] = json!("Always");
+    assert_eq!(
+        spec_errs(s),
+        [
+            pair(
+                "spec.containers[0].restartPolicy",
+                "Forbidden: may not be set for non-init containers"
+            ),
+            pair(
+                "spec.initContainers[1].lifecycle",
+                "Forbidden: may not be set for init containers without restartPolicy=Always"
+            ),
+            pair(
+                "spec.initContainers[1].startupProbe",
+                "Forbidden: may not be set for init containers without restartPolicy=Always"
+            ),
+            pair(
+                "spec.initContainers[2].restartPolicy",
+                "Unsupported value: \"OnFailure\": supported values: \"Always\""
+            ),
+        ]
+    );
+}
