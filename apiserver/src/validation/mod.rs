@@ -187,7 +187,11 @@ const TABLE: &[(&str, &str, Rules)] = &[
     (
         "",
         "persistentvolumes",
-        rules(storage::persistent_volume, None, None),
+        rules(
+            storage::persistent_volume,
+            Some(storage::persistent_volume_update),
+            None,
+        ),
     ),
     (
         "scheduling.k8s.io",

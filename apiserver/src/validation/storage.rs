@@ -203,6 +203,33 @@ pub fn persistent_volume(obj: &Value, errs: &mut Errs) {
     }
 }
 
+/// What a PersistentVolume update may not change: its volume source, volume mode and a node
+/// affinity once set (upstream's message also carries a diff of the sources, left out here).
+pub fn persistent_volume_update(new: &Value, old: &Value, errs: &mut Errs) {
+    let (new, old) = (
+        new.get("spec").unwrap_or(&Value::Null),
+        old.get("spec").unwrap_or(&Value::Null),
+    );
+    if PV_SOURCES.iter().any(|s| present(new, s) != present(old, s)) {
+        errs.forbidden(
+            "spec.persistentvolumesource",
+            "spec.persistentvolumesource is immutable after creation",
+        );
+    }
+    errs.immutable(
+        "volumeMode",
+        present(new, "volumeMode"),
+        present(old, "volumeMode"),
+    );
+    if present(old, "nodeAffinity").is_some() {
+        errs.immutable(
+            "nodeAffinity",
+            present(new, "nodeAffinity"),
+            present(old, "nodeAffinity"),
+        );
+    }
+}
+
 /// `spec.capacity`: exactly `storage`, a positive quantity.
 fn capacity(spec: &Value, errs: &mut Errs) {
     let cap = object(spec, "capacity");

@@ -154,3 +154,30 @@ fn persistent_volumes() {
         )]
     );
 }
+
+#[test]
+fn persistent_volume_updates() {
+    let old = json!({"spec": {"capacity": {"storage": "1Gi"}, "volumeMode": "Filesystem", "hostPath": {"path": "/a"},
+        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}});
+    let mut same = old.clone();
+    same["spec"]["capacity"]["storage"] = json!("2Gi");
+    same["spec"]["claimRef"] = json!({"name": "c", "namespace": "default"});
+    let mut errs = Errs::default();
+    persistent_volume_update(&same, &old, &mut errs);
+    assert!(errs.0.is_empty());
+    let new =
+        json!({"spec": {"capacity": {"storage": "1Gi"}, "volumeMode": "Block", "hostPath": {"path": "/b"}}});
+    persistent_volume_update(&new, &old, &mut errs);
+    let got: Vec<(String, String)> = errs.0.into_iter().map(|e| (e.field, e.message)).collect();
+    assert_eq!(
+        got,
+        [
+            pair(
+                "spec.persistentvolumesource",
+                "Forbidden: spec.persistentvolumesource is immutable after creation"
+            ),
+            pair("volumeMode", "Invalid value: \"Block\": field is immutable"),
+            pair("nodeAffinity", "Invalid value: null: field is immutable"),
+        ]
+    );
+}
