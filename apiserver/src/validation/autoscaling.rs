@@ -75,7 +75,11 @@ fn object_reference(r: &Value, path: &str, errs: &mut Errs) {
     }
 }
 
-const SOURCE_TYPES: [&str; 5] = ["Object", "Pods", "Resource", "External", "ContainerResource"];
+/// Metric source types, sorted as upstream lists them.
+const SOURCE_TYPES: [&str; 5] = ["ContainerResource", "External", "Object", "Pods", "Resource"];
+
+/// Source fields in the order upstream checks them.
+const SOURCE_FIELDS: [&str; 5] = ["object", "external", "pods", "resource", "containerResource"];
 
 /// The field of each metric source type.
 fn source_field(kind: &str) -> Option<&'static str> {
@@ -89,32 +93,40 @@ fn source_field(kind: &str) -> Option<&'static str> {
     })
 }
 
+/// One metric: a known type, the source of that type and no other; upstream checks the first
+/// source given whatever its type, and reports an unknown type twice.
 fn metric(m: &Value, path: &str, errs: &mut Errs) {
     let kind = string(m, "type");
     let expected = source_field(kind);
-    match kind {
-        "" => errs.required(child(path, "type"), "must specify a metric source type"),
-        _ if expected.is_none() => {
-            errs.not_supported(child(path, "type"), &Value::from(kind), &SOURCE_TYPES);
-        }
-        _ => {}
+    let unsupported = |errs: &mut Errs| {
+        errs.not_supported(child(path, "type"), &Value::from(kind), &SOURCE_TYPES);
+    };
+    if kind.is_empty() {
+        errs.required(child(path, "type"), "must specify a metric source type");
     }
-    let given: Vec<&str> = SOURCE_TYPES
+    if expected.is_none() {
+        unsupported(errs);
+    }
+    let given: Vec<&str> = SOURCE_FIELDS
         .iter()
-        .filter_map(|t| source_field(t))
+        .copied()
         .filter(|f| present(m, f).is_some())
         .collect();
-    if let Some(f) = expected {
-        match present(m, f) {
-            None => errs.required(
-                child(path, f),
-                "must populate information for the given metric source",
-            ),
-            Some(src) => source(f, src, &child(path, f), errs),
-        }
+    if let Some(first) = given.first() {
+        source(first, &m[*first], &child(path, first), errs);
     }
-    if given.len() > 1 {
-        for f in given.into_iter().filter(|f| Some(*f) != expected) {
+    match expected {
+        Some(f) if present(m, f).is_none() => errs.required(
+            child(path, f),
+            "must populate information for the given metric source",
+        ),
+        Some(_) => {}
+        None => unsupported(errs),
+    }
+    if given.len() != 1 {
+        let mut others: Vec<&str> = given.into_iter().filter(|f| Some(*f) != expected).collect();
+        others.sort_unstable();
+        for f in others {
             errs.forbidden(child(path, f), "must populate the given metric source only");
         }
     }
@@ -123,6 +135,13 @@ fn metric(m: &Value, path: &str, errs: &mut Errs) {
 fn source(field: &str, src: &Value, path: &str, errs: &mut Errs) {
     let target = src.get("target").unwrap_or(&Value::Null);
     let tp = child(path, "target");
+    if field == "object" {
+        object_reference(
+            src.get("describedObject").unwrap_or(&Value::Null),
+            &child(path, "describedObject"),
+            errs,
+        );
+    }
     if matches!(field, "object" | "pods" | "external") {
         let metric = src.get("metric").unwrap_or(&Value::Null);
         let mp = child(path, "metric");
@@ -133,13 +152,6 @@ fn source(field: &str, src: &Value, path: &str, errs: &mut Errs) {
         if let Some(sel) = present(metric, "selector") {
             metadata::label_selector(sel, &child(&mp, "selector"), errs);
         }
-    }
-    if field == "object" {
-        object_reference(
-            src.get("describedObject").unwrap_or(&Value::Null),
-            &child(path, "describedObject"),
-            errs,
-        );
     }
     if matches!(field, "resource" | "containerResource") && string(src, "name").is_empty() {
         errs.required(child(path, "name"), "must specify a resource name");
@@ -197,6 +209,15 @@ fn metric_target(t: &Value, path: &str, errs: &mut Errs) {
             "must be either Utilization, Value, or AverageValue",
         );
     }
+    let set = |f: &str| present(t, f).is_some();
+    if !set("averageUtilization") && !set("averageValue") && !set("value") {
+        // Upstream's path for this one really is `target. utilization, value and averageValue`.
+        errs.invalid_str(
+            child(path, " utilization, value and averageValue"),
+            kind,
+            "at least one not nil",
+        );
+    }
     for field in ["value", "averageValue"] {
         if let Some(v) = present(t, field)
             && Quantity::from_json(v).is_some_and(|q| q <= Quantity::parse("0").unwrap_or(q))
@@ -247,7 +268,7 @@ fn scaling_rules(rules: &Value, path: &str, errs: &mut Errs) {
         let p = index(&pp, i);
         let kind = string(policy, "type");
         if kind != "Pods" && kind != "Percent" {
-            errs.not_supported(child(&p, "type"), &Value::from(kind), &["Pods", "Percent"]);
+            errs.not_supported(child(&p, "type"), &Value::from(kind), &["Percent", "Pods"]);
         }
         let value = int(policy, "value").unwrap_or(0);
         if value <= 0 {
@@ -361,15 +382,35 @@ mod tests {
             errs,
             [
                 pair(
+                    &format!("{m}[0].external.metric.name"),
+                    "Required value: must specify a metric name"
+                ),
+                pair(
+                    &format!("{m}[0].external.target.type"),
+                    "Required value: must specify a metric target type"
+                ),
+                pair(
+                    &format!("{m}[0].external.target.type"),
+                    "Invalid value: \"\": must be either Utilization, Value, or AverageValue"
+                ),
+                pair(
+                    &format!("{m}[0].external.target. utilization, value and averageValue"),
+                    "Invalid value: \"\": at least one not nil"
+                ),
+                pair(
+                    &format!("{m}[0].external.target.averageValue"),
+                    "Required value: must set either a target value for metric or a per-pod target"
+                ),
+                pair(
                     &format!("{m}[0].resource"),
                     "Required value: must populate information for the given metric source"
                 ),
                 pair(
-                    &format!("{m}[0].pods"),
+                    &format!("{m}[0].external"),
                     "Forbidden: must populate the given metric source only"
                 ),
                 pair(
-                    &format!("{m}[0].external"),
+                    &format!("{m}[0].pods"),
                     "Forbidden: must populate the given metric source only"
                 ),
                 pair(
@@ -390,7 +431,11 @@ mod tests {
                 ),
                 pair(
                     &format!("{m}[3].type"),
-                    "Unsupported value: \"Unknown\": supported values: \"Object\", \"Pods\", \"Resource\", \"External\", \"ContainerResource\""
+                    "Unsupported value: \"Unknown\": supported values: \"ContainerResource\", \"External\", \"Object\", \"Pods\", \"Resource\""
+                ),
+                pair(
+                    &format!("{m}[3].type"),
+                    "Unsupported value: \"Unknown\": supported values: \"ContainerResource\", \"External\", \"Object\", \"Pods\", \"Resource\""
                 ),
                 pair(
                     &format!("{up}.stabilizationWindowSeconds"),
@@ -402,7 +447,7 @@ mod tests {
                 ),
                 pair(
                     &format!("{up}.policies[0].type"),
-                    "Unsupported value: \"Nodes\": supported values: \"Pods\", \"Percent\""
+                    "Unsupported value: \"Nodes\": supported values: \"Percent\", \"Pods\""
                 ),
                 pair(
                     &format!("{up}.policies[0].value"),
