@@ -217,7 +217,10 @@ const TABLE: &[(&str, &str, Rules)] = &[
 ];
 
 /// Checks only a create makes (an update of such fields is governed by the update rules).
-const CREATE_ONLY: &[(&str, &str, Check)] = &[("", "pods", pod::create)];
+const CREATE_ONLY: &[(&str, &str, Check)] = &[
+    ("", "pods", pod::create),
+    ("networking.k8s.io", "ingresses", networking::ingress_create),
+];
 
 fn rules_for(desc: &ResourceDescriptor) -> Option<&'static Rules> {
     TABLE

@@ -80,9 +80,28 @@ pub fn ingress(obj: &Value, errs: &mut Errs) {
             errs.invalid_each(&child(&p, "secretName"), secret, names::dns1123_subdomain(secret));
         }
     }
-    let class = string(spec, "ingressClassName");
-    if !class.is_empty() {
+    if let Some(class) = str_of(spec, "ingressClassName") {
         errs.invalid_each("spec.ingressClassName", class, names::dns1123_subdomain(class));
+    }
+}
+
+/// The legacy class annotation and `spec.ingressClassName` may not both be set on create.
+pub fn ingress_create(obj: &Value, errs: &mut Errs) {
+    const ANNOTATION: &str = "kubernetes.io/ingress.class";
+    let annotation = obj
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ANNOTATION))
+        .and_then(Value::as_str);
+    if let Some(value) = annotation
+        && obj
+            .pointer("/spec/ingressClassName")
+            .is_some_and(|c| !c.is_null())
+    {
+        errs.invalid_str(
+            child("annotations", ANNOTATION),
+            value,
+            "can not be set when the class field is also set",
+        );
     }
 }
 

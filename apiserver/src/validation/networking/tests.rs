@@ -214,3 +214,17 @@ fn network_policies() {
         ]
     );
 }
+
+#[test]
+fn ingress_class_annotation_and_field_exclude_each_other_on_create() {
+    let mut i = valid_ingress();
+    assert_eq!(run(ingress_create, i.clone()), []);
+    i["metadata"] = json!({"annotations": {"kubernetes.io/ingress.class": "nginx"}});
+    assert_eq!(
+        run(ingress_create, i),
+        [pair(
+            "annotations.kubernetes.io/ingress.class",
+            "Invalid value: \"nginx\": can not be set when the class field is also set"
+        )]
+    );
+}
