@@ -162,7 +162,11 @@ const TABLE: &[(&str, &str, Rules)] = &[
     (
         "networking.k8s.io",
         "ingressclasses",
-        rules(networking::ingress_class, None, None),
+        rules(
+            networking::ingress_class,
+            Some(networking::ingress_class_update),
+            None,
+        ),
     ),
     (
         "networking.k8s.io",

@@ -222,6 +222,15 @@ pub fn ingress_class(obj: &Value, errs: &mut Errs) {
     }
 }
 
+/// An IngressClass's controller may not change.
+pub fn ingress_class_update(new: &Value, old: &Value, errs: &mut Errs) {
+    errs.immutable(
+        "spec.controller",
+        new.pointer("/spec/controller"),
+        old.pointer("/spec/controller"),
+    );
+}
+
 /// `example.com/path` (IngressClass controllers).
 pub fn domain_prefixed_path(value: &str, path: &str, errs: &mut Errs) {
     if value.is_empty() {

@@ -228,3 +228,17 @@ fn ingress_class_annotation_and_field_exclude_each_other_on_create() {
         )]
     );
 }
+
+#[test]
+fn ingress_class_controllers_are_immutable() {
+    let mut errs = Errs::default();
+    let old = json!({"spec": {"controller": "example.com/a"}});
+    ingress_class_update(&old, &old, &mut errs);
+    assert!(errs.0.is_empty());
+    ingress_class_update(&json!({"spec": {"controller": "example.com/b"}}), &old, &mut errs);
+    assert_eq!(errs.0[0].field, "spec.controller");
+    assert_eq!(
+        errs.0[0].message,
+        "Invalid value: \"example.com/b\": field is immutable"
+    );
+}
