@@ -59,15 +59,11 @@ fn webhook(hook: &Value, path: &str, mutating: bool, errs: &mut Errs) {
     for (i, rule) in list(hook, "rules").iter().enumerate() {
         rule_with_operations(rule, &index(&child(path, "rules"), i), errs);
     }
-    let enums: [(&str, &[&str]); 3] = [
+    let enums: [(&str, &[&str]); 2] = [
         ("failurePolicy", &["Fail", "Ignore"]),
         ("matchPolicy", &["Equivalent", "Exact"]),
-        ("reinvocationPolicy", &["IfNeeded", "Never"]),
     ];
     for (field, allowed) in enums {
-        if field == "reinvocationPolicy" && !mutating {
-            continue;
-        }
         if let Some(v) = str_of(hook, field)
             && !allowed.contains(&v)
         {
@@ -99,11 +95,13 @@ fn webhook(hook: &Value, path: &str, mutating: bool, errs: &mut Errs) {
             metadata::label_selector(sel, &child(path, field), errs);
         }
     }
-    match_conditions(
-        list(hook, "matchConditions"),
-        &child(path, "matchConditions"),
-        errs,
-    );
+    const REINVOCATION: [&str; 2] = ["IfNeeded", "Never"];
+    if mutating
+        && let Some(v) = str_of(hook, "reinvocationPolicy")
+        && !REINVOCATION.contains(&v)
+    {
+        errs.not_supported(child(path, "reinvocationPolicy"), &Value::from(v), &REINVOCATION);
+    }
     let cc = hook.get("clientConfig").unwrap_or(&Value::Null);
     let cp = child(path, "clientConfig");
     match (str_of(cc, "url"), present(cc, "service")) {
@@ -111,6 +109,11 @@ fn webhook(hook: &Value, path: &str, mutating: bool, errs: &mut Errs) {
         (None, Some(svc)) => webhook_service(svc, &child(&cp, "service"), errs),
         _ => errs.required(cp, "exactly one of url or service is required"),
     }
+    match_conditions(
+        list(hook, "matchConditions"),
+        &child(path, "matchConditions"),
+        errs,
+    );
 }
 
 /// `matchConditions`: at most 64, each with a unique qualified name and an expression (the CEL
