@@ -1,6 +1,8 @@
 //! StorageClasses (upstream `pkg/apis/storage/validation`) and PersistentVolumes (upstream
 //! `ValidatePersistentVolumeSpec`).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::Value;
 
 use super::field::{Errs, child, index, key, list, object, present, str_of, string};
@@ -20,13 +22,6 @@ pub fn storage_class(obj: &Value, errs: &mut Errs) {
         errs.invalid_each("provisioner", &lower, names::qualified_name(&lower));
     }
     let params = object(obj, "parameters");
-    if params.is_some_and(|p| p.len() > 512) {
-        errs.invalid_str(
-            "parameters",
-            "Provisioner Parameters exceeded",
-            "must have at most 512 parameters",
-        );
-    }
     let mut total = 0;
     for (k, v) in params.into_iter().flatten() {
         if k.is_empty() {
@@ -34,7 +29,9 @@ pub fn storage_class(obj: &Value, errs: &mut Errs) {
         }
         total += k.len() + v.as_str().map_or(0, str::len);
     }
-    if total > 256 * 1024 {
+    if params.is_some_and(|p| p.len() > 512) {
+        errs.too_long("parameters", 512);
+    } else if total > 256 * 1024 {
         errs.too_long("parameters", 256 * 1024);
     }
     if let Some(policy) = str_of(obj, "reclaimPolicy")
@@ -48,23 +45,40 @@ pub fn storage_class(obj: &Value, errs: &mut Errs) {
     {
         errs.not_supported("volumeBindingMode", &Value::from(mode), &BINDING_MODES);
     }
-    for (i, term) in list(obj, "allowedTopologies").iter().enumerate() {
+    allowed_topologies(list(obj, "allowedTopologies"), errs);
+}
+
+/// `allowedTopologies`: per term, expressions with values and a label key, no key twice; no term
+/// twice.
+fn allowed_topologies(terms: &[Value], errs: &mut Errs) {
+    let mut seen_terms: Vec<BTreeMap<&str, BTreeSet<&str>>> = Vec::new();
+    for (i, term) in terms.iter().enumerate() {
         let p = index("allowedTopologies", i);
-        let exprs = list(term, "matchLabelExpressions");
-        if exprs.is_empty() {
-            errs.required(
-                child(&p, "matchLabelExpressions"),
-                "must contain at least one key/value pair",
-            );
-        }
-        for (j, e) in exprs.iter().enumerate() {
-            let ep = index(&child(&p, "matchLabelExpressions"), j);
-            let k = string(e, "key");
-            errs.invalid_each(&child(&ep, "key"), k, names::qualified_name(k));
-            if list(e, "values").is_empty() {
-                errs.required(child(&ep, "values"), "must specify as least one value");
+        let ep = child(&p, "matchLabelExpressions");
+        let mut exprs = BTreeMap::new();
+        for (j, e) in list(term, "matchLabelExpressions").iter().enumerate() {
+            let rp = index(&ep, j);
+            let values = list(e, "values");
+            if values.is_empty() {
+                errs.required(child(&rp, "values"), "must specify as least one value");
+            }
+            let mut set = BTreeSet::new();
+            for (k, v) in values.iter().enumerate() {
+                let v = v.as_str().unwrap_or("");
+                if !set.insert(v) {
+                    errs.duplicate(index(&child(&rp, "values"), k), &Value::from(v));
+                }
+            }
+            let key = string(e, "key");
+            errs.invalid_each(&child(&rp, "key"), key, names::qualified_name(key));
+            if exprs.insert(key, set).is_some() {
+                errs.duplicate(child(&rp, "key"), &Value::from(key));
             }
         }
+        if seen_terms.contains(&exprs) {
+            errs.duplicate(&ep, &Value::from(""));
+        }
+        seen_terms.push(exprs);
     }
 }
 

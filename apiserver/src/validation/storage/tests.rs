@@ -25,7 +25,8 @@ fn storage_classes() {
     let errs = run(
         storage_class,
         json!({"reclaimPolicy": "Recycle", "volumeBindingMode": "Later",
-        "allowedTopologies": [{"matchLabelExpressions": [{"key": "zone"}]}, {}]}),
+        "allowedTopologies": [{"matchLabelExpressions": [{"key": "zone"}]}, {},
+            {"matchLabelExpressions": [{"key": "z", "values": ["a", "a"]}, {"key": "z", "values": ["b"]}]}, {}]}),
     );
     assert_eq!(
         errs,
@@ -44,8 +45,16 @@ fn storage_classes() {
                 "Required value: must specify as least one value"
             ),
             pair(
-                "allowedTopologies[1].matchLabelExpressions",
-                "Required value: must contain at least one key/value pair"
+                "allowedTopologies[2].matchLabelExpressions[0].values[1]",
+                "Duplicate value: \"a\""
+            ),
+            pair(
+                "allowedTopologies[2].matchLabelExpressions[1].key",
+                "Duplicate value: \"z\""
+            ),
+            pair(
+                "allowedTopologies[3].matchLabelExpressions",
+                "Duplicate value: \"\""
             ),
         ]
     );
