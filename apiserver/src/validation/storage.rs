@@ -153,16 +153,6 @@ pub fn persistent_volume(obj: &Value, errs: &mut Errs) {
         );
     }
     capacity(spec, errs);
-    let class = string(spec, "storageClassName");
-    if !class.is_empty() {
-        errs.invalid_each("spec.storageClassName", class, names::dns1123_subdomain(class));
-    }
-    if let Some(mode) = str_of(spec, "volumeMode")
-        && mode != "Block"
-        && mode != "Filesystem"
-    {
-        errs.not_supported("spec.volumeMode", &Value::from(mode), &["Block", "Filesystem"]);
-    }
     let reclaim = string(spec, "persistentVolumeReclaimPolicy");
     const RECLAIM: [&str; 3] = ["Delete", "Recycle", "Retain"];
     if !reclaim.is_empty() && !RECLAIM.contains(&reclaim) {
@@ -173,38 +163,16 @@ pub fn persistent_volume(obj: &Value, errs: &mut Errs) {
         );
     }
     let affinity = present(spec, "nodeAffinity");
-    let mut has_affinity = false;
     if let Some(na) = affinity {
         match present(na, "required") {
-            Some(req) => {
-                has_affinity = true;
-                pod::node_selector(req, "spec.nodeAffinity.required", errs);
-            }
+            Some(req) => pod::node_selector(req, "spec.nodeAffinity.required", errs),
             None => errs.required(
                 "spec.nodeAffinity.required",
                 "must specify required node constraints",
             ),
         }
     }
-    let mut found = 0;
-    for source in PV_SOURCES {
-        let Some(src) = present(spec, source) else {
-            continue;
-        };
-        let p = child("spec", source);
-        if found > 0 {
-            errs.forbidden(p, "may not specify more than 1 volume type");
-            continue;
-        }
-        found += 1;
-        volume_source(source, src, &p, errs);
-        if source == "local" && !has_affinity {
-            errs.required("spec.nodeAffinity", "Local volume requires node affinity");
-        }
-    }
-    if found == 0 {
-        errs.required("spec", "must specify a volume type");
-    }
+    volume_sources(spec, affinity.is_some(), errs);
     let host_root = spec
         .pointer("/hostPath/path")
         .and_then(Value::as_str)
@@ -214,6 +182,46 @@ pub fn persistent_volume(obj: &Value, errs: &mut Errs) {
             "spec.persistentVolumeReclaimPolicy",
             "may not be 'recycle' for a hostPath mount of '/'",
         );
+    }
+    let class = string(spec, "storageClassName");
+    if !class.is_empty() {
+        errs.invalid_each("spec.storageClassName", class, names::dns1123_subdomain(class));
+    }
+    if let Some(mode) = str_of(spec, "volumeMode")
+        && mode != "Block"
+        && mode != "Filesystem"
+    {
+        errs.not_supported("spec.volumeMode", &Value::from(mode), &["Block", "Filesystem"]);
+    }
+}
+
+/// Exactly one volume source, with upstream's path quirks: a GCE disk is checked under
+/// `persistentDisk`, a second CephFS source is reported as `cephFS`, and a flexVolume always
+/// counts without being refused.
+fn volume_sources(spec: &Value, has_affinity: bool, errs: &mut Errs) {
+    let mut found = 0;
+    for source in PV_SOURCES {
+        let Some(src) = present(spec, source) else {
+            continue;
+        };
+        if found > 0 && source != "flexVolume" {
+            let shown = if source == "cephfs" { "cephFS" } else { source };
+            errs.forbidden(child("spec", shown), "may not specify more than 1 volume type");
+            continue;
+        }
+        found += 1;
+        let checked = if source == "gcePersistentDisk" {
+            "persistentDisk"
+        } else {
+            source
+        };
+        volume_source(source, src, &child("spec", checked), errs);
+        if source == "local" && !has_affinity {
+            errs.required("spec.nodeAffinity", "Local volume requires node affinity");
+        }
+    }
+    if found == 0 {
+        errs.required("spec", "must specify a volume type");
     }
 }
 
