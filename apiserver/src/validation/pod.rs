@@ -176,7 +176,7 @@ pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
         match string(os, "name") {
             "" => errs.required(child(path, "os.name"), "cannot be empty"),
             "linux" | "windows" => {}
-            other => errs.not_supported(child(path, "os.name"), &Value::from(other), &["linux", "windows"]),
+            other => errs.not_supported(child(path, "os"), &Value::from(other), &["linux", "windows"]),
         }
     }
     security::pod_context(spec, &child(path, "securityContext"), errs);

@@ -140,6 +140,7 @@ fn pod_affinity_term(term: &Value, path: &str, errs: &mut Errs) {
             metadata::label_selector(sel, &child(path, field), errs);
         }
     }
+    label_keys(term, path, errs);
     for ns in list(term, "namespaces") {
         let ns = ns.as_str().unwrap_or("");
         errs.invalid_each(&child(path, "namespace"), ns, names::dns1123_label(ns));
@@ -207,8 +208,77 @@ pub fn topology_spread(spec: &Value, path: &str, errs: &mut Errs) {
                 errs.not_supported(child(&p, field), &Value::from(policy), &["Honor", "Ignore"]);
             }
         }
+        spread_label_keys(c, &child(&p, "matchLabelKeys"), errs);
         if let Some(sel) = present(c, "labelSelector") {
             metadata::label_selector(sel, &child(&p, "labelSelector"), errs);
+        }
+    }
+}
+
+fn strings<'a>(v: &'a Value, field: &str) -> Vec<&'a str> {
+    list(v, field).iter().map(|s| s.as_str().unwrap_or("")).collect()
+}
+
+/// The keys a label selector uses.
+fn selector_keys(sel: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = sel
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    keys.extend(list(sel, "matchExpressions").iter().map(|e| string(e, "key")));
+    keys
+}
+
+/// `matchLabelKeys`/`mismatchLabelKeys` of a pod (anti-)affinity term: label names, only with a
+/// label selector, and no key in both lists.
+fn label_keys(term: &Value, path: &str, errs: &mut Errs) {
+    let selector = present(term, "labelSelector");
+    for field in ["matchLabelKeys", "mismatchLabelKeys"] {
+        let keys = strings(term, field);
+        let fp = child(path, field);
+        if keys.is_empty() {
+            continue;
+        }
+        if selector.is_none() {
+            errs.forbidden(fp, "must not be specified when labelSelector is not set");
+            continue;
+        }
+        for (i, k) in keys.iter().enumerate() {
+            label_name(k, &index(&fp, i), errs);
+        }
+    }
+    let mismatch = strings(term, "mismatchLabelKeys");
+    for (i, k) in strings(term, "matchLabelKeys").iter().enumerate() {
+        if mismatch.contains(k) {
+            errs.invalid_str(
+                index(&child(path, "matchLabelKeys"), i),
+                k,
+                "exists in both matchLabelKeys and mismatchLabelKeys",
+            );
+        }
+    }
+}
+
+/// `matchLabelKeys` of a topology spread constraint: label names not used by its selector,
+/// only with a selector.
+fn spread_label_keys(c: &Value, path: &str, errs: &mut Errs) {
+    let keys = strings(c, "matchLabelKeys");
+    if keys.is_empty() {
+        return;
+    }
+    let selector = present(c, "labelSelector");
+    let used = selector.map(selector_keys).unwrap_or_default();
+    if selector.is_none() {
+        errs.forbidden(path, "must not be specified when labelSelector is not set");
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let p = index(path, i);
+        label_name(k, &p, errs);
+        if used.contains(k) {
+            errs.invalid_str(p, k, "exists in both matchLabelKeys and labelSelector");
         }
     }
 }

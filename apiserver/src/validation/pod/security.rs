@@ -185,15 +185,65 @@ fn windows_options(sc: &Value, path: &str, errs: &mut Errs) {
         }
     }
     if let Some(user) = str_of(opts, "runAsUserName") {
-        let up = child(&p, "runAsUserName");
-        if user.is_empty() {
-            errs.invalid_str(up, user, "runAsUserName cannot be an empty string");
-        } else if user.chars().any(char::is_control) {
-            errs.invalid_str(up, user, "runAsUserName cannot contain control characters");
-        } else if user.matches('\\').count() > 1 {
-            errs.invalid_str(up, user, "runAsUserName cannot contain more than one backslash");
+        for m in run_as_user_name(user) {
+            errs.invalid_str(child(&p, "runAsUserName"), user, m);
         }
     }
+}
+
+/// Why a Windows `runAsUserName` (`[DOMAIN\]USER`) is not valid.
+pub(super) fn run_as_user_name(name: &str) -> Vec<&'static str> {
+    if name.is_empty() {
+        return vec!["runAsUserName cannot be an empty string"];
+    }
+    if name.chars().any(|c| c.is_ascii_control()) {
+        return vec!["runAsUserName cannot contain control characters"];
+    }
+    let parts: Vec<&str> = name.split('\\').collect();
+    let (domain, user) = match parts.as_slice() {
+        [user] => (None, *user),
+        [domain, user] => (Some(*domain), *user),
+        _ => return vec!["runAsUserName cannot contain more than one backslash"],
+    };
+    let mut out = Vec::new();
+    if domain.is_some_and(|d| d.len() >= 256) {
+        out.push("runAsUserName's Domain length must be under 256 characters");
+    }
+    if let Some(d) = domain
+        && !(netbios_domain(d) || dns_domain(d))
+    {
+        out.push("runAsUserName's Domain doesn't match the NetBios nor the DNS format");
+    }
+    if user.is_empty() {
+        out.push("runAsUserName's User cannot be empty");
+    } else if user.len() > 104 {
+        out.push("runAsUserName's User length must not be longer than 104 characters");
+    }
+    if !user.is_empty() && user.chars().all(|c| c == '.' || c == ' ') {
+        out.push("runAsUserName's User cannot contain only periods or spaces");
+    }
+    if user.chars().any(|c| "\"/\\:;|=,+*?<>@[]".contains(c)) {
+        out.push("runAsUserName's User cannot contain the following characters: \"/\\:;|=,+*?<>@[]");
+    }
+    out
+}
+
+/// A NetBIOS domain: 1 to 15 characters without `\ / : * ? " < > |`, not starting with a dot.
+fn netbios_domain(d: &str) -> bool {
+    let bad = |c: char| "\\/:*?\"<>|".contains(c);
+    let n = d.chars().count();
+    (1..=15).contains(&n) && !d.starts_with('.') && !d.chars().any(bad)
+}
+
+/// A DNS domain: dot-separated labels of letters, digits and inner dashes, up to 63 each.
+fn dns_domain(d: &str) -> bool {
+    d.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    })
 }
 
 /// A container's `securityContext`; `host_users` is the pod's `hostUsers` (default true).

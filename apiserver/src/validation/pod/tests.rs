@@ -592,7 +592,7 @@ fn os_names() {
     assert_eq!(
         with(json!({"os": {"name": "plan9"}})),
         [pair(
-            "spec.os.name",
+            "spec.os",
             "Unsupported value: \"plan9\": supported values: \"linux\", \"windows\""
         )]
     );
@@ -631,6 +631,69 @@ fn init_containers_need_restart_policy_always_for_probes_and_hooks() {
             pair(
                 "spec.initContainers[2].restartPolicy",
                 "Unsupported value: \"OnFailure\": supported values: \"Always\""
+            ),
+        ]
+    );
+}
+
+#[test]
+fn windows_user_names() {
+    use super::security::run_as_user_name as check;
+    assert!(check("NT AUTHORITY\\SYSTEM").is_empty());
+    assert!(check("ContainerUser").is_empty());
+    assert!(check("example.com\\svc-web").is_empty());
+    assert_eq!(
+        check("a\\b\\c"),
+        ["runAsUserName cannot contain more than one backslash"]
+    );
+    assert_eq!(check("dom\\"), ["runAsUserName's User cannot be empty"]);
+    assert_eq!(
+        check(".. ."),
+        ["runAsUserName's User cannot contain only periods or spaces"]
+    );
+    assert_eq!(
+        check("bad:domain\\u@x"),
+        [
+            "runAsUserName's Domain doesn't match the NetBios nor the DNS format",
+            "runAsUserName's User cannot contain the following characters: \"/\\:;|=,+*?<>@[]"
+        ]
+    );
+}
+
+#[test]
+fn match_label_keys() {
+    let errs = with(json!({
+        "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone",
+             "matchLabelKeys": ["pod-template-hash", "tier"], "mismatchLabelKeys": ["tier"]},
+            {"topologyKey": "zone", "matchLabelKeys": ["pod-template-hash"]}
+        ]}},
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+             "labelSelector": {"matchLabels": {"app": "web"}}, "matchLabelKeys": ["pod-template-hash", "app"]},
+            {"maxSkew": 1, "topologyKey": "host", "whenUnsatisfiable": "DoNotSchedule", "matchLabelKeys": ["x"]}
+        ]
+    }));
+    let a = "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution";
+    let t = "spec.topologySpreadConstraints";
+    assert_eq!(
+        errs,
+        [
+            pair(
+                &format!("{a}[0].matchLabelKeys[1]"),
+                "Invalid value: \"tier\": exists in both matchLabelKeys and mismatchLabelKeys"
+            ),
+            pair(
+                &format!("{a}[1].matchLabelKeys"),
+                "Forbidden: must not be specified when labelSelector is not set"
+            ),
+            pair(
+                &format!("{t}[0].matchLabelKeys[1]"),
+                "Invalid value: \"app\": exists in both matchLabelKeys and labelSelector"
+            ),
+            pair(
+                &format!("{t}[1].matchLabelKeys"),
+                "Forbidden: must not be specified when labelSelector is not set"
             ),
         ]
     );
