@@ -173,18 +173,17 @@ fn limit_item(item: &Value, kind: &str, path: &str, errs: &mut Errs) {
     };
     let max = read("max", errs);
     let min = read("min", errs);
-    let default = read("default", errs);
-    let default_request = read("defaultRequest", errs);
-    let ratio = if kind == "Pod" {
+    let (default, default_request) = if kind == "Pod" {
         for field in ["default", "defaultRequest"] {
             if object(item, field).is_some_and(|m| !m.is_empty()) {
                 errs.forbidden(child(path, field), "may not be specified when `type` is 'Pod'");
             }
         }
-        Vec::new()
+        (Vec::new(), Vec::new())
     } else {
-        read("maxLimitRequestRatio", errs)
+        (read("default", errs), read("defaultRequest", errs))
     };
+    let ratio = read("maxLimitRequestRatio", errs);
     if kind == "PersistentVolumeClaim" {
         let has = |v: &[(String, Quantity)]| v.iter().any(|(n, _)| n == "storage");
         if !has(&min) && !has(&max) {
