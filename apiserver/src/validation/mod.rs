@@ -206,7 +206,11 @@ const TABLE: &[(&str, &str, Rules)] = &[
             None,
         ),
     ),
-    ("", "resourcequotas", rules(quota::resource_quota, None, None)),
+    (
+        "",
+        "resourcequotas",
+        rules(quota::resource_quota, Some(quota::resource_quota_update), None),
+    ),
     ("", "limitranges", rules(quota::limit_range, None, None)),
     (
         "admissionregistration.k8s.io",

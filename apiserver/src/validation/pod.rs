@@ -588,8 +588,15 @@ pub fn resources(r: &Value, path: &str, errs: &mut Errs) {
     let limits = parsed("limits");
     let requests = parsed("requests");
     let req_path = child(path, "requests");
+    let limit_names = object(r, "limits");
     for (name, q, shown) in &requests {
         let Some((_, limit, limit_shown)) = limits.iter().find(|(n, _, _)| n == name) else {
+            if !overcommit_allowed(name) && !limit_names.is_some_and(|l| l.contains_key(name)) {
+                errs.required(
+                    child(path, "limits"),
+                    "Limit must be set for non overcommitable resources",
+                );
+            }
             continue;
         };
         if q.cmp_to(*limit).is_ne() && !overcommit_allowed(name) {
@@ -605,6 +612,14 @@ pub fn resources(r: &Value, path: &str, errs: &mut Errs) {
                 &format!("must be less than or equal to {name} limit of {limit_shown}"),
             );
         }
+    }
+    let names: Vec<&String> = ["limits", "requests"]
+        .iter()
+        .flat_map(|f| object(r, f).into_iter().flat_map(|m| m.keys()))
+        .collect();
+    let huge_pages = names.iter().any(|n| n.starts_with("hugepages-"));
+    if huge_pages && !names.iter().any(|n| *n == "cpu" || *n == "memory") {
+        errs.forbidden(path, "HugePages require cpu or memory");
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
 
-use super::field::{Errs, NEGATIVE, child, index, key, list, object, string};
+use super::field::{Errs, NEGATIVE, child, index, key, list, object, present, string};
 use super::names;
 use super::quantity::{self, Quantity};
 
@@ -91,8 +91,35 @@ fn amount(name: &str, v: &Value, path: &str, errs: &mut Errs) -> Option<Quantity
 /// A ResourceQuota.
 pub fn resource_quota(obj: &Value, errs: &mut Errs) {
     let spec = obj.get("spec").unwrap_or(&Value::Null);
-    for (name, v) in object(spec, "hard").into_iter().flatten() {
-        let p = key("spec.hard", name);
+    quota_amounts(spec, "spec.hard", errs);
+    scopes(spec, errs);
+    if let Some(sel) = present(spec, "scopeSelector") {
+        scope_selector(sel, errs);
+    }
+    let status = obj.get("status").unwrap_or(&Value::Null);
+    quota_amounts(status, "status.hard", errs);
+    quota_amounts(status, "status.used", errs);
+}
+
+/// A quota's scopes may not change.
+pub fn resource_quota_update(new: &Value, old: &Value, errs: &mut Errs) {
+    let scopes = |v: &Value| -> BTreeSet<String> {
+        list(v.get("spec").unwrap_or(&Value::Null), "scopes")
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    if scopes(new) != scopes(old) {
+        let shown = new.pointer("/spec/scopes").cloned().unwrap_or(Value::Null);
+        errs.invalid("spec.scopes", &shown, super::field::IMMUTABLE);
+    }
+}
+
+/// A map of quota amounts (`hard`, `used`) at `path`: quota resource names and quantities.
+fn quota_amounts(parent: &Value, path: &str, errs: &mut Errs) {
+    let field = path.rsplit('.').next().unwrap_or(path);
+    for (name, v) in object(parent, field).into_iter().flatten() {
+        let p = key(path, name);
         if resource_name(name, &p, errs) && !name.contains('/') {
             let quota = name.starts_with("hugepages-")
                 || name.starts_with("requests.hugepages-")
@@ -103,7 +130,55 @@ pub fn resource_quota(obj: &Value, errs: &mut Errs) {
         }
         amount(name, v, &p, errs);
     }
-    scopes(spec, errs);
+}
+
+/// Scopes whose selector requirement must use `Exists`.
+const EXISTS_ONLY: [&str; 5] = [
+    "BestEffort",
+    "NotBestEffort",
+    "Terminating",
+    "NotTerminating",
+    "CrossNamespacePodAffinity",
+];
+
+/// `spec.scopeSelector`: known scopes, operators and their value counts, no conflicting pair.
+fn scope_selector(sel: &Value, errs: &mut Errs) {
+    let p = "spec.scopeSelector.matchExpressions";
+    let mut names = Vec::new();
+    for req in list(sel, "matchExpressions") {
+        let scope = string(req, "scopeName");
+        if !SCOPES.contains(&scope) {
+            errs.invalid_str(child(p, "scopeName"), scope, "unsupported scope");
+        }
+        let op = string(req, "operator");
+        if EXISTS_ONLY.contains(&scope) && op != "Exists" {
+            errs.invalid_str(
+                child(p, "operator"),
+                op,
+                "must be 'Exist' when scope is any of ResourceQuotaScopeTerminating, ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort, ResourceQuotaScopeNotBestEffort or ResourceQuotaScopeCrossNamespacePodAffinity",
+            );
+        }
+        let values = list(req, "values");
+        match op {
+            "In" | "NotIn" if values.is_empty() => errs.required(
+                child(p, "values"),
+                "must be at least one value when `operator` is 'In' or 'NotIn' for scope selector",
+            ),
+            "Exists" | "DoesNotExist" if !values.is_empty() => errs.invalid(
+                child(p, "values"),
+                &Value::from(values.to_vec()),
+                "must be no value when `operator` is 'Exist' or 'DoesNotExist' for scope selector",
+            ),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            other => errs.invalid_str(child(p, "operator"), other, "not a valid selector operator"),
+        }
+        names.push(scope);
+    }
+    for (a, b) in [("BestEffort", "NotBestEffort"), ("Terminating", "NotTerminating")] {
+        if names.contains(&a) && names.contains(&b) {
+            errs.invalid(p, &Value::Null, "conflicting scopes");
+        }
+    }
 }
 
 const SCOPES: [&str; 7] = [
@@ -318,6 +393,57 @@ mod tests {
                     "Invalid value: \"widgets\": must be a standard resource type or fully qualified"
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn quota_scope_selectors_status_and_updates() {
+        let errs = run(
+            resource_quota,
+            json!({"spec": {"scopeSelector": {"matchExpressions": [
+            {"scopeName": "BestEffort", "operator": "In", "values": ["x"]},
+            {"scopeName": "PriorityClass", "operator": "NotIn"},
+            {"scopeName": "Weekend", "operator": "Exists", "values": ["x"]},
+            {"scopeName": "NotBestEffort", "operator": "Exists"}
+        ]}}, "status": {"used": {"pods": "-1"}}}),
+        );
+        let p = "spec.scopeSelector.matchExpressions";
+        assert_eq!(errs[0].0, format!("{p}.operator"));
+        assert!(
+            errs[0]
+                .1
+                .starts_with("Invalid value: \"In\": must be 'Exist' when scope is any of")
+        );
+        assert_eq!(
+            errs[1..],
+            [
+                pair(
+                    &format!("{p}.values"),
+                    "Required value: must be at least one value when `operator` is 'In' or 'NotIn' for scope selector"
+                ),
+                pair(
+                    &format!("{p}.scopeName"),
+                    "Invalid value: \"Weekend\": unsupported scope"
+                ),
+                pair(
+                    &format!("{p}.values"),
+                    "Invalid value: [\"x\"]: must be no value when `operator` is 'Exist' or 'DoesNotExist' for scope selector"
+                ),
+                pair(p, "Invalid value: null: conflicting scopes"),
+                pair(
+                    "status.used[pods]",
+                    "Invalid value: \"-1\": must be greater than or equal to 0"
+                ),
+            ]
+        );
+        let mut errs = Errs::default();
+        let old = json!({"spec": {"scopes": ["BestEffort"]}});
+        resource_quota_update(&old, &old, &mut errs);
+        assert!(errs.0.is_empty());
+        resource_quota_update(&json!({"spec": {"scopes": ["NotBestEffort"]}}), &old, &mut errs);
+        assert_eq!(
+            errs.0[0].message,
+            "Invalid value: [\"NotBestEffort\"]: field is immutable"
         );
     }
 

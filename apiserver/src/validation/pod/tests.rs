@@ -698,3 +698,22 @@ fn match_label_keys() {
         ]
     );
 }
+
+#[test]
+fn extended_resources_need_limits_and_huge_pages_need_cpu_or_memory() {
+    let mut s = valid();
+    s["containers"][0]["resources"] = json!({"requests": {"example.com/gpu": "1", "hugepages-2Mi": "2Mi"}, "limits": {"hugepages-2Mi": "2Mi"}});
+    assert_eq!(
+        spec_errs(s),
+        [
+            pair(
+                "spec.containers[0].resources.limits",
+                "Required value: Limit must be set for non overcommitable resources"
+            ),
+            pair(
+                "spec.containers[0].resources",
+                "Forbidden: HugePages require cpu or memory"
+            ),
+        ]
+    );
+}
