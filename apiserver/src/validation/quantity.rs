@@ -119,6 +119,11 @@ impl Quantity {
         }
     }
 
+    /// The value as a float (for ratios).
+    pub fn as_f64(self) -> f64 {
+        self.0 as f64 / NANO as f64
+    }
+
     /// True below zero.
     pub fn is_negative(self) -> bool {
         self.0 < 0

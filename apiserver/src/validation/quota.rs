@@ -50,26 +50,29 @@ fn is_native(name: &str) -> bool {
     !name.contains('/') || name.contains("kubernetes.io/")
 }
 
+/// Native resources other than huge pages may be overcommitted.
+fn overcommit_allowed(name: &str) -> bool {
+    is_native(name) && !name.starts_with("hugepages-")
+}
+
 fn is_extended(name: &str) -> bool {
     !is_native(name)
         && !name.starts_with("requests.")
         && names::qualified_name(&format!("requests.{name}")).is_empty()
 }
 
-/// A resource name: qualified, and standard when it has no domain. False when invalid.
-fn resource_name(name: &str, path: &str, errs: &mut Errs) -> bool {
+/// A resource name: qualified, and standard when it has no domain.
+fn resource_name(name: &str, path: &str, errs: &mut Errs) {
     let msgs = names::qualified_name(name);
     if !msgs.is_empty() {
         errs.invalid_each(path, name, msgs);
-        return false;
+        return;
     }
     let standard =
         STANDARD.contains(&name) || name.starts_with("hugepages-") || name.starts_with("requests.hugepages-");
     if !name.contains('/') && !standard {
         errs.invalid_str(path, name, "must be a standard resource type or fully qualified");
-        return false;
     }
-    true
 }
 
 /// A quantity: well formed, not negative, whole for counted resources.
@@ -120,13 +123,12 @@ fn quota_amounts(parent: &Value, path: &str, errs: &mut Errs) {
     let field = path.rsplit('.').next().unwrap_or(path);
     for (name, v) in object(parent, field).into_iter().flatten() {
         let p = key(path, name);
-        if resource_name(name, &p, errs) && !name.contains('/') {
-            let quota = name.starts_with("hugepages-")
-                || name.starts_with("requests.hugepages-")
-                || (STANDARD.contains(&name.as_str()) && name != "storage");
-            if !quota {
-                errs.invalid_str(&p, name, "must be a standard resource for quota");
-            }
+        resource_name(name, &p, errs);
+        let quota = name.starts_with("hugepages-")
+            || name.starts_with("requests.hugepages-")
+            || (STANDARD.contains(&name.as_str()) && name != "storage");
+        if !name.contains('/') && !quota {
+            errs.invalid_str(&p, name, "must be a standard resource for quota");
         }
         amount(name, v, &p, errs);
     }
@@ -240,7 +242,8 @@ fn limit_item(item: &Value, kind: &str, path: &str, errs: &mut Errs) {
             let p = key(&child(path, field), name);
             limit_resource_name(kind, name, &p, errs);
             keys.insert(name.clone());
-            if let Some(q) = amount(name, v, &p, errs) {
+            // Upstream checks neither sign nor wholeness of limit range amounts.
+            if let Some(q) = Quantity::from_json(v) {
                 parsed.push((name.clone(), q));
             }
         }
@@ -333,12 +336,31 @@ fn limit_item(item: &Value, kind: &str, path: &str, errs: &mut Errs) {
             let msg = format!("ratio {} is less than 1", c(ra));
             errs.invalid_str(at("maxLimitRequestRatio"), &c(ra), &msg);
         }
+        if let (Some(ra), Some(mn), Some(mx)) = (ra, mn, mx) {
+            let limit = mx.as_f64() / mn.as_f64();
+            if ra.as_f64() > limit {
+                let msg = format!("ratio {} is greater than max/min = {limit:.6}", c(ra));
+                errs.invalid_str(at("maxLimitRequestRatio"), &c(ra), &msg);
+            }
+        }
+        if let (Some(df), Some(dr)) = (df, dr)
+            && !overcommit_allowed(k)
+            && df != dr
+        {
+            let msg = format!(
+                "default value {} must equal to defaultRequest value {} in {k}",
+                c(df),
+                c(dr)
+            );
+            errs.invalid_str(at("defaultRequest"), &c(dr), &msg);
+        }
     }
 }
 
 /// Names in a limit of a pod or container are container resources.
 fn limit_resource_name(kind: &str, name: &str, path: &str, errs: &mut Errs) {
-    if !resource_name(name, path, errs) || !matches!(kind, "Pod" | "Container") {
+    resource_name(name, path, errs);
+    if !matches!(kind, "Pod" | "Container") {
         return;
     }
     let container = matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-");
@@ -392,6 +414,10 @@ mod tests {
                     "spec.hard[widgets]",
                     "Invalid value: \"widgets\": must be a standard resource type or fully qualified"
                 ),
+                pair(
+                    "spec.hard[widgets]",
+                    "Invalid value: \"widgets\": must be a standard resource for quota"
+                ),
             ]
         );
     }
@@ -444,6 +470,29 @@ mod tests {
         assert_eq!(
             errs.0[0].message,
             "Invalid value: [\"NotBestEffort\"]: field is immutable"
+        );
+    }
+
+    #[test]
+    fn limit_range_ratios_and_extended_defaults() {
+        let errs = run(
+            limit_range,
+            json!({"spec": {"limits": [{"type": "Container",
+            "min": {"cpu": "100m"}, "max": {"cpu": "200m"}, "maxLimitRequestRatio": {"cpu": "3"},
+            "default": {"example.com/gpu": "2"}, "defaultRequest": {"example.com/gpu": "1"}}]}}),
+        );
+        assert_eq!(
+            errs,
+            [
+                pair(
+                    "spec.limits[0].maxLimitRequestRatio[cpu]",
+                    "Invalid value: \"3\": ratio 3 is greater than max/min = 2.000000"
+                ),
+                pair(
+                    "spec.limits[0].defaultRequest[example.com/gpu]",
+                    "Invalid value: \"1\": default value 2 must equal to defaultRequest value 1 in example.com/gpu"
+                ),
+            ]
         );
     }
 
