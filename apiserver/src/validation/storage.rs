@@ -243,12 +243,56 @@ pub fn persistent_volume_update(new: &Value, old: &Value, errs: &mut Errs) {
         present(new, "volumeMode"),
         present(old, "volumeMode"),
     );
-    if present(old, "nodeAffinity").is_some() {
-        errs.immutable(
-            "nodeAffinity",
-            present(new, "nodeAffinity"),
-            present(old, "nodeAffinity"),
-        );
+    if let Some(old_affinity) = present(old, "nodeAffinity") {
+        let new_affinity = present(new, "nodeAffinity").unwrap_or(&Value::Null);
+        if !same_but_ga_labels(new_affinity, old_affinity) {
+            errs.invalid(
+                "nodeAffinity",
+                new_affinity,
+                "field is immutable, except for updating from beta label to GA",
+            );
+        }
+    }
+}
+
+/// Node label keys that went GA under a new name.
+const BETA_TO_GA: [(&str, &str); 5] = [
+    (
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.kubernetes.io/zone",
+    ),
+    (
+        "failure-domain.beta.kubernetes.io/region",
+        "topology.kubernetes.io/region",
+    ),
+    ("beta.kubernetes.io/os", "kubernetes.io/os"),
+    ("beta.kubernetes.io/arch", "kubernetes.io/arch"),
+    (
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+    ),
+];
+
+/// Equal, except that a requirement `key` may have moved from a beta label to its GA name.
+fn same_but_ga_labels(new: &Value, old: &Value) -> bool {
+    match (new, old) {
+        (Value::Object(n), Value::Object(o)) => {
+            n.len() == o.len()
+                && n.iter().all(|(k, nv)| {
+                    let Some(ov) = o.get(k) else {
+                        return false;
+                    };
+                    let renamed = k == "key"
+                        && BETA_TO_GA
+                            .iter()
+                            .any(|(beta, ga)| ov.as_str() == Some(*beta) && nv.as_str() == Some(*ga));
+                    renamed || same_but_ga_labels(nv, ov)
+                })
+        }
+        (Value::Array(n), Value::Array(o)) => {
+            n.len() == o.len() && n.iter().zip(o).all(|(a, b)| same_but_ga_labels(a, b))
+        }
+        _ => new == old,
     }
 }
 

@@ -70,6 +70,15 @@ pub fn pod_context(spec: &Value, path: &str, errs: &mut Errs) {
     seccomp(sc, path, errs);
     windows_options(sc, path, errs);
     app_armor(sc, path, errs);
+    if let Some(policy) = str_of(sc, "supplementalGroupsPolicy")
+        && !["Merge", "Strict"].contains(&policy)
+    {
+        errs.not_supported(
+            child(path, "supplementalGroupsPolicy"),
+            &Value::from(policy),
+            &["Merge", "Strict"],
+        );
+    }
 }
 
 fn sysctls(spec: &Value, sc: &Value, path: &str, errs: &mut Errs) {

@@ -186,7 +186,31 @@ fn persistent_volume_updates() {
                 "Forbidden: spec.persistentvolumesource is immutable after creation"
             ),
             pair("volumeMode", "Invalid value: \"Block\": field is immutable"),
-            pair("nodeAffinity", "Invalid value: null: field is immutable"),
+            pair(
+                "nodeAffinity",
+                "Invalid value: null: field is immutable, except for updating from beta label to GA"
+            ),
         ]
     );
+}
+
+#[test]
+fn persistent_volume_node_affinity_may_move_to_ga_labels() {
+    let affinity = |key: &str| {
+        json!({"spec": {"capacity": {"storage": "1Gi"}, "local": {"path": "/x"},
+        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [{"key": key, "operator": "In", "values": ["a"]}]}]}}}})
+    };
+    let mut errs = Errs::default();
+    persistent_volume_update(
+        &affinity("topology.kubernetes.io/zone"),
+        &affinity("failure-domain.beta.kubernetes.io/zone"),
+        &mut errs,
+    );
+    assert!(errs.0.is_empty());
+    persistent_volume_update(
+        &affinity("failure-domain.beta.kubernetes.io/zone"),
+        &affinity("topology.kubernetes.io/zone"),
+        &mut errs,
+    );
+    assert_eq!(errs.0.len(), 1);
 }
