@@ -623,8 +623,8 @@ pub fn resources(r: &Value, path: &str, errs: &mut Errs) {
     }
 }
 
-/// What a new pod may not have: ephemeral containers (added through their subresource only) and
-/// a node together with scheduling gates.
+/// What a new pod may not have: ephemeral containers (added through their subresource only), a
+/// node together with scheduling gates, profile fields that contradict the legacy annotations.
 pub fn create(obj: &Value, errs: &mut Errs) {
     let spec = obj.get("spec").unwrap_or(&Value::Null);
     if !list(spec, "ephemeralContainers").is_empty() {
@@ -636,6 +636,7 @@ pub fn create(obj: &Value, errs: &mut Errs) {
             "cannot be set until all schedulingGates have been cleared",
         );
     }
+    security::annotations_match_fields(obj, errs);
 }
 
 /// The only fields of a pod spec an update may change: container and init container images,

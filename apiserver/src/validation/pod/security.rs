@@ -94,7 +94,7 @@ fn sysctls(spec: &Value, sc: &Value, path: &str, errs: &mut Errs) {
             errs.invalid_str(
                 &p,
                 name,
-                &format!("must have at most 253 characters and match regex {SYSCTL_FMT}"),
+                &format!("must have at most 253 characters and match regex ^{SYSCTL_FMT}$"),
             );
         } else if !seen.insert(name) {
             errs.duplicate(&p, &Value::from(name));
@@ -298,4 +298,113 @@ pub fn container_context(c: &Value, path: &str, host_users: bool, errs: &mut Err
     }
     windows_options(sc, &p, errs);
     app_armor(sc, &p, errs);
+}
+
+/// The containers of a pod spec in upstream's visiting order, each with its path.
+fn containers_with_paths(spec: &Value) -> Vec<(&Value, String)> {
+    ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|field| {
+            list(spec, field)
+                .iter()
+                .enumerate()
+                .map(move |(i, c)| (c, index(&format!("spec.{field}"), i)))
+        })
+        .collect()
+}
+
+/// Which profile an annotation names, for comparison with a profile field.
+enum Named<'a> {
+    Unconfined,
+    RuntimeDefault,
+    Localhost(&'a str),
+    Other,
+}
+
+fn named_profile(annotation: &str) -> Named<'_> {
+    match annotation {
+        "unconfined" => Named::Unconfined,
+        "runtime/default" | "docker/default" => Named::RuntimeDefault,
+        a => a
+            .strip_prefix("localhost/")
+            .map_or(Named::Other, Named::Localhost),
+    }
+}
+
+/// A profile field against the legacy annotation naming the same profile; `what` is `seccomp`
+/// or `apparmor` (AppArmor annotations do not accept `docker/default`).
+fn profile_matches(annotation: &str, profile: &Value, path: &str, what: &str, errs: &mut Errs) {
+    let named = match named_profile(annotation) {
+        Named::RuntimeDefault if what == "apparmor" && annotation != "runtime/default" => Named::Other,
+        n => n,
+    };
+    let kind = string(profile, "type");
+    let type_ok = match kind {
+        "Unconfined" => matches!(named, Named::Unconfined),
+        "RuntimeDefault" => matches!(named, Named::RuntimeDefault),
+        "Localhost" => matches!(named, Named::Localhost(_)),
+        _ => true,
+    };
+    if !type_ok {
+        errs.forbidden(
+            child(path, "type"),
+            &format!("{what} type in annotation and field must match"),
+        );
+    } else if let Named::Localhost(name) = named
+        && kind == "Localhost"
+        && str_of(profile, "localhostProfile") != Some(name)
+    {
+        errs.forbidden(
+            child(path, "localhostProfile"),
+            &format!("{what} profile in annotation and field must match"),
+        );
+    }
+}
+
+/// On create, seccomp and AppArmor profile fields must agree with the legacy annotations naming
+/// profiles for the pod or its containers.
+pub fn annotations_match_fields(pod: &Value, errs: &mut Errs) {
+    let spec = pod.get("spec").unwrap_or(&Value::Null);
+    let annotation = |key: &str| {
+        pod.pointer("/metadata/annotations")
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_str)
+    };
+    let pod_sc = spec.get("securityContext").unwrap_or(&Value::Null);
+    if let (Some(profile), Some(a)) = (
+        present(pod_sc, "seccompProfile"),
+        annotation("seccomp.security.alpha.kubernetes.io/pod"),
+    ) {
+        profile_matches(a, profile, "spec.securityContext.seccompProfile", "seccomp", errs);
+    }
+    let containers = containers_with_paths(spec);
+    for (c, path) in &containers {
+        let sc = c.get("securityContext").unwrap_or(&Value::Null);
+        let key = format!(
+            "container.seccomp.security.alpha.kubernetes.io/{}",
+            string(c, "name")
+        );
+        if let (Some(profile), Some(a)) = (present(sc, "seccompProfile"), annotation(&key)) {
+            let p = child(&child(path, "securityContext"), "seccompProfile");
+            profile_matches(a, profile, &p, "seccomp", errs);
+        }
+    }
+    if spec.pointer("/os/name").and_then(Value::as_str) == Some("windows") {
+        return;
+    }
+    for (c, path) in &containers {
+        let sc = c.get("securityContext").unwrap_or(&Value::Null);
+        let Some(profile) = present(sc, "appArmorProfile").or_else(|| present(pod_sc, "appArmorProfile"))
+        else {
+            continue;
+        };
+        let key = format!(
+            "container.apparmor.security.beta.kubernetes.io/{}",
+            string(c, "name")
+        );
+        if let Some(a) = annotation(&key) {
+            let p = child(&child(path, "securityContext"), "appArmorProfile");
+            profile_matches(a, profile, &p, "apparmor", errs);
+        }
+    }
 }

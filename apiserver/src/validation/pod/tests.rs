@@ -311,7 +311,7 @@ fn pod_security_context_rules() {
             ),
             pair(
                 "spec.securityContext.sysctls[1].name",
-                "Invalid value: \"Bad_Name\": must have at most 253 characters and match regex ([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
+                "Invalid value: \"Bad_Name\": must have at most 253 characters and match regex ^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$"
             ),
             pair(
                 "spec.securityContext.sysctls[3].name",
@@ -714,6 +714,46 @@ fn extended_resources_need_limits_and_huge_pages_need_cpu_or_memory() {
                 "spec.containers[0].resources",
                 "Forbidden: HugePages require cpu or memory"
             ),
+        ]
+    );
+}
+
+#[test]
+fn profile_fields_must_match_legacy_annotations_on_create() {
+    let mut s = valid();
+    s["securityContext"] = json!({"seccompProfile": {"type": "RuntimeDefault"}, "appArmorProfile": {"type": "Localhost", "localhostProfile": "a"}});
+    s["containers"][0]["securityContext"] =
+        json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}});
+    let pod = |annotations: Value| json!({"metadata": {"annotations": annotations}, "spec": s.clone()});
+    let mut errs = Errs::default();
+    super::create(
+        &pod(json!({
+            "seccomp.security.alpha.kubernetes.io/pod": "docker/default",
+            "container.seccomp.security.alpha.kubernetes.io/web": "localhost/p.json",
+            "container.apparmor.security.beta.kubernetes.io/web": "localhost/a"
+        })),
+        &mut errs,
+    );
+    assert!(errs.0.is_empty(), "{:?}", errs.0);
+    super::create(
+        &pod(json!({
+            "seccomp.security.alpha.kubernetes.io/pod": "unconfined",
+            "container.seccomp.security.alpha.kubernetes.io/web": "localhost/other.json",
+            "container.apparmor.security.beta.kubernetes.io/init": "runtime/default"
+        })),
+        &mut errs,
+    );
+    let got: Vec<String> = errs
+        .0
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "spec.securityContext.seccompProfile.type: Forbidden: seccomp type in annotation and field must match",
+            "spec.containers[0].securityContext.seccompProfile.localhostProfile: Forbidden: seccomp profile in annotation and field must match",
+            "spec.initContainers[0].securityContext.appArmorProfile.type: Forbidden: apparmor type in annotation and field must match",
         ]
     );
 }
