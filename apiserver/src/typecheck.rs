@@ -17,13 +17,18 @@ pub fn check(
     let Some(round_trip) = desc.round_trip else {
         return Ok((obj, Vec::new()));
     };
-    let mut out = round_trip(&obj).map_err(|e| {
+    let undecodable = |e: &dyn std::fmt::Display| {
         ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
             kind = desc.kind,
             version = desc.version
         ))
-    })?;
+    };
+    let mut out = round_trip(&obj).map_err(|e| undecodable(&e))?;
+    // The typed round trip keeps quantities as strings; upstream parses them while decoding.
+    if let Some(e) = crate::validation::quantity::malformed(&desc.group, &out) {
+        return Err(undecodable(&e));
+    }
     let mut unknown = Vec::new();
     if validation != FieldValidation::Ignore {
         unknown_fields(&obj, &out, "", &mut unknown);

@@ -50,6 +50,11 @@ pub fn object<'a>(v: &'a Value, field: &str) -> Option<&'a Map<String, Value>> {
     v.get(field).and_then(Value::as_object)
 }
 
+/// A field that is set (present and not null).
+pub fn present<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
+    v.get(field).filter(|x| !x.is_null())
+}
+
 /// True when the field is absent or null.
 pub fn absent(v: &Value, field: &str) -> bool {
     v.get(field).is_none_or(Value::is_null)
@@ -122,6 +127,15 @@ impl Errs {
             "FieldValueTooLong",
             field,
             format!("Too long: may not be more than {max} bytes"),
+        );
+    }
+
+    /// `Too many: <n>: must have at most <max> items`.
+    pub fn too_many(&mut self, field: impl Into<String>, n: usize, max: usize) {
+        self.push(
+            "FieldValueTooMany",
+            field,
+            format!("Too many: {n}: must have at most {max} items"),
         );
     }
 

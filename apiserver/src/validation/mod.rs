@@ -4,6 +4,8 @@
 //! [`FieldError`] with upstream's field path and message; the registry answers them as a 422
 //! `Invalid` Status.
 
+mod admission;
+mod autoscaling;
 mod batch;
 mod cluster;
 mod config;
@@ -11,10 +13,15 @@ mod cron;
 pub mod field;
 mod metadata;
 pub mod names;
+mod networking;
 pub(crate) mod pod;
+mod policy;
+mod priority;
 pub mod quantity;
+mod quota;
 mod rbac;
 mod service;
+mod storage;
 mod workloads;
 
 use serde_json::Value;
@@ -147,6 +154,80 @@ const TABLE: &[(&str, &str, Rules)] = &[
         "clusterrolebindings",
         rules(rbac::cluster_role_binding, Some(rbac::binding_update), None),
     ),
+    (
+        "networking.k8s.io",
+        "ingresses",
+        rules(networking::ingress, None, None),
+    ),
+    (
+        "networking.k8s.io",
+        "ingressclasses",
+        rules(
+            networking::ingress_class,
+            Some(networking::ingress_class_update),
+            None,
+        ),
+    ),
+    (
+        "networking.k8s.io",
+        "networkpolicies",
+        rules(networking::network_policy, None, None),
+    ),
+    (
+        "autoscaling",
+        "horizontalpodautoscalers",
+        rules(autoscaling::horizontal_pod_autoscaler, None, None),
+    ),
+    (
+        "policy",
+        "poddisruptionbudgets",
+        rules(policy::pod_disruption_budget, None, None),
+    ),
+    (
+        "storage.k8s.io",
+        "storageclasses",
+        rules(storage::storage_class, Some(storage::storage_class_update), None),
+    ),
+    (
+        "",
+        "persistentvolumes",
+        rules(
+            storage::persistent_volume,
+            Some(storage::persistent_volume_update),
+            None,
+        ),
+    ),
+    (
+        "scheduling.k8s.io",
+        "priorityclasses",
+        rules(
+            priority::priority_class,
+            Some(priority::priority_class_update),
+            None,
+        ),
+    ),
+    (
+        "",
+        "resourcequotas",
+        rules(quota::resource_quota, Some(quota::resource_quota_update), None),
+    ),
+    ("", "limitranges", rules(quota::limit_range, None, None)),
+    (
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+        rules(admission::validating, None, None),
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+        rules(admission::mutating, None, None),
+    ),
+];
+
+/// Checks only a create makes (an update of such fields is governed by the update rules).
+const CREATE_ONLY: &[(&str, &str, Check)] = &[
+    ("", "pods", pod::create),
+    ("networking.k8s.io", "ingresses", networking::ingress_create),
 ];
 
 fn rules_for(desc: &ResourceDescriptor) -> Option<&'static Rules> {
@@ -162,6 +243,12 @@ pub fn validate(desc: &ResourceDescriptor, obj: &Value) -> Vec<FieldError> {
     metadata::validate(obj, &mut errs);
     if let Some(rules) = rules_for(desc) {
         (rules.object)(obj, &mut errs);
+    }
+    for (_, _, check) in CREATE_ONLY
+        .iter()
+        .filter(|(g, r, _)| *g == desc.group && *r == desc.resource)
+    {
+        check(obj, &mut errs);
     }
     errs.0
 }

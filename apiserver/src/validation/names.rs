@@ -218,6 +218,18 @@ pub fn env_var_name(s: &str) -> Vec<String> {
     errs
 }
 
+/// A path segment name (`IsValidPathSegmentName`: kinds and names in references).
+pub fn path_segment(s: &str) -> Vec<String> {
+    if s == "." || s == ".." {
+        return vec![format!("may not be '{s}'")];
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|c| s.contains(**c))
+        .map(|c| format!("may not contain '{c}'"))
+        .collect()
+}
+
 /// A percentage like `25%`.
 pub fn percent(s: &str) -> Vec<String> {
     let ok = s

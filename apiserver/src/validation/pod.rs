@@ -5,9 +5,14 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::field::{Errs, NEGATIVE, child, index, int, key, list, object, string};
+use super::field::{Errs, NEGATIVE, child, index, int, key, list, object, str_of, string};
 use super::quantity::{self, Quantity};
 use super::{metadata, names};
+
+mod scheduling;
+mod security;
+
+pub use scheduling::node_selector;
 
 /// Volume sources in upstream's order; exactly one per volume (defaulting gives a volume
 /// without any an `emptyDir`).
@@ -96,20 +101,22 @@ pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
         errs.required(child(path, "containers"), "");
     }
     let mut seen = HashSet::new();
+    let host_users = spec.get("hostUsers").and_then(Value::as_bool) != Some(false);
+    let ctx = ContainerContext {
+        volumes: &volumes,
+        host_users,
+        init: false,
+    };
+    let init_ctx = ContainerContext { init: true, ..ctx };
     for (i, c) in containers.iter().enumerate() {
-        container(
-            c,
-            &index(&child(path, "containers"), i),
-            &volumes,
-            &mut seen,
-            errs,
-        );
+        container(c, &index(&child(path, "containers"), i), &ctx, &mut seen, errs);
     }
+    host_ports(containers, &child(path, "containers"), errs);
     for (i, c) in list(spec, "initContainers").iter().enumerate() {
         container(
             c,
             &index(&child(path, "initContainers"), i),
-            &volumes,
+            &init_ctx,
             &mut seen,
             errs,
         );
@@ -164,6 +171,72 @@ pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
     }
     for (i, t) in list(spec, "tolerations").iter().enumerate() {
         toleration(t, &index(&child(path, "tolerations"), i), errs);
+    }
+    if let Some(os) = spec.get("os").filter(|o| !o.is_null()) {
+        match string(os, "name") {
+            "" => errs.required(child(path, "os.name"), "cannot be empty"),
+            "linux" | "windows" => {}
+            other => errs.not_supported(child(path, "os"), &Value::from(other), &["linux", "windows"]),
+        }
+    }
+    security::pod_context(spec, &child(path, "securityContext"), errs);
+    scheduling::affinity(spec, &child(path, "affinity"), errs);
+    scheduling::topology_spread(spec, &child(path, "topologySpreadConstraints"), errs);
+}
+
+/// What every container of a pod is checked against.
+struct ContainerContext<'a> {
+    /// The pod's volume names.
+    volumes: &'a HashSet<String>,
+    /// The pod's `hostUsers` (absent: true).
+    host_users: bool,
+    /// Whether the containers checked are init containers.
+    init: bool,
+}
+
+/// A host port may be used once per protocol and host IP across the pod's containers.
+fn host_ports(containers: &[Value], path: &str, errs: &mut Errs) {
+    let mut used = HashSet::new();
+    for (ci, c) in containers.iter().enumerate() {
+        for (pi, p) in list(c, "ports").iter().enumerate() {
+            let port = int(p, "hostPort").unwrap_or(0);
+            if port == 0 {
+                continue;
+            }
+            let entry = format!("{}/{}/{port}", string(p, "protocol"), string(p, "hostIP"));
+            if !used.insert(entry.clone()) {
+                let pp = index(&child(&index(path, ci), "ports"), pi);
+                errs.duplicate(child(&pp, "hostPort"), &Value::from(entry));
+            }
+        }
+    }
+}
+
+/// `envFrom`: a valid prefix and exactly one named ConfigMap or Secret source.
+fn env_from(sources: &[Value], path: &str, errs: &mut Errs) {
+    for (i, e) in sources.iter().enumerate() {
+        let p = index(path, i);
+        let prefix = string(e, "prefix");
+        if !prefix.is_empty() {
+            errs.invalid_each(&child(&p, "prefix"), prefix, names::env_var_name(prefix));
+        }
+        let mut count = 0;
+        for field in ["configMapRef", "secretRef"] {
+            let Some(r) = e.get(field).filter(|r| !r.is_null()) else {
+                continue;
+            };
+            count += 1;
+            let np = child(&child(&p, field), "name");
+            match string(r, "name") {
+                "" => errs.required(np, ""),
+                name => errs.invalid_each(&np, name, names::dns1123_subdomain(name)),
+            }
+        }
+        match count {
+            0 => errs.invalid_str(path, "", "must specify one of: `configMapRef` or `secretRef`"),
+            1 => {}
+            _ => errs.invalid_str(path, "", "may not have more than one field specified at a time"),
+        }
     }
 }
 
@@ -256,7 +329,8 @@ fn volume_source(kind: &str, src: &Value, path: &str, errs: &mut Errs) {
     }
 }
 
-fn container(c: &Value, path: &str, volumes: &HashSet<String>, seen: &mut HashSet<String>, errs: &mut Errs) {
+fn container(c: &Value, path: &str, ctx: &ContainerContext<'_>, seen: &mut HashSet<String>, errs: &mut Errs) {
+    let volumes = ctx.volumes;
     let name = string(c, "name");
     if name.is_empty() {
         errs.required(child(path, "name"), "");
@@ -279,9 +353,55 @@ fn container(c: &Value, path: &str, volumes: &HashSet<String>, seen: &mut HashSe
     }
     ports(list(c, "ports"), &child(path, "ports"), errs);
     env(list(c, "env"), &child(path, "env"), errs);
+    env_from(list(c, "envFrom"), &child(path, "envFrom"), errs);
+    security::container_context(c, path, ctx.host_users, errs);
     if let Some(r) = c.get("resources") {
         resources(r, &child(path, "resources"), errs);
     }
+    let sidecar = str_of(c, "restartPolicy") == Some("Always");
+    match str_of(c, "restartPolicy") {
+        Some(p) if ctx.init && p != "Always" => {
+            errs.not_supported(child(path, "restartPolicy"), &Value::from(p), &["Always"]);
+        }
+        Some(_) if !ctx.init => errs.forbidden(
+            child(path, "restartPolicy"),
+            "may not be set for non-init containers",
+        ),
+        _ => {}
+    }
+    if ctx.init && !sidecar {
+        for field in ["lifecycle", "livenessProbe", "readinessProbe", "startupProbe"] {
+            if c.get(field).is_some_and(|v| !v.is_null()) {
+                errs.forbidden(
+                    child(path, field),
+                    "may not be set for init containers without restartPolicy=Always",
+                );
+            }
+        }
+    } else {
+        probes_and_hooks(c, path, errs);
+    }
+    let mut mount_paths = HashSet::new();
+    for (i, m) in list(c, "volumeMounts").iter().enumerate() {
+        let p = index(&child(path, "volumeMounts"), i);
+        let vol = string(m, "name");
+        if vol.is_empty() {
+            errs.required(child(&p, "name"), "");
+        }
+        if !volumes.contains(vol) {
+            errs.not_found(child(&p, "name"), &Value::from(vol));
+        }
+        let mount = string(m, "mountPath");
+        if mount.is_empty() {
+            errs.required(child(&p, "mountPath"), "");
+        } else if !mount_paths.insert(mount) {
+            errs.invalid_str(child(&p, "mountPath"), mount, "must be unique");
+        }
+    }
+}
+
+/// Probes and lifecycle hooks of a container that runs alongside the others.
+fn probes_and_hooks(c: &Value, path: &str, errs: &mut Errs) {
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = c.get(probe).filter(|p| !p.is_null()) {
             let pp = child(path, probe);
@@ -311,23 +431,6 @@ fn container(c: &Value, path: &str, volumes: &HashSet<String>, seen: &mut HashSe
                 &["exec", "httpGet", "tcpSocket", "sleep"],
                 errs,
             );
-        }
-    }
-    let mut mount_paths = HashSet::new();
-    for (i, m) in list(c, "volumeMounts").iter().enumerate() {
-        let p = index(&child(path, "volumeMounts"), i);
-        let vol = string(m, "name");
-        if vol.is_empty() {
-            errs.required(child(&p, "name"), "");
-        }
-        if !volumes.contains(vol) {
-            errs.not_found(child(&p, "name"), &Value::from(vol));
-        }
-        let mount = string(m, "mountPath");
-        if mount.is_empty() {
-            errs.required(child(&p, "mountPath"), "");
-        } else if !mount_paths.insert(mount) {
-            errs.invalid_str(child(&p, "mountPath"), mount, "must be unique");
         }
     }
 }
@@ -485,8 +588,15 @@ pub fn resources(r: &Value, path: &str, errs: &mut Errs) {
     let limits = parsed("limits");
     let requests = parsed("requests");
     let req_path = child(path, "requests");
+    let limit_names = object(r, "limits");
     for (name, q, shown) in &requests {
         let Some((_, limit, limit_shown)) = limits.iter().find(|(n, _, _)| n == name) else {
+            if !overcommit_allowed(name) && !limit_names.is_some_and(|l| l.contains_key(name)) {
+                errs.required(
+                    child(path, "limits"),
+                    "Limit must be set for non overcommitable resources",
+                );
+            }
             continue;
         };
         if q.cmp_to(*limit).is_ne() && !overcommit_allowed(name) {
@@ -503,6 +613,30 @@ pub fn resources(r: &Value, path: &str, errs: &mut Errs) {
             );
         }
     }
+    let names: Vec<&String> = ["limits", "requests"]
+        .iter()
+        .flat_map(|f| object(r, f).into_iter().flat_map(|m| m.keys()))
+        .collect();
+    let huge_pages = names.iter().any(|n| n.starts_with("hugepages-"));
+    if huge_pages && !names.iter().any(|n| *n == "cpu" || *n == "memory") {
+        errs.forbidden(path, "HugePages require cpu or memory");
+    }
+}
+
+/// What a new pod may not have: ephemeral containers (added through their subresource only), a
+/// node together with scheduling gates, profile fields that contradict the legacy annotations.
+pub fn create(obj: &Value, errs: &mut Errs) {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    if !list(spec, "ephemeralContainers").is_empty() {
+        errs.forbidden("spec.ephemeralContainers", "cannot be set on create");
+    }
+    if !string(spec, "nodeName").is_empty() && !list(spec, "schedulingGates").is_empty() {
+        errs.forbidden(
+            "spec.nodeName",
+            "cannot be set until all schedulingGates have been cleared",
+        );
+    }
+    security::annotations_match_fields(obj, errs);
 }
 
 /// The only fields of a pod spec an update may change: container and init container images,

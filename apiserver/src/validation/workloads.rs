@@ -61,7 +61,7 @@ fn spec_of(obj: &Value) -> &Value {
 }
 
 /// The number an int-or-percent stands for (percent without the sign); `None` when invalid.
-fn int_or_percent(v: &Value, path: &str, errs: &mut Errs) -> Option<i64> {
+pub(super) fn int_or_percent(v: &Value, path: &str, errs: &mut Errs) -> Option<i64> {
     match v {
         Value::Number(n) => {
             let n = n.as_i64()?;
