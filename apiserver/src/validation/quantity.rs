@@ -46,7 +46,41 @@ impl Ord for Quantity {
 
 const NANO: i128 = 1_000_000_000;
 
+impl Default for Quantity {
+    fn default() -> Self {
+        Quantity(0, Format::DecimalSi)
+    }
+}
+
 impl Quantity {
+    /// A whole count (`pods=1`).
+    pub fn count(n: i64) -> Quantity {
+        Quantity(i128::from(n).saturating_mul(NANO), Format::DecimalSi)
+    }
+
+    /// True for zero.
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// `self / other` as a decimal number (`limit / request`).
+    pub fn ratio(self, other: Quantity) -> f64 {
+        self.0 as f64 / other.0 as f64
+    }
+
+    /// `self / other > max`, computed exactly where it fits.
+    pub fn ratio_exceeds(self, other: Quantity, max: Quantity) -> bool {
+        match (self.0.checked_mul(NANO), max.0.checked_mul(other.0)) {
+            (Some(lhs), Some(rhs)) => lhs > rhs,
+            _ => self.ratio(other) > max.as_f64(),
+        }
+    }
+
+    /// The canonical string as JSON.
+    pub fn to_json(self) -> Value {
+        Value::String(self.canonical())
+    }
+
     /// Parses the string form (`500m`, `1Gi`, `1e3`, `0.5`).
     pub fn parse(s: &str) -> Option<Quantity> {
         let (negative, rest) = match s.as_bytes().first()? {
@@ -110,10 +144,11 @@ impl Quantity {
         Some(Quantity(if negative { -n } else { n }, format))
     }
 
-    /// Parses a JSON quantity (string or number).
+    /// Parses a JSON quantity (string or number; surrounding spaces are ignored, as upstream's
+    /// JSON decoding does).
     pub fn from_json(v: &Value) -> Option<Quantity> {
         match v {
-            Value::String(s) => Quantity::parse(s),
+            Value::String(s) => Quantity::parse(s.trim()),
             Value::Number(n) => Quantity::parse(&n.to_string()),
             _ => None,
         }
@@ -171,6 +206,31 @@ impl Quantity {
     /// Compares two quantities.
     pub fn cmp_to(self, other: Quantity) -> Ordering {
         self.0.cmp(&other.0)
+    }
+}
+
+impl std::ops::Add for Quantity {
+    type Output = Quantity;
+
+    /// The sum, in the left operand's format unless it is zero (as upstream's `Quantity.Add`).
+    fn add(self, other: Quantity) -> Quantity {
+        let format = if self.0 == 0 { other.1 } else { self.1 };
+        Quantity(self.0.saturating_add(other.0), format)
+    }
+}
+
+impl std::ops::Sub for Quantity {
+    type Output = Quantity;
+
+    fn sub(self, other: Quantity) -> Quantity {
+        Quantity(self.0.saturating_sub(other.0), self.1)
+    }
+}
+
+impl std::fmt::Display for Quantity {
+    /// The canonical form ([`Quantity::canonical`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.canonical())
     }
 }
 
