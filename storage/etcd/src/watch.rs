@@ -1,9 +1,10 @@
 //! The `etcdserverpb.Watch` service: one bidirectional stream carries many watchers.
 //!
-//! Each gRPC stream is a [`Session`]: one task that reads the client's requests, owns the
-//! watchers, and is the only writer of responses (so responses of one watcher keep their order).
-//! The session polls its storage watchers' streams itself (no task per watcher): an event costs
-//! one wake-up between the store and the session.
+//! Each gRPC stream is a [`Session`]: it reads the client's requests, owns the watchers, and is
+//! itself the stream of responses (so responses of one watcher keep their order). It polls its
+//! storage watchers' streams itself and runs only when the response stream is polled: an event
+//! costs one wake-up, of the task that writes the gRPC stream, and a client that stops reading
+//! stops the session (its watchers then fall behind and the store closes them as too slow).
 //!
 //! etcd behaviour kept here:
 //! - watch IDs: an explicit ID is used as given (refused when in use); otherwise the next unused
@@ -25,17 +26,16 @@ use std::time::Duration;
 use etcd_client::proto::{PbWatchRequest, PbWatchRequestUnion, PbWatchResponse, PbWatchService};
 use futures::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
+use std::collections::VecDeque;
 use storage::{Error, Event, ProgressHandle, Revision, WatchItem, WatchRequest, WatchStream};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::Shared;
 use crate::convert::{self, event_to_pb};
 use crate::error::{self, to_status};
 
-/// Responses buffered per stream before the session waits for the client.
-const OUT_BUFFER: usize = 256;
 /// Watcher items taken at once when several are ready.
 const READY_BATCH: usize = 64;
 /// How often a progress request that has not been answered is asked again.
@@ -54,23 +54,21 @@ pub(crate) struct WatchService {
 
 #[tonic::async_trait]
 impl PbWatchService for WatchService {
-    type WatchStream = ReceiverStream<Result<PbWatchResponse, Status>>;
+    type WatchStream = BoxStream<'static, Result<PbWatchResponse, Status>>;
 
     async fn watch(
         &self,
         request: Request<Streaming<PbWatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let (out, out_rx) = mpsc::channel(OUT_BUFFER);
         let session = Session {
             shared: self.shared.clone(),
-            out,
+            outbox: VecDeque::new(),
             watchers: HashMap::new(),
             next_id: 0,
             next_gen: 0,
             round: None,
         };
-        tokio::spawn(session.run(request.into_inner()));
-        Ok(Response::new(ReceiverStream::new(out_rx)))
+        Ok(Response::new(session.responses(request.into_inner())))
     }
 }
 
@@ -114,75 +112,110 @@ struct Round {
 /// The state of one watch stream.
 struct Session {
     shared: Arc<Shared>,
-    out: mpsc::Sender<Result<PbWatchResponse, Status>>,
+    /// Responses made and not yet taken by the gRPC stream.
+    outbox: VecDeque<PbWatchResponse>,
     watchers: HashMap<i64, Entry>,
     next_id: i64,
     next_gen: u64,
     round: Option<Round>,
 }
 
-/// The session ends: the client went away, the server is stopping, or sending failed.
+/// The session ends: the client went away or the server is stopping.
 struct Closed;
 
+/// What a session waits on besides its own state.
+struct Inputs {
+    inbound: Streaming<PbWatchRequest>,
+    streams: SelectAll<BoxStream<'static, FromWatcher>>,
+    periodic: tokio::time::Interval,
+    retry: tokio::time::Interval,
+    shutdown: CancellationToken,
+}
+
 impl Session {
-    async fn run(mut self, mut inbound: Streaming<PbWatchRequest>) {
-        let mut streams: SelectAll<BoxStream<'static, FromWatcher>> = SelectAll::new();
+    /// The session as the stream of responses: made step by step as the stream is polled.
+    fn responses(
+        self,
+        inbound: Streaming<PbWatchRequest>,
+    ) -> BoxStream<'static, Result<PbWatchResponse, Status>> {
         let interval = self.shared.options.progress_notify_interval;
         let mut periodic = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retry = tokio::time::interval(PROGRESS_RETRY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let shutdown = self.shared.shutdown.clone();
-        loop {
-            let step = tokio::select! {
-                _ = shutdown.cancelled() => Err(Closed),
-                msg = inbound.message() => match msg {
-                    Ok(Some(req)) => self.on_request(req, &mut streams).await,
-                    Ok(None) => Err(Closed),
-                    Err(status) => {
-                        tracing::debug!(%status, "watch stream ended");
-                        Err(Closed)
+        let inputs = Inputs {
+            inbound,
+            streams: SelectAll::new(),
+            periodic,
+            retry,
+            shutdown: self.shared.shutdown.clone(),
+        };
+        futures::stream::unfold(
+            (self, inputs, false),
+            |(mut session, mut inputs, mut closed)| async move {
+                loop {
+                    if let Some(resp) = session.outbox.pop_front() {
+                        return Some((Ok(resp), (session, inputs, closed)));
                     }
-                },
-                Some(first) = streams.next(), if !streams.is_empty() => {
-                    // Take what else is ready too: a watcher's backlog goes out as one response.
-                    let mut ready = vec![first];
-                    while ready.len() < READY_BATCH {
-                        match streams.next().now_or_never() {
-                            Some(Some(item)) => ready.push(item),
-                            _ => break,
-                        }
+                    if closed {
+                        // Dropping the inputs drops the storage watchers.
+                        return None;
                     }
-                    let items = if self.round.is_none() { merge_backlog(ready) } else { ready };
-                    let mut step = Ok(());
-                    for item in items {
-                        step = self.on_pumped(item).await;
-                        if step.is_err() {
-                            break;
-                        }
+                    closed = session.step(&mut inputs).await.is_err();
+                }
+            },
+        )
+        .boxed()
+    }
+
+    /// Waits for the next thing to do (a request, watcher items, a timer) and does it.
+    async fn step(&mut self, inputs: &mut Inputs) -> Result<(), Closed> {
+        let Inputs {
+            inbound,
+            streams,
+            periodic,
+            retry,
+            shutdown,
+        } = inputs;
+        tokio::select! {
+            _ = shutdown.cancelled() => Err(Closed),
+            msg = inbound.message() => match msg {
+                Ok(Some(req)) => self.on_request(req, streams).await,
+                Ok(None) => Err(Closed),
+                Err(status) => {
+                    tracing::debug!(%status, "watch stream ended");
+                    Err(Closed)
+                }
+            },
+            Some(first) = streams.next(), if !streams.is_empty() => {
+                // Take what else is ready too: a watcher's backlog goes out as one response.
+                let mut ready = vec![first];
+                while ready.len() < READY_BATCH {
+                    match streams.next().now_or_never() {
+                        Some(Some(item)) => ready.push(item),
+                        _ => break,
                     }
-                    step
                 }
-                _ = periodic.tick() => {
-                    self.request_periodic();
-                    Ok(())
+                let items = if self.round.is_none() { merge_backlog(ready) } else { ready };
+                for item in items {
+                    self.on_pumped(item).await?;
                 }
-                _ = retry.tick(), if self.round.is_some() => {
-                    self.retry_round();
-                    Ok(())
-                }
-            };
-            if step.is_err() {
-                break;
+                Ok(())
             }
-        }
-        for (_, entry) in self.watchers.drain() {
-            entry.stop.abort();
+            _ = periodic.tick() => {
+                self.request_periodic();
+                Ok(())
+            }
+            _ = retry.tick(), if self.round.is_some() => {
+                self.retry_round();
+                Ok(())
+            }
         }
     }
 
-    async fn send(&self, resp: PbWatchResponse) -> Result<(), Closed> {
-        self.out.send(Ok(resp)).await.map_err(|_| Closed)
+    async fn send(&mut self, resp: PbWatchResponse) -> Result<(), Closed> {
+        self.outbox.push_back(resp);
+        Ok(())
     }
 
     async fn on_request(
