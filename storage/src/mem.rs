@@ -2,7 +2,6 @@
 //! `--ephemeral` servers and as the model the raft store is checked against.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -59,28 +58,15 @@ impl MvccRead for State {
         at: Revision,
         limit: u64,
     ) -> Result<(Vec<KeyValue>, u64)> {
-        let upper = if range_end.is_empty() {
-            Bound::Included(key)
-        } else if range_end == [0] {
-            Bound::Unbounded
-        } else if range_end <= key {
+        let Some(bounds) = mvcc::key_bounds(key, range_end) else {
             return Ok((Vec::new(), 0));
-        } else {
-            Bound::Excluded(range_end)
         };
-        let take = if limit == 0 { usize::MAX } else { limit as usize };
-        let mut kvs = Vec::new();
-        let mut count = 0u64;
-        for (_, versions) in self.keys.range::<[u8], _>((Bound::Included(key), upper)) {
+        let live = self.keys.range::<[u8], _>(bounds).filter_map(|(_, versions)| {
             let idx = versions.partition_point(|(rev, _)| *rev <= at);
-            if let Some((_, Some(kv))) = idx.checked_sub(1).map(|i| &versions[i]) {
-                count += 1;
-                if kvs.len() < take {
-                    kvs.push(kv.clone());
-                }
-            }
-        }
-        Ok((kvs, count))
+            idx.checked_sub(1).and_then(|i| versions[i].1.as_ref())
+        });
+        let (kept, count) = mvcc::take_counting(live, limit);
+        Ok((kept.into_iter().cloned().collect(), count))
     }
 
     fn lease_exists(&self, id: LeaseId) -> bool {

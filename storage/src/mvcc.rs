@@ -6,6 +6,7 @@
 //! machine can run it on every member and reach the same state.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use bytes::Bytes;
 
@@ -54,6 +55,41 @@ impl WriteSet {
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
+}
+
+/// Lower and upper bounds of a key range.
+pub type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
+/// The keys an etcd range `[key, range_end)` covers, as bounds over a sorted key space: one key
+/// for an empty `range_end`, everything from `key` for `"\0"`; `None` when the range is empty.
+pub fn key_bounds<'a>(key: &'a [u8], range_end: &'a [u8]) -> Option<KeyBounds<'a>> {
+    let upper = if range_end.is_empty() {
+        Bound::Included(key)
+    } else if range_end == [0] {
+        Bound::Unbounded
+    } else if range_end <= key {
+        return None;
+    } else {
+        Bound::Excluded(range_end)
+    };
+    Some((Bound::Included(key), upper))
+}
+
+/// The first `limit` items (0: all) and how many there are in total, as a range answers.
+pub fn take_counting<T>(items: impl Iterator<Item = T>, limit: u64) -> (Vec<T>, u64) {
+    let take = usize::try_from(limit)
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or(usize::MAX);
+    let mut kept = Vec::new();
+    let mut count = 0u64;
+    for item in items {
+        count += 1;
+        if kept.len() < take {
+            kept.push(item);
+        }
+    }
+    (kept, count)
 }
 
 /// Resolves a read revision (0: latest) against the view, failing for compacted or future ones.
@@ -561,6 +597,29 @@ impl BranchWrites {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn key_bounds_follow_etcd_range_rules() {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        assert_eq!(
+            key_bounds(b"a", b""),
+            Some((Included(&b"a"[..]), Included(&b"a"[..])))
+        );
+        assert_eq!(key_bounds(b"a", b"\0"), Some((Included(&b"a"[..]), Unbounded)));
+        assert_eq!(
+            key_bounds(b"a", b"c"),
+            Some((Included(&b"a"[..]), Excluded(&b"c"[..])))
+        );
+        assert_eq!(key_bounds(b"c", b"a"), None);
+        assert_eq!(key_bounds(b"a", b"a"), None);
+    }
+
+    #[test]
+    fn take_counting_keeps_the_limit_and_counts_all() {
+        assert_eq!(take_counting(1..=5, 2), (vec![1, 2], 5));
+        assert_eq!(take_counting(1..=3, 0), (vec![1, 2, 3], 3));
+        assert_eq!(take_counting(std::iter::empty::<u8>(), 4), (vec![], 0));
+    }
     use super::*;
 
     /// A view of an empty store.

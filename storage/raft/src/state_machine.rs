@@ -18,7 +18,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -32,7 +31,7 @@ use parking_lot::RwLock;
 use rocksdb::WriteBatch;
 use storage::hub::{History, HubConfig, WatchHub};
 use storage::lease::LeaseTable;
-use storage::mvcc::{MvccRead, Overlay, WriteSet, revoke_txn};
+use storage::mvcc::{self, MvccRead, Overlay, WriteSet, revoke_txn};
 use storage::{Error, Event, EventKind, KeyValue, LeaseId, LeaseInfo, Result, Revision, TxnRequest};
 
 use crate::codec;
@@ -193,29 +192,11 @@ fn index_range(
     range_end: &[u8],
     limit: u64,
 ) -> (Vec<KeyValue>, u64) {
-    if range_end.is_empty() {
-        return match index.get(key) {
-            Some(kv) => (vec![kv.clone()], 1),
-            None => (Vec::new(), 0),
-        };
-    }
-    let upper = if range_end == [0] {
-        Bound::Unbounded
-    } else if range_end <= key {
+    let Some(bounds) = mvcc::key_bounds(key, range_end) else {
         return (Vec::new(), 0);
-    } else {
-        Bound::Excluded(range_end)
     };
-    let take = if limit == 0 { usize::MAX } else { limit as usize };
-    let mut kvs = Vec::new();
-    let mut count = 0u64;
-    for (_, kv) in index.range::<[u8], _>((Bound::Included(key), upper)) {
-        count += 1;
-        if kvs.len() < take {
-            kvs.push(kv.clone());
-        }
-    }
-    (kvs, count)
+    let (kept, count) = mvcc::take_counting(index.range::<[u8], _>(bounds).map(|(_, kv)| kv), limit);
+    (kept.into_iter().cloned().collect(), count)
 }
 
 impl MvccRead for SmView<'_> {
