@@ -137,7 +137,8 @@ impl ServiceAllocator {
         ))
     }
 
-    async fn taken(&self, prefix: &str) -> ApiResult<std::collections::HashSet<String>> {
+    /// The stored claims under `prefix` (keys and revisions only).
+    async fn claims(&self, prefix: &str) -> ApiResult<Vec<storage::KeyValue>> {
         let resp = self
             .kv
             .range(storage::RangeRequest {
@@ -147,8 +148,13 @@ impl ServiceAllocator {
                 ..Default::default()
             })
             .await?;
-        Ok(resp
-            .kvs
+        Ok(resp.kvs)
+    }
+
+    async fn taken(&self, prefix: &str) -> ApiResult<std::collections::HashSet<String>> {
+        Ok(self
+            .claims(prefix)
+            .await?
             .iter()
             .filter_map(|kv| std::str::from_utf8(&kv.key).ok())
             .map(|k| k[prefix.len()..].to_string())
@@ -417,16 +423,7 @@ impl ServiceAllocator {
         }
         let mut next = Suspects::new();
         for prefix in [IP_PREFIX, PORT_PREFIX] {
-            let claims = self
-                .kv
-                .range(storage::RangeRequest {
-                    key: prefix.as_bytes().to_vec().into(),
-                    range_end: storage::prefix_end(prefix.as_bytes()),
-                    keys_only: true,
-                    ..Default::default()
-                })
-                .await?;
-            for kv in &claims.kvs {
+            for kv in &self.claims(prefix).await? {
                 let key = String::from_utf8_lossy(&kv.key).into_owned();
                 if held.contains(&key) {
                     continue;
