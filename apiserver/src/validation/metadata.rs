@@ -40,17 +40,9 @@ pub fn label_selector(sel: &Value, path: &str, errs: &mut Errs) {
     for (i, expr) in list(sel, "matchExpressions").iter().enumerate() {
         let p = index(&child(path, "matchExpressions"), i);
         let values = list(expr, "values");
-        match string(expr, "operator") {
-            "In" | "NotIn" if values.is_empty() => errs.required(
-                child(&p, "values"),
-                "must be specified when `operator` is 'In' or 'NotIn'",
-            ),
-            "Exists" | "DoesNotExist" if !values.is_empty() => errs.forbidden(
-                child(&p, "values"),
-                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-            ),
-            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            op => errs.invalid_str(child(&p, "operator"), op, "not a valid selector operator"),
+        let op = string(expr, "operator");
+        if !set_operator_values(op, values.len(), &p, errs) {
+            errs.invalid_str(child(&p, "operator"), op, "not a valid selector operator");
         }
         let key = string(expr, "key");
         errs.invalid_each(&child(&p, "key"), key, names::qualified_name(key));
@@ -59,6 +51,24 @@ pub fn label_selector(sel: &Value, path: &str, errs: &mut Errs) {
             errs.invalid_each(&index(&child(&p, "values"), j), v, names::label_value(v));
         }
     }
+}
+
+/// Checks the `values` of a selector requirement at `path` whose operator is a set operator
+/// (`In`, `NotIn`, `Exists`, `DoesNotExist`); false for any other operator (checked by the caller).
+pub(crate) fn set_operator_values(op: &str, values: usize, path: &str, errs: &mut Errs) -> bool {
+    match op {
+        "In" | "NotIn" if values == 0 => errs.required(
+            child(path, "values"),
+            "must be specified when `operator` is 'In' or 'NotIn'",
+        ),
+        "Exists" | "DoesNotExist" if values > 0 => errs.forbidden(
+            child(path, "values"),
+            "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+        ),
+        "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+        _ => return false,
+    }
+    true
 }
 
 /// True when the selector selects objects with these labels (an empty selector selects all).

@@ -93,21 +93,16 @@ fn node_selector_term(term: &Value, path: &str, errs: &mut Errs) {
     for (j, req) in list(term, "matchExpressions").iter().enumerate() {
         let p = index(&child(path, "matchExpressions"), j);
         let values = list(req, "values");
-        match string(req, "operator") {
-            "In" | "NotIn" if values.is_empty() => errs.required(
-                child(&p, "values"),
-                "must be specified when `operator` is 'In' or 'NotIn'",
-            ),
-            "Exists" | "DoesNotExist" if !values.is_empty() => errs.forbidden(
-                child(&p, "values"),
-                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-            ),
-            "Gt" | "Lt" if values.len() != 1 => errs.required(
-                child(&p, "values"),
-                "must be specified single value when `operator` is 'Lt' or 'Gt'",
-            ),
-            "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt" => {}
-            op => errs.invalid_str(child(&p, "operator"), op, "not a valid selector operator"),
+        let op = string(req, "operator");
+        if !metadata::set_operator_values(op, values.len(), &p, errs) {
+            match op {
+                "Gt" | "Lt" if values.len() != 1 => errs.required(
+                    child(&p, "values"),
+                    "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                ),
+                "Gt" | "Lt" => {}
+                op => errs.invalid_str(child(&p, "operator"), op, "not a valid selector operator"),
+            }
         }
         label_name(string(req, "key"), &child(&p, "key"), errs);
     }
