@@ -11,6 +11,11 @@ mod urls;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: fewer lock round-trips and less fragmentation than glibc's malloc under the
+/// many-threaded, allocation-heavy request paths (gRPC, raft, watch fan-out).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Keelson: a Kubernetes-compatible cluster in one binary.
 #[derive(Debug, Parser)]
 #[command(name = "keelson", version, about)]
