@@ -123,6 +123,13 @@ impl LeaseTable {
         self.leases.contains_key(&id)
     }
 
+    /// Attaches `key` to lease `id` (if the lease exists), as loading a member's keys does.
+    pub fn attach(&mut self, id: LeaseId, key: Bytes) {
+        if let Some(l) = self.leases.get_mut(&id) {
+            l.keys.insert(key);
+        }
+    }
+
     /// Updates key attachments from committed events.
     pub fn apply_events(&mut self, events: &[Event]) {
         for e in events {

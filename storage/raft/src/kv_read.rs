@@ -166,12 +166,18 @@ pub fn events(db: &Db, from: Revision, to: Revision) -> Result<Vec<(Revision, Ve
     Ok(out)
 }
 
-/// The newest version of every live key (the in-memory index).
-pub fn load_latest(db: &Db) -> Result<BTreeMap<Bytes, KeyValue>> {
+/// The newest version at or below revision `at` of every key live then (the in-memory index).
+/// `go_on` is asked every few thousand versions; the load gives up (`Ok(None)`) when it says no.
+pub fn load_latest(
+    db: &Db,
+    at: Revision,
+    mut go_on: impl FnMut() -> bool,
+) -> Result<Option<BTreeMap<Bytes, KeyValue>>> {
     let cf = db.cf(CF_KV).map_err(internal)?;
     let mut it = db.raw().raw_iterator_cf(cf);
     it.seek_to_first();
     let mut index = BTreeMap::new();
+    // The newest version seen so far of the key being scanned (versions come oldest first).
     let mut last: Option<(Vec<u8>, Vec<u8>)> = None;
     let flush = |last: Option<(Vec<u8>, Vec<u8>)>, index: &mut BTreeMap<Bytes, KeyValue>| -> Result<()> {
         if let Some((k, v)) = last {
@@ -182,16 +188,37 @@ pub fn load_latest(db: &Db) -> Result<BTreeMap<Bytes, KeyValue>> {
         }
         Ok(())
     };
+    let mut seen = 0u32;
     while let (Some(k), Some(v)) = (it.key(), it.value()) {
-        if let Some((lk, _)) = &last
-            && codec::key_part(lk) != codec::key_part(k)
-        {
-            flush(last.take(), &mut index)?;
+        seen = seen.wrapping_add(1);
+        if seen.is_multiple_of(4096) && !go_on() {
+            return Ok(None);
         }
-        last = Some((k.to_vec(), v.to_vec()));
+        let rev = k
+            .len()
+            .checked_sub(8)
+            .and_then(|start| k[start..].try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| internal("bad kv key"))?;
+        if rev <= at {
+            if let Some((lk, _)) = &last
+                && codec::key_part(lk) != codec::key_part(k)
+            {
+                flush(last.take(), &mut index)?;
+            }
+            match &mut last {
+                Some((lk, lv)) => {
+                    lk.clear();
+                    lk.extend_from_slice(k);
+                    lv.clear();
+                    lv.extend_from_slice(v);
+                }
+                None => last = Some((k.to_vec(), v.to_vec())),
+            }
+        }
         it.next();
     }
     it.status().map_err(internal)?;
     flush(last, &mut index)?;
-    Ok(index)
+    Ok(Some(index))
 }

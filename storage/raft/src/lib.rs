@@ -28,6 +28,7 @@ mod codec;
 mod config;
 pub mod db;
 mod kv_read;
+mod latest;
 mod log_store;
 pub mod network;
 mod node;

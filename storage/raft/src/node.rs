@@ -445,6 +445,39 @@ impl Inner {
         result.map_err(Into::into)
     }
 
+    /// Proposes a follower's batch through this leader's own queue, so that it shares the next
+    /// raft entry with the commands waiting here: one entry (one append, one replication round,
+    /// one fsync per member) per round instead of one per member.
+    ///
+    /// A command that fails on its own gets its error in its result; the batch fails as a whole
+    /// only when none of it can have been proposed (this member no longer leads).
+    async fn propose_forwarded(&self, commands: Bytes) -> Result<Vec<CommandResult>> {
+        let commands = crate::types::Proposal { commands }.decode()?;
+        let mut waits = Vec::with_capacity(commands.len());
+        for command in commands {
+            let (reply, wait) = oneshot::channel();
+            self.queue
+                .send(Pending { command, reply })
+                .map_err(|_| unavailable("member is shutting down"))?;
+            waits.push(wait);
+        }
+        let mut results = Vec::with_capacity(waits.len());
+        let mut not_leader = 0;
+        for wait in waits {
+            match wait.await.map_err(|_| unavailable("member is shutting down"))? {
+                Ok(result) => results.push(result),
+                Err(e) => {
+                    not_leader += usize::from(matches!(e, Error::NotLeader { .. }));
+                    results.push(Err(WireError::from(settle(e))));
+                }
+            }
+        }
+        if not_leader == results.len() {
+            return Err(Error::NotLeader { leader: None });
+        }
+        Ok(results)
+    }
+
     /// Proposes a batch here if this member leads, else on the leader. Retries only where the
     /// batch cannot have been proposed (no leader yet, leader unreachable, not leader).
     async fn submit_batch(&self, commands: Vec<Command>) -> Result<Vec<CommandResult>> {
@@ -595,22 +628,22 @@ impl Inner {
         if self.leader() != Some(self.id) {
             return Err(Error::NotLeader { leader: None });
         }
-        let deadline = Instant::now() + self.config.request_timeout;
         match req {
-            LeaderRequest::Propose(commands) => Ok(LeaderResponse::Proposed(
-                self.propose_local(commands, deadline).await?,
-            )),
+            LeaderRequest::Propose(commands) => {
+                Ok(LeaderResponse::Proposed(self.propose_forwarded(commands).await?))
+            }
             LeaderRequest::ReadIndex => Ok(LeaderResponse::ReadIndex(self.read_index(false).await?)),
             LeaderRequest::KeepAlive(id) => Ok(LeaderResponse::KeepAlive(
                 self.sm.state.write().leases.keep_alive(id, Instant::now())?,
             )),
-            LeaderRequest::TimeToLive { id, keys } => Ok(LeaderResponse::TimeToLive(
-                self.sm
-                    .state
-                    .read()
-                    .leases
-                    .time_to_live(id, keys, Instant::now())?,
-            )),
+            LeaderRequest::TimeToLive { id, keys } => {
+                let st = self.sm.state.read();
+                let mut info = st.leases.time_to_live(id, keys, Instant::now())?;
+                if keys {
+                    info.keys = self.sm.view(&st).lease_keys(id)?;
+                }
+                Ok(LeaderResponse::TimeToLive(info))
+            }
             LeaderRequest::MemberAdd {
                 peer_urls,
                 is_learner,
@@ -868,6 +901,12 @@ impl Submit for Proposals {
             .upgrade()
             .ok_or_else(|| unavailable("member is shutting down"))?;
         inner.submit_batch(commands).await
+    }
+
+    fn forwards(&self) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|inner| inner.leader().is_some_and(|l| l != inner.id))
     }
 }
 

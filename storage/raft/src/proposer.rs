@@ -13,6 +13,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::types::{Command, CommandResult};
 
+/// Batches a member may have in flight at once while it forwards them to the leader (which
+/// batches them again into its own entries).
+const FORWARD_INFLIGHT: usize = 4;
+
 /// A queued command and where its result goes.
 pub struct Pending {
     /// The command.
@@ -28,6 +32,12 @@ pub trait Submit: Send + Sync + 'static {
         &self,
         commands: Vec<Command>,
     ) -> impl std::future::Future<Output = Result<Vec<CommandResult>>> + Send;
+
+    /// Whether batches go to another member (which batches them again), so that they need not
+    /// wait for each other here.
+    fn forwards(&self) -> bool {
+        false
+    }
 }
 
 /// Runs the batching loop until every sender is dropped.
@@ -38,8 +48,14 @@ pub async fn run<S: Submit>(
     max_inflight: usize,
 ) {
     let slots = Arc::new(Semaphore::new(max_inflight.max(1)));
+    let forward_slots = Arc::new(Semaphore::new(FORWARD_INFLIGHT));
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
+        let pool = if submitter.forwards() {
+            &forward_slots
+        } else {
+            &slots
+        };
+        let Ok(permit) = pool.clone().acquire_owned().await else {
             return;
         };
         let Some(first) = rx.recv().await else { return };

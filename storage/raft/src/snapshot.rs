@@ -445,10 +445,10 @@ pub fn restore_snapshot(mut backup: impl Read, data_dir: &Path) -> Result<Restor
     std::fs::create_dir_all(data_dir)?;
     let db = Db::open(&db_path)?;
     load_dump(&db, &dump, true)?;
-    let state = crate::state_machine::load_state(&db)?;
+    let state = crate::state_machine::load_state(&db, false)?;
     Ok(RestoreSummary {
         revision: state.revision,
-        keys: state.index.len() as u64,
+        keys: state.index.loaded().map_or(0, |index| index.len() as u64),
     })
 }
 

@@ -37,6 +37,7 @@ use storage::{Error, Event, EventKind, KeyValue, LeaseId, LeaseInfo, Result, Rev
 use crate::codec;
 use crate::db::{CF_EVENTS, CF_KV, CF_LEASES, CF_SM_META, Db, DbError};
 use crate::kv_read;
+use crate::latest::LatestIndex;
 use crate::snapshot;
 use crate::types::{Command, CommandOutput, CommandResult, Node, NodeId, ProposalResult, TypeConfig};
 
@@ -51,8 +52,8 @@ const KEY_COMPACTED_PHYSICAL: &[u8] = b"compacted_physical";
 
 /// The state every reader sees.
 pub struct SmState {
-    /// The latest version of every live key.
-    pub index: BTreeMap<Bytes, KeyValue>,
+    /// The latest version of every live key (complete, or still loading).
+    pub index: LatestIndex,
     /// The store's revision (1 for an empty store, as etcd).
     pub revision: Revision,
     /// Revisions below this one are compacted.
@@ -76,6 +77,32 @@ pub struct SmShared {
     /// Where raft snapshots are kept.
     pub snapshot_dir: PathBuf,
     compactor: crate::worker::Worker<Revision>,
+    /// Loads the latest-version index after start (see [`crate::latest`]).
+    index_loader: parking_lot::Mutex<Option<crate::worker::Worker<()>>>,
+}
+
+/// The background load of the latest-version index as of `base`, the revision at open; gives up
+/// when `stop` closes (the state machine is dropped).
+fn load_index(shared: &Weak<SmShared>, db: &Db, base: Revision, stop: &std::sync::mpsc::Receiver<()>) {
+    let started = Instant::now();
+    let go_on = || matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty));
+    match kv_read::load_latest(db, base, go_on) {
+        Ok(Some(index)) => {
+            let Some(shared) = shared.upgrade() else { return };
+            let keys = index.len();
+            let mut st = shared.state.write();
+            let st = &mut *st;
+            if st.index.complete(index, &mut st.leases) {
+                tracing::info!(
+                    keys,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "latest-version index loaded"
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot load the latest-version index; reads stay on rocksdb"),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -94,19 +121,30 @@ fn decode_meta<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Reads the state machine's visible state from the database.
-pub(crate) fn load_state(db: &Db) -> std::result::Result<SmState, DbError> {
+/// Reads the state machine's visible state from the database, with the latest-version index
+/// loaded (`defer_index` false), or left to [`SmShared::open`]'s background load.
+pub(crate) fn load_state(db: &Db, defer_index: bool) -> std::result::Result<SmState, DbError> {
     let last_applied = decode_meta::<Option<LogId<NodeId>>>(db, KEY_LAST_APPLIED)?.flatten();
     let membership = decode_meta::<StoredMembership<NodeId, Node>>(db, KEY_MEMBERSHIP)?.unwrap_or_default();
     let revision = decode_meta::<Revision>(db, KEY_REVISION)?.unwrap_or(1);
     let compacted = decode_meta::<Revision>(db, KEY_COMPACTED)?.unwrap_or(0);
-    let index = kv_read::load_latest(db).map_err(|e| DbError::Corrupt(e.to_string()))?;
     let mut keys: HashMap<LeaseId, Vec<Bytes>> = HashMap::new();
-    for kv in index.values() {
-        if kv.lease != 0 {
-            keys.entry(kv.lease).or_default().push(kv.key.clone());
+    let index = if defer_index {
+        LatestIndex::Loading {
+            base: revision,
+            changes: BTreeMap::new(),
         }
-    }
+    } else {
+        let index = kv_read::load_latest(db, Revision::MAX, || true)
+            .map_err(|e| DbError::Corrupt(e.to_string()))?
+            .unwrap_or_default();
+        for kv in index.values() {
+            if kv.lease != 0 {
+                keys.entry(kv.lease).or_default().push(kv.key.clone());
+            }
+        }
+        LatestIndex::Loaded(index)
+    };
     let mut leases = Vec::new();
     for item in db
         .raw()
@@ -141,13 +179,31 @@ pub(crate) fn load_state(db: &Db) -> std::result::Result<SmState, DbError> {
 }
 
 impl SmShared {
-    /// Loads the state machine from `db` and starts its background compactor.
+    /// Opens the state machine on `db` and starts its background compactor and the load of its
+    /// latest-version index (served from rocksdb until loaded).
     pub fn open(
         db: Arc<Db>,
         snapshot_dir: PathBuf,
         hub_config: HubConfig,
     ) -> std::result::Result<Arc<Self>, DbError> {
-        let state = load_state(&db)?;
+        let shared = Self::open_unloaded(db, snapshot_dir, hub_config)?;
+        let (weak, loader_db) = (Arc::downgrade(&shared), shared.db.clone());
+        let base = shared.state.read().revision;
+        let loader = crate::worker::Worker::spawn("kv-index-load", move |stop| {
+            load_index(&weak, &loader_db, base, &stop);
+        })
+        .map_err(|e| DbError::Corrupt(format!("cannot start the index loader: {e}")))?;
+        *shared.index_loader.lock() = Some(loader);
+        Ok(shared)
+    }
+
+    /// Opens the state machine with its index still to load.
+    fn open_unloaded(
+        db: Arc<Db>,
+        snapshot_dir: PathBuf,
+        hub_config: HubConfig,
+    ) -> std::result::Result<Arc<Self>, DbError> {
+        let state = load_state(&db, true)?;
         let revision = state.revision;
         let compactor_db = db.clone();
         let compactor =
@@ -159,6 +215,7 @@ impl SmShared {
             state: RwLock::new(state),
             snapshot_dir,
             compactor,
+            index_loader: parking_lot::Mutex::new(None),
         });
         let pending = shared.state.read().compacted;
         let _ = shared.compactor.send(pending);
@@ -167,7 +224,7 @@ impl SmShared {
 
     /// Replaces the visible state with what the database holds now (after a snapshot install).
     pub(crate) fn reload(&self) -> std::result::Result<(), DbError> {
-        let fresh = load_state(&self.db)?;
+        let fresh = load_state(&self.db, false)?;
         let revision = fresh.revision;
         let compacted = fresh.compacted;
         *self.state.write() = fresh;
@@ -202,6 +259,22 @@ fn index_range(
     (kept.into_iter().cloned().collect(), count)
 }
 
+impl SmView<'_> {
+    /// The keys attached to lease `id` in the visible state; read from rocksdb while the
+    /// latest-version index is still loading (the lease table knows only later keys then).
+    pub fn lease_keys(&self, id: LeaseId) -> Result<Vec<Bytes>> {
+        if self.st.index.loaded().is_some() || !self.st.leases.contains(id) {
+            return self.st.leases.keys(id);
+        }
+        let (live, _) = kv_read::range_at(self.db, None, b"\0", b"\0", self.st.revision, 0)?;
+        Ok(live
+            .into_iter()
+            .filter(|kv| kv.lease == id)
+            .map(|kv| kv.key)
+            .collect())
+    }
+}
+
 impl MvccRead for SmView<'_> {
     fn current_revision(&self) -> Revision {
         self.st.revision
@@ -218,10 +291,9 @@ impl MvccRead for SmView<'_> {
         at: Revision,
         limit: u64,
     ) -> Result<(Vec<KeyValue>, u64)> {
-        if at >= self.st.revision {
-            Ok(index_range(&self.st.index, key, range_end, limit))
-        } else {
-            kv_read::range_at(self.db, None, key, range_end, at, limit)
+        match self.st.index.loaded() {
+            Some(index) if at >= self.st.revision => Ok(index_range(index, key, range_end, limit)),
+            _ => kv_read::range_at(self.db, None, key, range_end, at.min(self.st.revision), limit),
         }
     }
 
@@ -430,15 +502,14 @@ impl<'a> BatchEval<'a> {
 
     /// The keys attached to lease `id` now: the visible ones, changed by this batch's writes.
     fn lease_keys(&self, id: LeaseId) -> Vec<Bytes> {
-        let mut keys: std::collections::BTreeSet<Bytes> = self
-            .base
-            .view
-            .st
-            .leases
-            .keys(id)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let mut keys: std::collections::BTreeSet<Bytes> = match self.base.view.lease_keys(id) {
+            Ok(keys) => keys.into_iter().collect(),
+            Err(Error::LeaseNotFound(_)) => Default::default(),
+            Err(e) => {
+                tracing::error!(lease = id, error = %e, "cannot read the keys of a lease");
+                Default::default()
+            }
+        };
         for c in &self.changes {
             match c {
                 Change::Write(ws) => {
@@ -620,12 +691,8 @@ pub(crate) fn apply_entries(
                 Change::Write(ws) => {
                     for e in &ws.events {
                         match e.kind {
-                            EventKind::Put => {
-                                st.index.insert(e.kv.key.clone(), e.kv.clone());
-                            }
-                            EventKind::Delete => {
-                                st.index.remove(&e.kv.key);
-                            }
+                            EventKind::Put => st.index.put(&e.kv),
+                            EventKind::Delete => st.index.delete(&e.kv.key),
                         }
                     }
                     st.leases.apply_events(&ws.events);
@@ -812,5 +879,155 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> std::result::Result<Option<openraft::Snapshot<TypeConfig>>, StorageError<NodeId>> {
         snapshot::current(&self.shared).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, LogId};
+    use storage::{DeleteRangeRequest, PutRequest, TxnOp};
+
+    use super::*;
+    use crate::types::Proposal;
+
+    fn entry(index: u64, commands: Vec<Command>) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Proposal::encode(&commands).unwrap()),
+        }
+    }
+
+    fn txn(op: TxnOp) -> Command {
+        Command::Txn(TxnRequest {
+            success: vec![op],
+            ..Default::default()
+        })
+    }
+
+    fn put(key: &str, value: &str, lease: LeaseId) -> Command {
+        txn(TxnOp::Put(PutRequest {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            lease,
+            ..Default::default()
+        }))
+    }
+
+    fn delete(key: &str) -> Command {
+        txn(TxnOp::DeleteRange(DeleteRangeRequest {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            ..Default::default()
+        }))
+    }
+
+    /// Every live key and value at the latest revision, as the storage API reads it.
+    fn latest(shared: &SmShared) -> Vec<(String, String)> {
+        let st = shared.state.read();
+        let (kvs, _) = shared.view(&st).range_at(b"\0", b"\0", st.revision, 0).unwrap();
+        kvs.into_iter()
+            .map(|kv| {
+                (
+                    String::from_utf8(kv.key.to_vec()).unwrap(),
+                    String::from_utf8(kv.value.to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_reopened_state_machine_serves_writes_and_revokes_before_its_index_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Db::open(&dir.path().join("db")).unwrap();
+        {
+            let shared = SmShared::open(open(), dir.path().join("snap"), HubConfig::default()).unwrap();
+            apply_entries(
+                &shared,
+                vec![
+                    entry(1, vec![Command::LeaseGrant { id: 7, ttl: 600 }]),
+                    entry(
+                        2,
+                        vec![
+                            put("a", "1", 7),
+                            put("b", "1", 0),
+                            put("c", "1", 7),
+                            put("d", "1", 0),
+                        ],
+                    ),
+                    entry(3, vec![put("a", "2", 7)]),
+                ],
+            )
+            .unwrap();
+        }
+
+        // Reopened without the background load: everything is read from rocksdb.
+        let shared = SmShared::open_unloaded(open(), dir.path().join("snap"), HubConfig::default()).unwrap();
+        let base = shared.state.read().revision;
+        assert!(shared.state.read().index.loaded().is_none());
+        assert_eq!(
+            latest(&shared),
+            pairs(&[("a", "2"), ("b", "1"), ("c", "1"), ("d", "1")])
+        );
+
+        apply_entries(
+            &shared,
+            vec![entry(4, vec![put("b", "2", 0), delete("d"), put("e", "1", 7)])],
+        )
+        .unwrap();
+        assert_eq!(
+            latest(&shared),
+            pairs(&[("a", "2"), ("b", "2"), ("c", "1"), ("e", "1")])
+        );
+        {
+            let st = shared.state.read();
+            let keys = shared.view(&st).lease_keys(7).unwrap();
+            assert_eq!(keys, [&b"a"[..], b"c", b"e"]);
+        }
+
+        // Revoking finds the lease's keys from before the restart too.
+        apply_entries(&shared, vec![entry(5, vec![Command::LeaseRevoke { id: 7 }])]).unwrap();
+        assert_eq!(latest(&shared), pairs(&[("b", "2")]));
+        apply_entries(&shared, vec![entry(6, vec![put("f", "1", 0)])]).unwrap();
+
+        // The load (as of the reopen) completes under the changes applied since.
+        let (_stop_tx, stop) = std::sync::mpsc::channel();
+        load_index(&Arc::downgrade(&shared), &shared.db, base, &stop);
+        let st = shared.state.read();
+        let index = st.index.loaded().expect("index loaded");
+        let keys: Vec<_> = index.keys().map(|k| k.as_ref()).collect();
+        assert_eq!(keys, [&b"b"[..], b"f"]);
+        assert_eq!(index[&b"b"[..]].value.as_ref(), b"2");
+        assert_eq!(index[&b"b"[..]].version, 2);
+        assert!(!st.leases.contains(7));
+    }
+
+    #[test]
+    fn the_background_load_attaches_loaded_keys_to_their_leases() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Db::open(&dir.path().join("db")).unwrap();
+        {
+            let shared = SmShared::open(open(), dir.path().join("snap"), HubConfig::default()).unwrap();
+            apply_entries(
+                &shared,
+                vec![
+                    entry(1, vec![Command::LeaseGrant { id: 8, ttl: 600 }]),
+                    entry(2, vec![put("x", "1", 8), put("y", "1", 8), put("z", "1", 0)]),
+                ],
+            )
+            .unwrap();
+        }
+        let shared = SmShared::open(open(), dir.path().join("snap"), HubConfig::default()).unwrap();
+        // Dropping the loader's handle joins its thread; with this few keys the loader does not
+        // look for a stop request, so the load is complete then.
+        drop(shared.index_loader.lock().take());
+        let st = shared.state.read();
+        assert_eq!(st.index.loaded().map(BTreeMap::len), Some(3));
+        assert_eq!(st.leases.keys(8).unwrap(), [&b"x"[..], b"y"]);
     }
 }
