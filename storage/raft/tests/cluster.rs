@@ -77,6 +77,64 @@ async fn followers_forward_writes_and_serve_linearizable_reads_and_watches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_on_leader_and_followers_all_land_once() {
+    common::init_tracing();
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.wait_leader(Duration::from_secs(10)).await;
+    // 3 x 40 concurrent puts: the followers' forwarded batches share the leader's entries.
+    let mut writes = Vec::new();
+    for i in 0..3 {
+        for n in 0..40 {
+            let node = cluster.node(i).clone();
+            writes.push(tokio::spawn(async move {
+                put(&*node, &format!("c/{i}/{n:02}"), "v").await
+            }));
+        }
+    }
+    let mut revisions = Vec::new();
+    for w in writes {
+        revisions.push(w.await.unwrap().unwrap());
+    }
+    revisions.sort_unstable();
+    revisions.dedup();
+    assert_eq!(revisions.len(), 120, "every put got a revision of its own");
+    // A failing compare through a follower is that command's own result, not the batch's.
+    let f = cluster.follower().await;
+    let follower = cluster.node(f).clone();
+    let guarded = TxnRequest {
+        compare: vec![Compare {
+            key: "c/0/00".into(),
+            range_end: Default::default(),
+            target: CompareTarget::Version(7),
+            op: CompareOp::Equal,
+        }],
+        success: vec![TxnOp::Put(PutRequest {
+            key: "c/guarded".into(),
+            value: "x".into(),
+            ..Default::default()
+        })],
+        failure: Vec::new(),
+    };
+    let (failed, landed) = tokio::join!(follower.txn(guarded), put(&*follower, "c/plain", "y"));
+    assert!(!failed.unwrap().succeeded);
+    assert!(landed.is_ok());
+    let all = cluster
+        .node(leader)
+        .range(storage::RangeRequest {
+            key: "c/".into(),
+            range_end: prefix_end(b"c/").into(),
+            count_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.count, 121);
+    for i in 0..3 {
+        cluster.node(i).shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_resume_after_the_leader_is_lost_and_it_catches_up_on_return() {
     let mut cluster = Cluster::start(3).await;
     for i in 0..20 {
