@@ -122,7 +122,7 @@ async fn concurrent_writes_on_leader_and_followers_all_land_once() {
         .node(leader)
         .range(storage::RangeRequest {
             key: "c/".into(),
-            range_end: prefix_end(b"c/").into(),
+            range_end: prefix_end(b"c/"),
             count_only: true,
             ..Default::default()
         })
