@@ -298,15 +298,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::validation::test_support::{self, pair};
 
     fn run(obj: Value) -> Vec<(String, String)> {
-        let mut errs = Errs::default();
-        horizontal_pod_autoscaler(&obj, &mut errs);
-        errs.0.into_iter().map(|e| (e.field, e.message)).collect()
-    }
-
-    fn pair(path: &str, message: &str) -> (String, String) {
-        (path.into(), message.into())
+        test_support::run(horizontal_pod_autoscaler, obj)
     }
 
     #[test]

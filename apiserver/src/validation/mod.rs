@@ -22,6 +22,8 @@ mod quota;
 mod rbac;
 mod service;
 mod storage;
+#[cfg(test)]
+mod test_support;
 mod workloads;
 
 use serde_json::Value;

@@ -66,6 +66,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::validation::test_support::lines;
 
     fn run(obj: Value) -> Vec<(String, String)> {
         let mut errs = Errs::default();
@@ -110,11 +111,7 @@ mod tests {
             &json!({"value": 1}),
             &mut errs,
         );
-        let got: Vec<String> = errs
-            .0
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect();
+        let got = lines(&errs);
         assert_eq!(
             got,
             [

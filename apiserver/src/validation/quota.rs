@@ -378,16 +378,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn run(check: fn(&Value, &mut Errs), obj: Value) -> Vec<(String, String)> {
-        let mut errs = Errs::default();
-        check(&obj, &mut errs);
-        errs.0.into_iter().map(|e| (e.field, e.message)).collect()
-    }
-
-    fn pair(path: &str, message: &str) -> (String, String) {
-        (path.into(), message.into())
-    }
+    use crate::validation::test_support::{pair, run};
 
     #[test]
     fn resource_quotas() {

@@ -1,16 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-
-fn run(check: fn(&Value, &mut Errs), obj: Value) -> Vec<(String, String)> {
-    let mut errs = Errs::default();
-    check(&obj, &mut errs);
-    errs.0.into_iter().map(|e| (e.field, e.message)).collect()
-}
-
-fn pair(path: &str, message: &str) -> (String, String) {
-    (path.into(), message.into())
-}
+use crate::validation::test_support::{pair, run};
 
 fn hook() -> Value {
     json!({

@@ -1,6 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::validation::test_support::{lines, pair};
 
 fn spec_errs(spec: Value) -> Vec<(String, String)> {
     let mut errs = Errs::default();
@@ -246,10 +247,6 @@ fn with(patch: Value) -> Vec<(String, String)> {
         s[k] = v.clone();
     }
     spec_errs(s)
-}
-
-fn pair(path: &str, message: &str) -> (String, String) {
-    (path.into(), message.into())
 }
 
 #[test]
@@ -572,11 +569,7 @@ fn creates_may_not_set_ephemeral_containers_or_a_gated_node() {
     s["nodeName"] = json!("node-1");
     s["schedulingGates"] = json!([{"name": "example.com/gate"}]);
     super::create(&json!({"spec": s}), &mut errs);
-    let got: Vec<String> = errs
-        .0
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect();
+    let got = lines(&errs);
     assert_eq!(
         got,
         [
@@ -743,11 +736,7 @@ fn profile_fields_must_match_legacy_annotations_on_create() {
         })),
         &mut errs,
     );
-    let got: Vec<String> = errs
-        .0
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect();
+    let got = lines(&errs);
     assert_eq!(
         got,
         [
