@@ -75,6 +75,12 @@ pub fn decode_version_key(raw: &[u8]) -> Option<(Vec<u8>, Revision)> {
     Some((key, revision))
 }
 
+/// The revision of an encoded version key (its last 8 bytes), without decoding the user key.
+pub fn revision_of(raw: &[u8]) -> Option<Revision> {
+    let start = raw.len().checked_sub(8)?;
+    Some(u64::from_be_bytes(raw[start..].try_into().ok()?))
+}
+
 /// The escaped-key part of a `kv` key (everything but the revision), for grouping versions.
 pub fn key_part(raw: &[u8]) -> &[u8] {
     &raw[..raw.len().saturating_sub(8)]

@@ -41,7 +41,7 @@ pub fn range_at(
         if let (Some(k), Some(v)) = (it.key(), it.value())
             && codec::key_part(k) == prefix.as_slice()
         {
-            let rev = u64::from_be_bytes(k[k.len() - 8..].try_into().map_err(internal)?);
+            let rev = codec::revision_of(k).ok_or_else(|| internal("bad kv key"))?;
             if let Some(kv) = codec::decode_version(key, rev, v).map_err(internal)? {
                 return Ok((vec![kv], 1));
             }
@@ -88,7 +88,7 @@ pub fn range_at(
             group.clear();
             group.extend_from_slice(part);
         }
-        let rev = u64::from_be_bytes(k[k.len() - 8..].try_into().map_err(internal)?);
+        let rev = codec::revision_of(k).ok_or_else(|| internal("bad kv key"))?;
         if rev <= at {
             candidate = Some((rev, v.to_vec()));
         }
@@ -120,7 +120,7 @@ fn version_and_prev(
     if let (Some(k), Some(v)) = (it.key(), it.value())
         && codec::key_part(k) == prefix.as_slice()
     {
-        let rev = u64::from_be_bytes(k[k.len() - 8..].try_into().map_err(internal)?);
+        let rev = codec::revision_of(k).ok_or_else(|| internal("bad kv key"))?;
         if rev < revision {
             prev = codec::decode_version(key, rev, v).map_err(internal)?;
         }
@@ -194,12 +194,7 @@ pub fn load_latest(
         if seen.is_multiple_of(4096) && !go_on() {
             return Ok(None);
         }
-        let rev = k
-            .len()
-            .checked_sub(8)
-            .and_then(|start| k[start..].try_into().ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(|| internal("bad kv key"))?;
+        let rev = codec::revision_of(k).ok_or_else(|| internal("bad kv key"))?;
         if rev <= at {
             if let Some((lk, _)) = &last
                 && codec::key_part(lk) != codec::key_part(k)

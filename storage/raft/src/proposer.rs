@@ -53,11 +53,8 @@ pub async fn run<S: Submit>(
     let slots = Arc::new(Semaphore::new(max_inflight.max(1)));
     let forward_slots = Arc::new(Semaphore::new(FORWARD_INFLIGHT));
     loop {
-        let pool = if submitter.forwards() {
-            &forward_slots
-        } else {
-            &slots
-        };
+        let forwarding = submitter.forwards();
+        let pool = if forwarding { &forward_slots } else { &slots };
         let Ok(permit) = pool.clone().acquire_owned().await else {
             return;
         };
@@ -69,7 +66,6 @@ pub async fn run<S: Submit>(
                 Err(_) => break,
             }
         }
-        let forwarding = std::ptr::eq(pool, &forward_slots);
         if max_inflight <= 1 && !forwarding && batch.len() <= INLINE_BATCH {
             // Light load, one proposal at a time: propose right here, without a task hand-off
             // (a lone put is answered ~15 % sooner). Under load the hand-off is kept: it gives

@@ -941,30 +941,35 @@ mod tests {
             .collect()
     }
 
+    /// A state machine in a fresh data dir, with `entries` applied, closed again.
+    fn seeded(entries: Vec<Entry<TypeConfig>>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = SmShared::open(
+            Db::open(&dir.path().join("db")).unwrap(),
+            dir.path().join("snap"),
+            HubConfig::default(),
+        )
+        .unwrap();
+        apply_entries(&shared, entries).unwrap();
+        dir
+    }
+
     #[test]
     fn a_reopened_state_machine_serves_writes_and_revokes_before_its_index_is_loaded() {
-        let dir = tempfile::tempdir().unwrap();
-        let open = || Db::open(&dir.path().join("db")).unwrap();
-        {
-            let shared = SmShared::open(open(), dir.path().join("snap"), HubConfig::default()).unwrap();
-            apply_entries(
-                &shared,
+        let dir = seeded(vec![
+            entry(1, vec![Command::LeaseGrant { id: 7, ttl: 600 }]),
+            entry(
+                2,
                 vec![
-                    entry(1, vec![Command::LeaseGrant { id: 7, ttl: 600 }]),
-                    entry(
-                        2,
-                        vec![
-                            put("a", "1", 7),
-                            put("b", "1", 0),
-                            put("c", "1", 7),
-                            put("d", "1", 0),
-                        ],
-                    ),
-                    entry(3, vec![put("a", "2", 7)]),
+                    put("a", "1", 7),
+                    put("b", "1", 0),
+                    put("c", "1", 7),
+                    put("d", "1", 0),
                 ],
-            )
-            .unwrap();
-        }
+            ),
+            entry(3, vec![put("a", "2", 7)]),
+        ]);
+        let open = || Db::open(&dir.path().join("db")).unwrap();
 
         // Reopened without the background load: everything is read from rocksdb.
         let shared = SmShared::open_unloaded(open(), dir.path().join("snap"), HubConfig::default()).unwrap();
@@ -1009,19 +1014,11 @@ mod tests {
 
     #[test]
     fn the_background_load_attaches_loaded_keys_to_their_leases() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = seeded(vec![
+            entry(1, vec![Command::LeaseGrant { id: 8, ttl: 600 }]),
+            entry(2, vec![put("x", "1", 8), put("y", "1", 8), put("z", "1", 0)]),
+        ]);
         let open = || Db::open(&dir.path().join("db")).unwrap();
-        {
-            let shared = SmShared::open(open(), dir.path().join("snap"), HubConfig::default()).unwrap();
-            apply_entries(
-                &shared,
-                vec![
-                    entry(1, vec![Command::LeaseGrant { id: 8, ttl: 600 }]),
-                    entry(2, vec![put("x", "1", 8), put("y", "1", 8), put("z", "1", 0)]),
-                ],
-            )
-            .unwrap();
-        }
         let shared = SmShared::open(open(), dir.path().join("snap"), HubConfig::default()).unwrap();
         // Dropping the loader's handle joins its thread; with this few keys the loader does not
         // look for a stop request, so the load is complete then.
