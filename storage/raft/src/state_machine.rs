@@ -252,6 +252,12 @@ fn index_range(
     range_end: &[u8],
     limit: u64,
 ) -> (Vec<KeyValue>, u64) {
+    if range_end.is_empty() {
+        // One key: a point lookup instead of a range walk (every put reads its key's version).
+        let found = index.get(key).cloned();
+        let count = u64::from(found.is_some());
+        return (found.into_iter().collect(), count);
+    }
     let Some(bounds) = mvcc::key_bounds(key, range_end) else {
         return (Vec::new(), 0);
     };

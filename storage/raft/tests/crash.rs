@@ -22,12 +22,24 @@ impl Drop for Guard {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
+    sigkill_mid_stream_keeps_acknowledged_writes(&[]).await;
+}
+
+/// The state machine is written without rocksdb's WAL and replays the raft log after a crash, so
+/// a kill after log purges checks that the state was on disk before its entries were purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill_after_log_purges() {
+    sigkill_mid_stream_keeps_acknowledged_writes(&["20"]).await;
+}
+
+async fn sigkill_mid_stream_keeps_acknowledged_writes(extra_args: &[&str]) {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let child = Command::new(env!("CARGO_BIN_EXE_raft_writer"))
         .arg(&data)
         .arg("16")
+        .args(extra_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
