@@ -25,8 +25,8 @@ async fn acknowledged_writes_survive_sigkill() {
     sigkill_mid_stream_keeps_acknowledged_writes(&[]).await;
 }
 
-/// The state machine is written without rocksdb's WAL and replays the raft log after a crash, so
-/// a kill after log purges checks that the state was on disk before its entries were purged.
+/// With a snapshot every 20 entries and no log kept after it, the kill lands after log purges:
+/// the state the purged entries built must have been on disk before they were deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill_after_log_purges() {
     sigkill_mid_stream_keeps_acknowledged_writes(&["20"]).await;

@@ -13,7 +13,9 @@ use storage::{PutRequest, Storage};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let data_dir = args.next().ok_or("usage: raft_writer DATA_DIR [TASKS]")?;
+    let data_dir = args
+        .next()
+        .ok_or("usage: raft_writer DATA_DIR [TASKS [SNAPSHOT_AFTER_LOGS]]")?;
     let tasks: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(16);
     let snapshot_after: Option<u64> = args.next().map(|s| s.parse()).transpose()?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
