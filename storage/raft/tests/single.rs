@@ -202,16 +202,7 @@ async fn concurrent_writes_share_proposals_and_all_land() {
     revs.dedup();
     assert_eq!(revs.len(), 640, "every write has its own revision");
     assert_eq!(*revs.last().unwrap(), 641);
-    let count = store
-        .range(RangeRequest {
-            key: "c/".into(),
-            range_end: prefix_end(b"c/"),
-            count_only: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(count.count, 640);
+    assert_eq!(common::count_prefix(&*store, "c/").await, 640);
     let last_index = store.raft().metrics().borrow().last_log_index.unwrap_or(0);
     assert!(
         last_index < 640,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use storage::{PutRequest, RangeRequest, Storage};
+use storage::{PutRequest, RangeRequest, Storage, prefix_end};
 use storage_raft::{Config, RaftStorage};
 use tempfile::TempDir;
 
@@ -202,4 +202,17 @@ pub async fn get_serializable(s: &dyn Storage, key: &str) -> Option<String> {
     resp.kvs
         .first()
         .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+}
+
+/// How many live keys start with `prefix` (a linearizable count-only range).
+pub async fn count_prefix(s: &dyn Storage, prefix: &str) -> u64 {
+    s.range(RangeRequest {
+        key: prefix.to_owned().into(),
+        range_end: prefix_end(prefix.as_bytes()),
+        count_only: true,
+        ..Default::default()
+    })
+    .await
+    .expect("count range")
+    .count
 }
