@@ -70,8 +70,10 @@ pub struct SmState {
 pub struct SmShared {
     /// The member's database.
     pub db: Arc<Db>,
-    /// The visible state.
-    pub state: RwLock<SmState>,
+    /// The visible state (shared with the index loader, which must never hold the
+    /// `SmShared` itself: the last owner's drop would then run on the loader's thread, which
+    /// cannot join itself, and the database would close after the owner had moved on).
+    pub state: Arc<RwLock<SmState>>,
     /// Watch fan-out, fed after every durable apply.
     pub hub: WatchHub,
     /// Where raft snapshots are kept.
@@ -83,14 +85,13 @@ pub struct SmShared {
 
 /// The background load of the latest-version index as of `base`, the revision at open; gives up
 /// when `stop` closes (the state machine is dropped).
-fn load_index(shared: &Weak<SmShared>, db: &Db, base: Revision, stop: &std::sync::mpsc::Receiver<()>) {
+fn load_index(state: &RwLock<SmState>, db: &Db, base: Revision, stop: &std::sync::mpsc::Receiver<()>) {
     let started = Instant::now();
     let go_on = || matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty));
     match kv_read::load_latest(db, base, go_on) {
         Ok(Some(index)) => {
-            let Some(shared) = shared.upgrade() else { return };
             let keys = index.len();
-            let mut st = shared.state.write();
+            let mut st = state.write();
             let st = &mut *st;
             if st.index.complete(index, &mut st.leases) {
                 tracing::info!(
@@ -187,10 +188,10 @@ impl SmShared {
         hub_config: HubConfig,
     ) -> std::result::Result<Arc<Self>, DbError> {
         let shared = Self::open_unloaded(db, snapshot_dir, hub_config)?;
-        let (weak, loader_db) = (Arc::downgrade(&shared), shared.db.clone());
+        let (state, loader_db) = (shared.state.clone(), shared.db.clone());
         let base = shared.state.read().revision;
         let loader = crate::worker::Worker::spawn("kv-index-load", move |stop| {
-            load_index(&weak, &loader_db, base, &stop);
+            load_index(&state, &loader_db, base, &stop);
         })
         .map_err(|e| DbError::Corrupt(format!("cannot start the index loader: {e}")))?;
         *shared.index_loader.lock() = Some(loader);
@@ -212,7 +213,7 @@ impl SmShared {
         let shared = Arc::new_cyclic(|weak: &Weak<SmShared>| SmShared {
             db,
             hub: WatchHub::new(Arc::new(DbHistory(weak.clone())), revision, hub_config),
-            state: RwLock::new(state),
+            state: Arc::new(RwLock::new(state)),
             snapshot_dir,
             compactor,
             index_loader: parking_lot::Mutex::new(None),
@@ -1008,7 +1009,7 @@ mod tests {
 
         // The load (as of the reopen) completes under the changes applied since.
         let (_stop_tx, stop) = std::sync::mpsc::channel();
-        load_index(&Arc::downgrade(&shared), &shared.db, base, &stop);
+        load_index(&shared.state, &shared.db, base, &stop);
         let st = shared.state.read();
         let index = st.index.loaded().expect("index loaded");
         let keys: Vec<_> = index.keys().map(|k| k.as_ref()).collect();
