@@ -25,6 +25,11 @@ fn https_client_urls_require_a_client_certificate() {
     };
     assert_eq!(with_tls(&["put", "secret", "s3"]).ok(), "OK\n");
     assert_eq!(with_tls(&["get", "secret"]).ok(), "secret\ns3\n");
+    // Endpoints written as URLs: etcdctl sends the URL as the `:authority` of this call.
+    let mut status_args: Vec<&str> = tls.iter().map(String::as_str).collect();
+    status_args.extend(["endpoint", "status"]);
+    let status = run_cmd(etcdctl_cmd(&m.client_url, &status_args)).ok();
+    assert!(status.starts_with(&format!("{}, ", m.client_url)), "{status}");
 
     // Without a client certificate the handshake is refused.
     let out = etcdctl(

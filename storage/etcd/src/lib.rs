@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod authority;
 mod cluster;
 mod coalesce;
 mod convert;

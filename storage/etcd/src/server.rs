@@ -198,7 +198,7 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         match &acceptor {
             None => {
-                if tx.send(Ok(Conn::new(Io::Plain(stream)))).await.is_err() {
+                if tx.send(Ok(conn(Io::Plain(stream)))).await.is_err() {
                     return;
                 }
             }
@@ -208,7 +208,7 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send(Ok(Conn::new(Io::Tls(Box::new(tls))))).await;
+                            let _ = tx.send(Ok(conn(Io::Tls(Box::new(tls))))).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -219,8 +219,13 @@ async fn accept_loop(
     }
 }
 
-/// A client connection, plain or TLS, whose writes are coalesced (see [`crate::coalesce`]).
-type Conn = crate::coalesce::Coalesced<Io>;
+/// A client connection, plain or TLS, whose writes are coalesced (see [`crate::coalesce`]) and
+/// whose header blocks get a valid `:authority` (see [`crate::authority`]).
+type Conn = crate::coalesce::Coalesced<crate::authority::AuthorityFix<Io>>;
+
+fn conn(io: Io) -> Conn {
+    crate::coalesce::Coalesced::new(crate::authority::AuthorityFix::new(io))
+}
 
 /// A client connection, plain or TLS.
 enum Io {
@@ -241,7 +246,7 @@ impl Connected for Conn {
     type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.get_ref().tcp().connect_info()
+        self.get_ref().get_ref().tcp().connect_info()
     }
 }
 

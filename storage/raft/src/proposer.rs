@@ -169,7 +169,10 @@ mod tests {
     impl Submit for Sizes {
         async fn submit(&self, commands: Vec<Command>) -> Result<Vec<CommandResult>> {
             self.0.lock().push(commands.len());
-            Ok(commands.into_iter().map(|_| Ok(CommandOutput::Compacted)).collect())
+            Ok(commands
+                .into_iter()
+                .map(|_| Ok(CommandOutput::Compacted))
+                .collect())
         }
     }
 
@@ -206,7 +209,11 @@ mod tests {
         for h in handlers {
             assert!(h.await.unwrap());
         }
-        assert_eq!(*sub.0.lock(), vec![2, 10], "the ten commands went out in one batch");
+        assert_eq!(
+            *sub.0.lock(),
+            vec![2, 10],
+            "the ten commands went out in one batch"
+        );
     }
 
     #[tokio::test]
