@@ -27,6 +27,11 @@ const INLINE_BATCH: usize = 4;
 /// How many times, at most, the batching task yields to the runtime to let a batch gather.
 const GATHER_YIELDS: usize = 16;
 
+/// The batching task gathers once the last batch held at least this many commands. A yield
+/// waits behind every runnable task, watch fan-out included; at light load, where batches stay
+/// small, there is little to gather and that wait is not worth paying.
+const GATHER_AFTER: usize = 8;
+
 /// A queued command and where its result goes.
 pub struct Pending {
     /// The command.
@@ -67,7 +72,7 @@ pub async fn run<S: Submit>(
             return;
         };
         let Some(first) = rx.recv().await else { return };
-        if last_batch > 1 {
+        if last_batch >= GATHER_AFTER {
             gather(&rx).await;
         }
         let mut batch = vec![first];
@@ -94,8 +99,8 @@ pub async fn run<S: Submit>(
     }
 }
 
-/// Lets the batch gather, once the last batch showed concurrent requests: yields to the runtime
-/// until a yield brings no new command (at most [`GATHER_YIELDS`] times).
+/// Lets the batch gather, once the last batch showed many concurrent requests: yields to the
+/// runtime until a yield brings no new command (at most [`GATHER_YIELDS`] times).
 ///
 /// tokio runs a task woken by another right after it (its LIFO slot), so without this the
 /// batching task drains the queue before the other runnable request handlers have queued
@@ -192,11 +197,12 @@ mod tests {
         let (tx, rx) = mpsc::unbounded_channel();
         let sub = Arc::new(Sizes::default());
         tokio::spawn(run(rx, sub.clone(), 64, 1));
-        // Two commands at once: the load that makes the batching task gather.
-        let (a, b) = (queue(&tx), queue(&tx));
-        assert!(a.await.unwrap().unwrap().is_ok());
-        assert!(b.await.unwrap().unwrap().is_ok());
-        assert_eq!(*sub.0.lock(), vec![2]);
+        // Commands queued at once, enough to make the batching task gather from now on.
+        let waits: Vec<_> = (0..GATHER_AFTER).map(|_| queue(&tx)).collect();
+        for wait in waits {
+            assert!(wait.await.unwrap().unwrap().is_ok());
+        }
+        assert_eq!(*sub.0.lock(), vec![GATHER_AFTER]);
 
         // Ten handlers, all runnable at once, each queueing one command. The first one's send
         // wakes the batching task, which tokio runs next, before the other nine.
@@ -211,7 +217,7 @@ mod tests {
         }
         assert_eq!(
             *sub.0.lock(),
-            vec![2, 10],
+            vec![GATHER_AFTER, 10],
             "the ten commands went out in one batch"
         );
     }
