@@ -6,9 +6,9 @@
 //! slot is free (at most `max_inflight` entries in flight), so under load each fsync covers many
 //! requests and with light load a request is proposed at once.
 //!
-//! Under load the task also lets the request handlers that are already runnable queue their
-//! commands before it drains the queue (see [`gather`]): woken by the first command, it would
-//! otherwise run right after that command's sender and take a batch that was about to grow.
+//! Under load the task also lets the requests that have already reached the process queue
+//! their commands before it drains the queue (see [`gather`]): woken by the first command, it
+//! would otherwise take a batch that was about to grow.
 
 use std::sync::Arc;
 
@@ -101,13 +101,12 @@ pub async fn run<S: Submit>(
 /// Lets the batch gather, once the last batch showed concurrent requests: yields to the runtime
 /// [`GATHER_YIELDS`] times before the queue is drained.
 ///
-/// tokio runs a task woken by another right after it (its LIFO slot), so without this the
-/// batching task drains the queue before the other runnable request handlers have queued
-/// theirs, and the next fsync covers fewer requests. Measured with 64 clients: one member
-/// ~28k -> ~30k puts/s, three members ~11.4k -> ~12.3k, and less CPU per put. Stopping at the
-/// first yield that brought no new command gave ~5 % fewer puts with three members, where
-/// commands also arrive from the network. A yield costs about a microsecond when nothing else
-/// is runnable.
+/// A yielding task runs again only after the runtime has run the other runnable tasks and
+/// polled for I/O, so the requests already received by this process (on any connection, or
+/// forwarded by another member) are read and queued, and the next fsync covers them. Measured
+/// with 64 clients: one member ~28k -> ~30k puts/s, three members ~11.4k -> ~12.3k, and less
+/// CPU per put. Stopping at the first yield that brought no new command gave ~5 % fewer puts
+/// with three members. A yield costs about a microsecond when nothing else is runnable.
 async fn gather() {
     for _ in 0..GATHER_YIELDS {
         tokio::task::yield_now().await;
@@ -188,9 +187,13 @@ mod tests {
         wait
     }
 
-    /// One worker thread, so the order in which tasks run is tokio's alone.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn under_load_runnable_handlers_join_the_batch_before_it_is_proposed() {
+    /// Requests that reach the process while a batch is being taken: the first handler's
+    /// request arrives, and before the batching task runs, another connection receives ten.
+    /// One thread runs every task here, so the order is tokio's alone.
+    #[tokio::test(flavor = "current_thread")]
+    async fn requests_that_arrived_meanwhile_join_the_batch() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
         let (tx, rx) = mpsc::unbounded_channel();
         let sub = Arc::new(Sizes::default());
         tokio::spawn(run(rx, sub.clone(), 64, 1));
@@ -199,23 +202,34 @@ mod tests {
         for wait in waits {
             assert!(wait.await.unwrap().unwrap().is_ok());
         }
-        assert_eq!(*sub.0.lock(), vec![GATHER_AFTER]);
 
-        // Ten handlers, all runnable at once, each queueing one command. The first one's send
-        // wakes the batching task, which tokio runs next, before the other nine.
-        let handlers: Vec<_> = (0..10)
-            .map(|_| {
-                let tx = tx.clone();
-                tokio::spawn(async move { queue(&tx).await.unwrap().unwrap().is_ok() })
+        let (mut first_client, mut first_conn) = tokio::net::UnixStream::pair().unwrap();
+        let (mut other_client, mut other_conn) = tokio::net::UnixStream::pair().unwrap();
+        // The first connection's handler: one request; meanwhile ten reach the other connection.
+        let first = {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                first_conn.read_exact(&mut [0u8; 1]).await.unwrap();
+                other_client.write_all(&[0u8; 10]).await.unwrap();
+                queue(&tx).await.unwrap().unwrap().is_ok()
             })
-            .collect();
-        for h in handlers {
-            assert!(h.await.unwrap());
-        }
+        };
+        // The other connection's handler: one command per request read.
+        let other = tokio::spawn(async move {
+            let mut requests = [0u8; 10];
+            other_conn.read_exact(&mut requests).await.unwrap();
+            let waits: Vec<_> = requests.iter().map(|_| queue(&tx)).collect();
+            for wait in waits {
+                assert!(wait.await.unwrap().unwrap().is_ok());
+            }
+        });
+        first_client.write_all(&[0u8]).await.unwrap();
+        assert!(first.await.unwrap());
+        other.await.unwrap();
         assert_eq!(
             *sub.0.lock(),
-            vec![GATHER_AFTER, 10],
-            "the ten commands went out in one batch"
+            vec![GATHER_AFTER, 11],
+            "the eleven commands went out in one batch"
         );
     }
 
