@@ -31,6 +31,9 @@ const FLAG_PRIORITY: u8 = 0x20;
 const MAX_FRAME: usize = 16_384;
 /// Bytes read from the client per call while header blocks are inspected.
 const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes held back for one unfinished header block; past that, h2 gets the frames as they
+/// are and applies its own header-size limit.
+const MAX_PENDING: usize = 1 << 20;
 
 /// How the connection's incoming bytes are handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +116,10 @@ impl<T> AuthorityFix<T> {
                 continue;
             }
             let Some(block) = HeaderBlock::parse(&self.input) else {
+                if self.input.len() > MAX_PENDING {
+                    self.mode = Mode::Pass;
+                    continue;
+                }
                 return Ok(());
             };
             let Some(block) = block else {
@@ -419,8 +426,9 @@ mod tests {
         out
     }
 
-    /// Hands out its bytes a few at a time, as a slow network would.
-    struct Trickle(Vec<u8>, usize);
+    /// Hands out its bytes a few at a time, as a slow network would; then ends the stream, or
+    /// with `open` keeps it open without sending more.
+    struct Trickle(Vec<u8>, usize, bool);
 
     impl AsyncRead for Trickle {
         fn poll_read(
@@ -429,6 +437,9 @@ mod tests {
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
             let this = self.get_mut();
+            if this.1 == this.0.len() && this.2 {
+                return Poll::Pending;
+            }
             let n = 3.min(this.0.len() - this.1).min(buf.remaining());
             buf.put_slice(&this.0[this.1..this.1 + n]);
             this.1 += n;
@@ -438,7 +449,7 @@ mod tests {
 
     async fn through_fix(bytes: Vec<u8>) -> Vec<u8> {
         let mut out = Vec::new();
-        AuthorityFix::new(Trickle(bytes, 0))
+        AuthorityFix::new(Trickle(bytes, 0, false))
             .read_to_end(&mut out)
             .await
             .unwrap();
@@ -538,6 +549,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_endless_header_block_is_not_held_back_without_bound() {
+        let mut bytes = PREFACE.to_vec();
+        bytes.extend(frame(TYPE_HEADERS, 0, 1, &[0x82]));
+        while bytes.len() <= MAX_PENDING + MAX_FRAME {
+            bytes.extend(frame(TYPE_CONTINUATION, 0, 1, &[0x82; MAX_FRAME]));
+        }
+        // The client keeps the connection open: nothing but the bound lets the bytes through.
+        let mut fix = AuthorityFix::new(Trickle(bytes.clone(), 0, true));
+        let mut out = vec![0u8; bytes.len()];
+        tokio::time::timeout(std::time::Duration::from_secs(10), fix.read_exact(&mut out))
+            .await
+            .expect("held back")
+            .unwrap();
+        assert_eq!(out, bytes, "passed on unchanged once past the bound");
+        assert!(fix.input.is_empty());
+    }
+
+    #[tokio::test]
     async fn an_undecodable_block_is_an_error_not_a_panic() {
         let mut bytes = PREFACE.to_vec();
         bytes.extend(frame(
@@ -547,7 +576,7 @@ mod tests {
             &[0xff, 0xff, 0xff, 0xff, 0x7f],
         ));
         let mut out = Vec::new();
-        let err = AuthorityFix::new(Trickle(bytes, 0))
+        let err = AuthorityFix::new(Trickle(bytes, 0, false))
             .read_to_end(&mut out)
             .await
             .unwrap_err();
