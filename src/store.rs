@@ -53,6 +53,25 @@ pub struct StoreArgs {
     progress_notify_interval: String,
 }
 
+impl StoreArgs {
+    /// How many of the founding members run on this machine: the members whose peer URL is a
+    /// loopback address, when this member's own peer URL is one (else just this member).
+    pub fn members_on_this_machine(&self) -> usize {
+        let own = self
+            .initial_advertise_peer_urls
+            .as_deref()
+            .unwrap_or(&self.listen_peer_urls);
+        let loopback = |url: &str| ListenUrl::parse(url).is_ok_and(|u| u.is_loopback());
+        if !split_list(own).iter().all(|u| loopback(u)) {
+            return 1;
+        }
+        let Ok(cluster) = crate::urls::parse_initial_cluster(&self.initial_cluster) else {
+            return 1;
+        };
+        cluster.iter().filter(|(_, url)| loopback(url)).count().max(1)
+    }
+}
+
 /// A bound client listener.
 struct ClientListener {
     url: ListenUrl,

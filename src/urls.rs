@@ -93,7 +93,6 @@ pub fn split_list(value: &str) -> Vec<String> {
 }
 
 /// Parses `--initial-cluster name=url,name=url`.
-#[cfg_attr(not(feature = "raft"), allow(dead_code))]
 pub fn parse_initial_cluster(value: &str) -> anyhow::Result<Vec<(String, String)>> {
     split_list(value)
         .into_iter()
