@@ -74,12 +74,16 @@ fn worker_threads(command: &Command) -> Option<usize> {
     let Command::Store(args) = command else {
         return None;
     };
-    let members = args.members_on_this_machine();
-    if members <= 1 || std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
         return None;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Some((cores / members).max(1))
+    cores_per_member(args.members_on_this_machine(), cores)
+}
+
+/// Each of `members` members' share of `cores` (at least one), when there are several.
+fn cores_per_member(members: usize, cores: usize) -> Option<usize> {
+    (members > 1).then(|| (cores / members).max(1))
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info` for keelson's crates, `warn` else).
@@ -104,39 +108,44 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    fn store_workers(flags: &[&str]) -> Option<usize> {
+    /// How many members `keelson store FLAGS` counts on this machine.
+    fn members_here(flags: &[&str]) -> usize {
         let cli = Cli::try_parse_from(["keelson", "store"].iter().chain(flags)).unwrap();
-        worker_threads(&cli.command)
+        let Command::Store(args) = cli.command else {
+            unreachable!("parsed as store")
+        };
+        args.members_on_this_machine()
     }
 
     #[test]
     fn members_of_a_loopback_group_share_the_cores() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(cores_per_member(3, 2), Some(1));
+        assert_eq!(cores_per_member(3, 8), Some(2));
+        assert_eq!(cores_per_member(5, 2), Some(1));
+        assert_eq!(cores_per_member(1, 2), None);
+
         let group = "a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://[::1]:3";
         let peer = ["--listen-peer-urls", "http://127.0.0.1:1"];
+        assert_eq!(members_here(&[peer[0], peer[1], "--initial-cluster", group]), 3);
+        // A lone member, and members on other machines, count as one.
+        assert_eq!(members_here(&[]), 1);
         assert_eq!(
-            store_workers(&[peer[0], peer[1], "--initial-cluster", group]),
-            Some((cores / 3).max(1))
-        );
-        // A lone member, and members on other machines, keep a worker per core.
-        assert_eq!(store_workers(&[]), None);
-        assert_eq!(
-            store_workers(&[peer[0], peer[1], "--initial-cluster", "a=http://127.0.0.1:1"]),
-            None
+            members_here(&[peer[0], peer[1], "--initial-cluster", "a=http://127.0.0.1:1"]),
+            1
         );
         let spread = "a=https://10.0.0.1:2380,b=https://10.0.0.2:2380,c=https://10.0.0.3:2380";
         assert_eq!(
-            store_workers(&[
+            members_here(&[
                 "--listen-peer-urls",
                 "https://10.0.0.1:2380",
                 "--initial-cluster",
                 spread
             ]),
-            None
+            1
         );
         // A member advertising a routable address is not on loopback, whatever it binds.
         assert_eq!(
-            store_workers(&[
+            members_here(&[
                 peer[0],
                 peer[1],
                 "--initial-advertise-peer-urls",
@@ -144,7 +153,7 @@ mod tests {
                 "--initial-cluster",
                 group
             ]),
-            None
+            1
         );
     }
 }
