@@ -65,8 +65,8 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Worker threads for a store member that shares this machine with other members of its group
-/// (a group on loopback): its share of the cores, at least one, instead of a worker per core in
-/// every member. Oversubscribed workers cost CPU in wake-ups and context switches: a 3-member
+/// (their peer URLs name the same host, e.g. a group on loopback): its share of the cores, at
+/// least one, instead of a worker per core in every member. Oversubscribed workers cost CPU in wake-ups and context switches: a 3-member
 /// loopback group on 2 cores did ~15 % more puts at 64 clients (10.5-10.7k vs 8.8-9.3k/s) with
 /// ~20 % less CPU per put (`keelson-bench suite --cases put-c64`). `None` keeps tokio's default
 /// (`TOKIO_WORKER_THREADS`, else one worker per core).
@@ -118,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn members_of_a_loopback_group_share_the_cores() {
+    fn members_on_one_host_share_the_cores() {
         assert_eq!(cores_per_member(3, 2), Some(1));
         assert_eq!(cores_per_member(3, 8), Some(2));
         assert_eq!(cores_per_member(5, 2), Some(1));
@@ -127,6 +127,17 @@ mod tests {
         let group = "a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://[::1]:3";
         let peer = ["--listen-peer-urls", "http://127.0.0.1:1"];
         assert_eq!(members_here(&[peer[0], peer[1], "--initial-cluster", group]), 3);
+        // Members on one routable host share it too.
+        let one_host = "a=https://10.0.0.1:2380,b=https://10.0.0.1:2381,c=https://10.0.0.2:2380";
+        assert_eq!(
+            members_here(&[
+                "--listen-peer-urls",
+                "https://10.0.0.1:2381",
+                "--initial-cluster",
+                one_host
+            ]),
+            2
+        );
         // A lone member, and members on other machines, count as one.
         assert_eq!(members_here(&[]), 1);
         assert_eq!(

@@ -54,21 +54,29 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// How many of the founding members run on this machine: the members whose peer URL is a
-    /// loopback address, when this member's own peer URL is one (else just this member).
+    /// How many of the founding members run on this machine: those whose peer URL names this
+    /// member's peer host (any loopback address counting as the same host), at least one.
     pub fn members_on_this_machine(&self) -> usize {
         let own = self
             .initial_advertise_peer_urls
             .as_deref()
             .unwrap_or(&self.listen_peer_urls);
-        let loopback = |url: &str| ListenUrl::parse(url).is_ok_and(|u| u.is_loopback());
-        if !split_list(own).iter().all(|u| loopback(u)) {
+        let own = split_list(own);
+        let [own] = own.as_slice() else {
             return 1;
-        }
+        };
+        let Ok(own) = ListenUrl::parse(own) else {
+            return 1;
+        };
         let Ok(cluster) = crate::urls::parse_initial_cluster(&self.initial_cluster) else {
             return 1;
         };
-        cluster.iter().filter(|(_, url)| loopback(url)).count().max(1)
+        cluster
+            .iter()
+            .filter_map(|(_, url)| ListenUrl::parse(url).ok())
+            .filter(|peer| peer.same_host(&own))
+            .count()
+            .max(1)
     }
 }
 

@@ -72,6 +72,11 @@ impl ListenUrl {
         }
     }
 
+    /// Whether both URLs name the same host (every loopback address naming this machine).
+    pub fn same_host(&self, other: &ListenUrl) -> bool {
+        self.host.eq_ignore_ascii_case(&other.host) || (self.is_loopback() && other.is_loopback())
+    }
+
     /// True for hosts that only the local machine can reach.
     pub fn is_loopback(&self) -> bool {
         self.host == "localhost"
@@ -130,6 +135,21 @@ pub fn parse_duration(value: &str) -> anyhow::Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_compare() {
+        let same = |a: &str, b: &str| {
+            ListenUrl::parse(a)
+                .unwrap()
+                .same_host(&ListenUrl::parse(b).unwrap())
+        };
+        assert!(same("https://10.0.0.1:1", "http://10.0.0.1:2"));
+        assert!(same("https://Node-A:1", "https://node-a:2"));
+        assert!(same("http://127.0.0.1:1", "http://[::1]:2"));
+        assert!(same("http://localhost:1", "http://127.0.0.2:2"));
+        assert!(!same("https://node-a:1", "https://node-b:1"));
+        assert!(!same("http://127.0.0.1:1", "https://10.0.0.1:1"));
+    }
 
     #[test]
     fn urls_parse() {
