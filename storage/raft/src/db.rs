@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
-/// Raft log entries: `be_u64(index)` → postcard `Entry`.
+/// Raft log entries, as an earlier version kept them (`be_u64(index)` → postcard `Entry`); now
+/// only read once, to move them into the log's segment files.
 pub const CF_LOG: &str = "raft_log";
 /// Raft metadata: vote, last purged log id, committed log id, this member's ID.
 pub const CF_RAFT_META: &str = "raft_meta";
@@ -35,6 +36,9 @@ pub enum DbError {
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The raft log's files could not be read or written.
+    #[error("raft log files: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// The database of one member.
@@ -68,11 +72,7 @@ impl Db {
         let cfs = ALL_CFS.iter().map(|name| {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            cf_opts.set_write_buffer_size(if *name == CF_KV || *name == CF_LOG {
-                64 << 20
-            } else {
-                8 << 20
-            });
+            cf_opts.set_write_buffer_size(if *name == CF_KV { 64 << 20 } else { 8 << 20 });
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;

@@ -1,14 +1,16 @@
 //! Keelson's replicated store: [`RaftStorage`] implements [`storage::Storage`] with openraft
 //! (0.9) for replication and rocksdb for durability.
 //!
-//! - One rocksdb database per member with column families for the raft log, raft metadata,
-//!   state-machine metadata, MVCC versions and the event index ([`db`]).
+//! - The raft log lives in segment files of its own ([`segments`], [`log_store`]); one rocksdb
+//!   database per member holds raft metadata, state-machine metadata, MVCC versions and the
+//!   event index ([`db`]).
 //! - The state machine keeps a store-wide revision counter, +1 per writing transaction, written
 //!   in the same `WriteBatch` as the data and `last_applied` ([`state_machine`]); it is not
-//!   fsynced itself, as the raft log before it shares rocksdb's WAL.
-//! - Durability comes from the raft log: appends are fsynced by one thread for all appends
-//!   queued meanwhile ([`log_store`]), and concurrent client commands are packed into one raft
-//!   entry ([`proposer`]), so one fsync covers many writes.
+//!   fsynced itself: after a crash, entries past the last durable `last_applied` are applied
+//!   again from the log, and rocksdb's WAL is synced before log entries are purged.
+//! - Durability comes from the raft log: each append is fsynced before openraft hears of it,
+//!   and concurrent client commands are packed into one raft entry ([`proposer`]), so one
+//!   fsync covers many writes.
 //! - Linearizable reads use a read index (on followers, asked of the leader); writes on a
 //!   follower are forwarded to the leader; watches are served by every member from its own
 //!   applied state.
@@ -33,6 +35,7 @@ mod log_store;
 pub mod network;
 mod node;
 pub mod proposer;
+mod segments;
 mod snapshot;
 pub mod state_machine;
 pub mod tls;

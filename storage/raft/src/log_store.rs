@@ -1,7 +1,8 @@
-//! The raft log and vote ([`RaftLogStorage`]) in the `raft_log` / `raft_meta` column families.
+//! The raft log ([`RaftLogStorage`]) in segment files ([`crate::segments`]); the vote, the
+//! committed hint and the purge point in the `raft_meta` column family.
 //!
-//! Every append is one `WriteBatch`, written and fsynced right in the raft core's call before it
-//! is reported flushed to openraft (which acknowledges nothing before that). The core has nothing
+//! Every append is written and fsynced right in the raft core's call before it is reported
+//! flushed to openraft (which acknowledges nothing before that). The core has nothing
 //! to overlap with the fsync: a member proposes one entry at a time, packing concurrent client
 //! commands into it ([`crate::proposer`]), and openraft replicates to each follower one request
 //! at a time. A thread of its own for the fsync cost two thread wake-ups per entry and saved
@@ -14,15 +15,20 @@
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::path::Path;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogId, StorageError, StorageIOError, Vote};
 use parking_lot::Mutex;
-use rocksdb::{Direction, IteratorMode, WriteBatch};
+use rocksdb::{IteratorMode, WriteBatch};
 
 use crate::db::{CF_LOG, CF_RAFT_META, Db, DbError};
+use crate::segments::Segments;
 use crate::types::{NodeId, TypeConfig};
+
+/// Size of a log segment file.
+const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// Entries kept in memory at most.
 const CACHE_ENTRIES: usize = 8192;
@@ -43,6 +49,7 @@ pub struct LogStore {
 
 struct Inner {
     db: Arc<Db>,
+    files: Mutex<Segments>,
     state: Mutex<Tail>,
 }
 
@@ -79,23 +86,25 @@ fn read_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 }
 
 impl LogStore {
-    /// Opens the log stored in `db`.
-    pub fn open(db: Arc<Db>) -> Result<LogStore, DbError> {
+    /// Opens the log kept in `dir`, with its metadata in `db`.
+    pub fn open(db: Arc<Db>, dir: &Path) -> Result<LogStore, DbError> {
         let last_purged: Option<LogId<NodeId>> = match db.get(CF_RAFT_META, KEY_PURGED)? {
-            Some(raw) => Some(postcard::from_bytes(&raw).map_err(|e| DbError::Corrupt(e.to_string()))?),
+            Some(raw) => Some(postcard::from_bytes(&raw).map_err(corrupt)?),
             None => None,
         };
-        let last_entry = {
-            let mut it = db.raw().iterator_cf(db.cf(CF_LOG)?, IteratorMode::End);
-            match it.next() {
-                Some(item) => {
-                    let (_, v) = item?;
-                    let e: Entry<TypeConfig> =
-                        postcard::from_bytes(&v).map_err(|e| DbError::Corrupt(e.to_string()))?;
-                    Some(e.log_id)
-                }
-                None => None,
+        let mut files = Segments::open(dir, SEGMENT_BYTES, last_purged.map(|l| l.index))?;
+        move_log_out_of_rocksdb(&db, &mut files)?;
+        files.prepare_spares();
+        let last_entry = match files.last_index() {
+            Some(last) => {
+                let (_, raw) = files
+                    .read(last, last + 1)?
+                    .pop()
+                    .ok_or_else(|| corrupt("last entry"))?;
+                let e: Entry<TypeConfig> = postcard::from_bytes(&raw).map_err(corrupt)?;
+                Some(e.log_id)
             }
+            None => None,
         };
         let last_log = last_entry.or(last_purged);
         let first_cached = last_log.map_or(0, |l| l.index + 1);
@@ -109,6 +118,7 @@ impl LogStore {
         Ok(LogStore {
             inner: Arc::new(Inner {
                 db,
+                files: Mutex::new(files),
                 state: Mutex::new(tail),
             }),
         })
@@ -119,23 +129,12 @@ impl LogStore {
         self.inner.state.lock().last_log
     }
 
-    fn read_from_db(&self, start: u64, end: u64) -> StoreResult<Vec<Entry<TypeConfig>>> {
-        let db = &self.inner.db;
-        let cf = db.cf(CF_LOG).map_err(read_err)?;
-        let mut out = Vec::with_capacity((end - start).min(1024) as usize);
-        let from = start.to_be_bytes();
-        for item in db
-            .raw()
-            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
-        {
-            let (k, v) = item.map_err(read_err)?;
-            let index = u64::from_be_bytes(k.as_ref().try_into().map_err(read_err)?);
-            if index >= end {
-                break;
-            }
-            out.push(postcard::from_bytes(&v).map_err(read_err)?);
-        }
-        Ok(out)
+    fn read_from_files(&self, start: u64, end: u64) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        let records = self.inner.files.lock().read(start, end).map_err(read_err)?;
+        records
+            .into_iter()
+            .map(|(_, raw)| postcard::from_bytes(&raw).map_err(read_err))
+            .collect()
     }
 
     async fn write(&self, batch: WriteBatch) -> StoreResult<()> {
@@ -145,6 +144,37 @@ impl LogStore {
             .map_err(write_err)?
             .map_err(write_err)
     }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> DbError {
+    DbError::Corrupt(e.to_string())
+}
+
+/// Moves a log that an earlier version kept in the `raft_log` column family into the segment
+/// files. Idempotent: until the column family is emptied, a restart starts the move over.
+fn move_log_out_of_rocksdb(db: &Db, files: &mut Segments) -> Result<(), DbError> {
+    let cf = db.cf(CF_LOG)?;
+    let mut entries = db.raw().iterator_cf(cf, IteratorMode::Start).peekable();
+    if entries.peek().is_none() {
+        return Ok(());
+    }
+    files.clear()?;
+    let mut moved = 0u64;
+    for item in entries {
+        let (k, v) = item?;
+        let index = u64::from_be_bytes(k.as_ref().try_into().map_err(corrupt)?);
+        files.append(index, &[v.to_vec()])?;
+        moved += 1;
+    }
+    let mut batch = WriteBatch::default();
+    batch.delete_range_cf(cf, 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
+    batch.delete_cf(cf, u64::MAX.to_be_bytes());
+    db.write_sync(batch)?;
+    tracing::info!(
+        entries = moved,
+        "moved the raft log from rocksdb into segment files"
+    );
+    Ok(())
 }
 
 fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
@@ -181,7 +211,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             }
         }
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.read_from_db(start, end))
+        tokio::task::spawn_blocking(move || this.read_from_files(start, end))
             .await
             .map_err(read_err)?
     }
@@ -253,17 +283,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback.log_io_completed(Ok(()));
             return Ok(());
         };
-        let mut batch = WriteBatch::default();
-        let mut sizes = Vec::with_capacity(entries.len());
-        {
-            let cf = self.inner.db.cf(CF_LOG).map_err(write_err)?;
-            for e in &entries {
-                let raw = postcard::to_stdvec(e).map_err(write_err)?;
-                sizes.push(raw.len());
-                batch.put_cf(cf, e.log_id.index.to_be_bytes(), raw);
-            }
+        let mut raws = Vec::with_capacity(entries.len());
+        for e in &entries {
+            raws.push(postcard::to_stdvec(e).map_err(write_err)?);
         }
-        if let Err(e) = self.inner.db.write_sync(batch) {
+        let sizes: Vec<usize> = raws.iter().map(Vec::len).collect();
+        let written = self.inner.files.lock().append(entries[0].log_id.index, &raws);
+        if let Err(e) = written {
             callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
             return Err(write_err(e));
         }
@@ -293,18 +319,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
         tracing::debug!(%log_id, "truncating raft log");
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            self.inner.db.cf(CF_LOG).map_err(write_err)?,
-            log_id.index.to_be_bytes(),
-            u64::MAX.to_be_bytes(),
-        );
-        // delete_range's end is exclusive: remove the very last possible index too.
-        batch.delete_cf(
-            self.inner.db.cf(CF_LOG).map_err(write_err)?,
-            u64::MAX.to_be_bytes(),
-        );
-        self.write(batch).await?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.files.lock().truncate(log_id.index))
+            .await
+            .map_err(write_err)?
+            .map_err(write_err)?;
         let prev = if log_id.index == 0 {
             None
         } else {
@@ -337,12 +356,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             KEY_PURGED,
             raw,
         );
-        batch.delete_range_cf(
-            self.inner.db.cf(CF_LOG).map_err(write_err)?,
-            0u64.to_be_bytes(),
-            (log_id.index + 1).to_be_bytes(),
-        );
+        // The synced write also makes every state-machine write before it durable (they share
+        // rocksdb's WAL), so the applied state covers what the purged entries held before they go.
         self.write(batch).await?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.files.lock().purge(log_id.index))
+            .await
+            .map_err(write_err)?
+            .map_err(write_err)?;
         let mut tail = self.inner.state.lock();
         tail.last_purged = Some(log_id);
         if tail.last_log.is_none_or(|l| l.index < log_id.index) {
@@ -355,5 +376,47 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             tail.first_cached = log_id.index + 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn blank(index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(2, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_log_kept_in_rocksdb_by_an_earlier_version_moves_into_segment_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("raft-log");
+        {
+            let db = Db::open(&dir.path().join("db")).unwrap();
+            let mut batch = WriteBatch::default();
+            for i in 3..=5 {
+                let raw = postcard::to_stdvec(&blank(i)).unwrap();
+                batch.put_cf(db.cf(CF_LOG).unwrap(), i.to_be_bytes(), raw);
+            }
+            db.write_sync(batch).unwrap();
+        }
+        for _ in 0..2 {
+            let db = Db::open(&dir.path().join("db")).unwrap();
+            let mut log = LogStore::open(db.clone(), &log_dir).unwrap();
+            assert_eq!(log.last_log_id(), Some(blank(5).log_id));
+            let entries = log.try_get_log_entries(0..10).await.unwrap();
+            let ids: Vec<_> = entries.iter().map(|e| e.log_id).collect();
+            assert_eq!(ids, (3..=5).map(|i| blank(i).log_id).collect::<Vec<_>>());
+            let left = db
+                .raw()
+                .iterator_cf(db.cf(CF_LOG).unwrap(), IteratorMode::Start)
+                .count();
+            assert_eq!(left, 0, "the column family was emptied");
+        }
     }
 }

@@ -204,7 +204,7 @@ impl RaftStorage {
             (None, None)
         };
 
-        let log = LogStore::open(db.clone())?;
+        let log = LogStore::open(db.clone(), &snapshot::log_path(&config.data_dir))?;
         let sm = SmShared::open(db.clone(), config.data_dir.join("snapshots"), config.hub.clone())?;
         let fresh = log.last_log_id().is_none() && sm.state.read().last_applied.is_none() && {
             let mut l = log.clone();

@@ -433,11 +433,13 @@ pub(crate) fn stream(shared: &Arc<SmShared>) -> storage::SnapshotStream {
 /// Fails if `data_dir` already holds a database.
 pub fn restore_snapshot(mut backup: impl Read, data_dir: &Path) -> Result<RestoreSummary, SnapshotError> {
     let db_path = db_path(data_dir);
-    if db_path.exists() {
-        return Err(SnapshotError::Invalid(format!(
-            "{} already exists",
-            db_path.display()
-        )));
+    for existing in [&db_path, &log_path(data_dir)] {
+        if existing.exists() {
+            return Err(SnapshotError::Invalid(format!(
+                "{} already exists",
+                existing.display()
+            )));
+        }
     }
     let mut data = Vec::new();
     backup.read_to_end(&mut data)?;
@@ -464,4 +466,9 @@ pub struct RestoreSummary {
 /// Where a member keeps its database inside its data directory.
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("db")
+}
+
+/// Where a member keeps its raft log's segment files inside its data directory.
+pub fn log_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("raft-log")
 }
