@@ -306,6 +306,19 @@ impl RaftStorage {
                     (member_id(url), node)
                 })
                 .collect();
+            // Founders that all bootstrap at once each start an election at once, and on a
+            // split vote the group waits an election timeout. So the founder with the lowest ID
+            // bootstraps right away and the others only if they have not heard of a leader
+            // within an election timeout (a member that voted or holds a log cannot bootstrap).
+            if members.keys().min() != Some(&id) {
+                let _ = raft
+                    .wait(Some(config.election_timeout.1))
+                    .metrics(
+                        |m| m.current_leader.is_some(),
+                        "a leader elected by the first founder",
+                    )
+                    .await;
+            }
             match raft.initialize(members).await {
                 Ok(()) => tracing::info!(id, name = %config.name, "bootstrapped a new cluster"),
                 Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
