@@ -41,22 +41,49 @@ struct Segment {
     first: u64,
     path: PathBuf,
     file: File,
-    /// File offset of each record: `offsets[i]` holds record `first + i`.
-    offsets: Vec<u64>,
-    /// Where the next record goes.
+    /// Records held.
+    len: u64,
+    /// File offset of each record (`offsets[i]` holds record `first + i`). A segment that has
+    /// a successor was complete when the successor was started, so at open its length comes
+    /// from the successor's name and its offsets are read only when first needed.
+    offsets: Option<Vec<u64>>,
+    /// Where the record after the last one goes (once `offsets` is known).
     end: u64,
 }
 
 impl Segment {
     fn next_index(&self) -> u64 {
-        self.first + self.offsets.len() as u64
+        self.first + self.len
     }
 
     /// The index of the last record, `None` for an empty segment.
     fn last_index(&self) -> Option<u64> {
-        self.next_index()
-            .checked_sub(1)
-            .filter(|_| !self.offsets.is_empty())
+        (self.len > 0).then(|| self.first + self.len - 1)
+    }
+
+    /// Reads the record offsets from the headers, if not known yet.
+    fn load(&mut self) -> io::Result<&[u64]> {
+        if self.offsets.is_none() {
+            let (mut offsets, mut end) = scan(&self.file, self.first, false)?;
+            if (offsets.len() as u64) < self.len {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "raft log segment {} holds {} records, {} expected",
+                        self.path.display(),
+                        offsets.len(),
+                        self.len
+                    ),
+                ));
+            }
+            if let Some(next) = offsets.get(self.len as usize) {
+                end = *next;
+            }
+            offsets.truncate(self.len as usize);
+            self.end = end;
+            self.offsets = Some(offsets);
+        }
+        Ok(self.offsets.as_deref().unwrap_or_default())
     }
 }
 
@@ -182,40 +209,30 @@ fn decode_header(h: &[u8]) -> (u64, u32, u64) {
     (u64::from(len), crc, index)
 }
 
-/// Scans a segment's records. With `verify`, each payload is read and checksummed (for the last
-/// segment, whose final append may be torn); otherwise only the headers are followed (a segment
-/// that has a successor was complete and synced before the successor was created).
+/// Scans a segment's records, one header at a time. With `verify`, each payload is read and
+/// checksummed too (for the last segment, whose final append may be torn).
 fn scan(file: &File, first: u64, verify: bool) -> io::Result<(Vec<u64>, u64)> {
     let size = file.metadata()?.len();
     let mut offsets = Vec::new();
     let mut pos = 0u64;
-    if verify {
-        let mut data = vec![0u8; size as usize];
-        file.read_exact_at(&mut data, 0)?;
-        while pos + HEADER as u64 <= size {
-            let (len, crc, index) = decode_header(&data[pos as usize..pos as usize + HEADER]);
-            let body = pos + HEADER as u64;
-            if len == 0 || index != first + offsets.len() as u64 || body + len > size {
-                break;
-            }
-            if checksum(index, &data[body as usize..(body + len) as usize]) != crc {
-                break;
-            }
-            offsets.push(pos);
-            pos = body + len;
+    let mut header = [0u8; HEADER];
+    let mut body = Vec::new();
+    while pos + HEADER as u64 <= size {
+        file.read_exact_at(&mut header, pos)?;
+        let (len, crc, index) = decode_header(&header);
+        let start = pos + HEADER as u64;
+        if len == 0 || index != first + offsets.len() as u64 || start + len > size {
+            break;
         }
-    } else {
-        let mut h = [0u8; HEADER];
-        while pos + HEADER as u64 <= size {
-            file.read_exact_at(&mut h, pos)?;
-            let (len, _, index) = decode_header(&h);
-            let body = pos + HEADER as u64;
-            if len == 0 || index != first + offsets.len() as u64 || body + len > size {
+        if verify {
+            body.resize(len as usize, 0);
+            file.read_exact_at(&mut body, start)?;
+            if checksum(index, &body) != crc {
                 break;
             }
-            offsets.push(pos);
-            pos = body + len;
         }
+        offsets.push(pos);
+        pos = start + len;
     }
     Ok((offsets, pos))
 }
@@ -258,40 +275,42 @@ impl Segments {
             spare,
             prepare_spares: false,
         };
-        let count = firsts.len();
-        let mut stale = Vec::new();
-        for (i, first) in firsts.into_iter().enumerate() {
+        for (i, &first) in firsts.iter().enumerate() {
             let path = dir.join(segment_name(first));
-            let continues = segments
-                .list
-                .last()
-                .is_none_or(|prev: &Segment| prev.next_index() == first && !prev.offsets.is_empty());
-            if !continues {
-                // Left behind by a truncation that stopped half-way: not part of the log.
-                stale.push(path);
-                continue;
-            }
             let file = OpenOptions::new().read(true).write(true).open(&path)?;
-            let (offsets, end) = scan(&file, first, i + 1 == count)?;
-            segments.list.push(Segment {
-                first,
-                path,
-                file,
-                offsets,
-                end,
-            });
-        }
-        for path in stale {
-            tracing::info!(path = %path.display(), "removing a raft log segment past a truncation");
-            std::fs::remove_file(path)?;
+            let segment = match firsts.get(i + 1) {
+                Some(next) => Segment {
+                    first,
+                    path,
+                    file,
+                    len: next - first,
+                    offsets: None,
+                    end: 0,
+                },
+                None => {
+                    let (offsets, end) = scan(&file, first, true)?;
+                    Segment {
+                        first,
+                        path,
+                        file,
+                        len: offsets.len() as u64,
+                        offsets: Some(offsets),
+                        end,
+                    }
+                }
+            };
+            segments.list.push(segment);
         }
         if let Some(purged) = purged {
             segments.purge(purged)?;
         }
         // An empty last segment (created just before a crash) is started afresh by the next append.
-        if segments.list.last().is_some_and(|s| s.offsets.is_empty()) {
+        if segments.list.last().is_some_and(|s| s.len == 0) {
             let seg = segments.list.pop().expect("checked");
             std::fs::remove_file(&seg.path)?;
+        }
+        if let Some(last) = segments.list.last_mut() {
+            last.load()?;
         }
         Ok(segments)
     }
@@ -305,10 +324,7 @@ impl Segments {
     /// The first index held (records below it were purged or never written).
     #[cfg(test)]
     fn first_index(&self) -> Option<u64> {
-        self.list
-            .first()
-            .filter(|s| !s.offsets.is_empty())
-            .map(|s| s.first)
+        self.list.first().filter(|s| s.len > 0).map(|s| s.first)
     }
 
     /// The index of the last record.
@@ -329,11 +345,8 @@ impl Segments {
             buf.extend_from_slice(&encode_header(first + i as u64, p)?);
             buf.extend_from_slice(p);
         }
-        let roll = match self.list.last() {
+        let roll = match self.list.last_mut() {
             None => true,
-            Some(last) if last.offsets.is_empty() => {
-                return Err(io::Error::other("raft log: empty segment left open"));
-            }
             Some(last) if last.next_index() != first => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -343,7 +356,10 @@ impl Segments {
                     ),
                 ));
             }
-            Some(last) => last.end + buf.len() as u64 > self.segment_bytes,
+            Some(last) => {
+                last.load()?;
+                last.len > 0 && last.end + buf.len() as u64 > self.segment_bytes
+            }
         };
         if roll {
             self.start_segment(first)?;
@@ -351,7 +367,11 @@ impl Segments {
         let seg = self.list.last_mut().expect("a segment was just ensured");
         seg.file.write_all_at(&buf, seg.end)?;
         seg.file.sync_data()?;
-        seg.offsets.extend(rel.into_iter().map(|r| seg.end + r));
+        let end = seg.end;
+        if let Some(offsets) = seg.offsets.as_mut() {
+            offsets.extend(rel.into_iter().map(|r| end + r));
+        }
+        seg.len += payloads.len() as u64;
         seg.end += buf.len() as u64;
         if self.prepare_spares && seg.end > self.segment_bytes / 2 {
             self.spare.prepare_in_background();
@@ -379,23 +399,26 @@ impl Segments {
             first,
             path,
             file,
-            offsets: Vec::new(),
+            len: 0,
+            offsets: Some(Vec::new()),
             end: 0,
         });
         Ok(())
     }
 
     /// Reads the payloads of records `start..end` (clamped to what the log holds).
-    pub fn read(&self, start: u64, end: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
+    pub fn read(&mut self, start: u64, end: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
         let mut out = Vec::new();
-        for seg in &self.list {
+        for seg in &mut self.list {
             let from = start.max(seg.first);
             let to = end.min(seg.next_index());
             if from >= to {
                 continue;
             }
-            let lo = seg.offsets[(from - seg.first) as usize];
-            let hi = match seg.offsets.get((to - seg.first) as usize) {
+            let first = seg.first;
+            let offsets = seg.load()?;
+            let lo = offsets[(from - first) as usize];
+            let hi = match offsets.get((to - first) as usize) {
                 Some(next) => *next,
                 None => seg.end,
             };
@@ -418,30 +441,26 @@ impl Segments {
         Ok(out)
     }
 
-    /// Removes records `from..`, durably.
+    /// Removes records `from..`, durably. Later segments go first, from the last one back, so a
+    /// crash part-way leaves the log a shorter run of the same records, never a gap.
     pub fn truncate(&mut self, from: u64) -> io::Result<()> {
-        // First cut the segment that holds `from`, so that a crash part-way leaves later
-        // segments that no longer continue the log (dropped at open), never a gap inside it.
-        if let Some(seg) = self
-            .list
-            .iter_mut()
-            .find(|s| s.first < from && from < s.next_index())
-        {
-            let at = seg.offsets[(from - seg.first) as usize];
-            let zeros = vec![0u8; (seg.end - at) as usize];
-            seg.file.write_all_at(&zeros, at)?;
-            seg.file.sync_data()?;
-            seg.offsets.truncate((from - seg.first) as usize);
-            seg.end = at;
-        }
-        let mut removed = false;
         while self.list.last().is_some_and(|s| s.first >= from) {
             let seg = self.list.pop().expect("checked");
             std::fs::remove_file(&seg.path)?;
-            removed = true;
-        }
-        if removed {
             sync_dir(&self.dir)?;
+        }
+        if let Some(seg) = self.list.last_mut() {
+            let keep = from.saturating_sub(seg.first) as usize;
+            if let Some(at) = seg.load()?.get(keep).copied() {
+                let zeros = vec![0u8; (seg.end - at) as usize];
+                seg.file.write_all_at(&zeros, at)?;
+                seg.file.sync_data()?;
+                if let Some(offsets) = seg.offsets.as_mut() {
+                    offsets.truncate(keep);
+                }
+                seg.len = keep as u64;
+                seg.end = at;
+            }
         }
         Ok(())
     }
@@ -491,7 +510,7 @@ mod tests {
         (0..len).map(|i| (index as usize * 31 + i) as u8).collect()
     }
 
-    fn indexes(s: &Segments, start: u64, end: u64) -> Vec<u64> {
+    fn indexes(s: &mut Segments, start: u64, end: u64) -> Vec<u64> {
         let read = s.read(start, end).unwrap();
         for (index, p) in &read {
             assert_eq!(p, &payload(*index, p.len()), "payload of {index}");
@@ -519,12 +538,12 @@ mod tests {
         }
         // 56 bytes per record: 4 per 256-byte segment.
         assert_eq!(segment_files(dir.path()).len(), 5);
-        assert_eq!(indexes(&s, 1, 21), (1..=20).collect::<Vec<_>>());
-        assert_eq!(indexes(&s, 7, 10), vec![7, 8, 9]);
+        assert_eq!(indexes(&mut s, 1, 21), (1..=20).collect::<Vec<_>>());
+        assert_eq!(indexes(&mut s, 7, 10), vec![7, 8, 9]);
         drop(s);
-        let s = open_small(dir.path(), None);
+        let mut s = open_small(dir.path(), None);
         assert_eq!((s.first_index(), s.last_index()), (Some(1), Some(20)));
-        assert_eq!(indexes(&s, 0, u64::MAX), (1..=20).collect::<Vec<_>>());
+        assert_eq!(indexes(&mut s, 0, u64::MAX), (1..=20).collect::<Vec<_>>());
     }
 
     #[test]
@@ -535,7 +554,7 @@ mod tests {
         let err = s.append(8, &[payload(8, 10)]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(s.append(7, &[Vec::new()]).is_err(), "an empty payload is refused");
-        assert_eq!(indexes(&s, 0, 100), vec![5, 6]);
+        assert_eq!(indexes(&mut s, 0, 100), vec![5, 6]);
     }
 
     #[test]
@@ -555,8 +574,8 @@ mod tests {
         s.append(3, &[payload(3, 30)]).unwrap();
         s.append(4, &[payload(4, 30)]).unwrap();
         drop(s);
-        let s = Segments::open(dir.path(), 4096, None).unwrap();
-        assert_eq!(indexes(&s, 0, 100), vec![1, 2, 3, 4]);
+        let mut s = Segments::open(dir.path(), 4096, None).unwrap();
+        assert_eq!(indexes(&mut s, 0, 100), vec![1, 2, 3, 4]);
     }
 
     #[test]
@@ -572,31 +591,54 @@ mod tests {
         s.append(6, &[payload(6, 8)]).unwrap();
         drop(s);
         let mut s = open_small(dir.path(), None);
-        assert_eq!(indexes(&s, 0, 100), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(indexes(&mut s, 0, 100), vec![1, 2, 3, 4, 5, 6]);
         s.truncate(1).unwrap();
         assert_eq!(s.last_index(), None);
         assert!(segment_files(dir.path()).is_empty());
         s.append(1, &[payload(1, 10)]).unwrap();
-        assert_eq!(indexes(&s, 0, 100), vec![1]);
+        assert_eq!(indexes(&mut s, 0, 100), vec![1]);
     }
 
     #[test]
-    fn segments_past_a_half_done_truncation_are_dropped_at_open() {
+    fn a_truncation_cut_short_leaves_a_shorter_run_of_the_same_records() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open_small(dir.path(), None);
         for i in 1..=12 {
             s.append(i, &[payload(i, 40)]).unwrap();
         }
         drop(s);
-        // Cut the first segment after record 2 the way truncate does, leaving later segments.
+        // truncate(3) removes the segment of 9..=12 first; say it stopped there.
+        std::fs::remove_file(dir.path().join(segment_name(9))).unwrap();
+        let mut s = open_small(dir.path(), None);
+        assert_eq!(indexes(&mut s, 0, 100), (1..=8).collect::<Vec<_>>());
+        s.truncate(3).unwrap();
+        assert_eq!(segment_files(dir.path()), vec![segment_name(1)]);
+        s.append(3, &[payload(3, 40)]).unwrap();
+        drop(s);
+        let mut s = open_small(dir.path(), None);
+        assert_eq!(indexes(&mut s, 0, 100), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_damaged_earlier_segment_is_reported_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_small(dir.path(), None);
+        for i in 1..=6 {
+            s.append(i, &[payload(i, 40)]).unwrap();
+        }
+        drop(s);
+        // Earlier segments are trusted at open (their headers are read when first needed).
         let f = OpenOptions::new()
             .write(true)
             .open(dir.path().join(segment_name(1)))
             .unwrap();
-        f.write_all_at(&[0u8; 112], 112).unwrap();
-        let s = open_small(dir.path(), None);
-        assert_eq!(indexes(&s, 0, 100), vec![1, 2]);
-        assert_eq!(segment_files(dir.path()), vec![segment_name(1)]);
+        f.write_all_at(&[0u8; HEADER], 56).unwrap();
+        let mut s = open_small(dir.path(), None);
+        assert_eq!(s.last_index(), Some(6));
+        assert_eq!(indexes(&mut s, 5, 100), vec![5, 6]);
+        let err = s.read(1, 5).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("holds 1 records, 4 expected"), "{err}");
     }
 
     #[test]
@@ -609,7 +651,7 @@ mod tests {
         s.purge(6).unwrap();
         // Segment 1..=4 went whole; 5..=8 keeps 7 and 8.
         assert_eq!(s.first_index(), Some(5));
-        assert_eq!(indexes(&s, 7, 100), (7..=12).collect::<Vec<_>>());
+        assert_eq!(indexes(&mut s, 7, 100), (7..=12).collect::<Vec<_>>());
         assert!(
             dir.path().join(SPARE_NAME).exists(),
             "the purged segment became the spare"
@@ -621,12 +663,12 @@ mod tests {
         assert!(!dir.path().join(SPARE_NAME).exists());
         drop(s);
         let mut s = open_small(dir.path(), Some(6));
-        assert_eq!(indexes(&s, 7, 100), (7..=14).collect::<Vec<_>>());
+        assert_eq!(indexes(&mut s, 7, 100), (7..=14).collect::<Vec<_>>());
         // Purging past the end leaves no segment; the log restarts wherever it is told to.
         s.purge(100).unwrap();
         assert_eq!(s.last_index(), None);
         s.append(101, &[payload(101, 10)]).unwrap();
-        assert_eq!(indexes(&s, 0, u64::MAX), vec![101]);
+        assert_eq!(indexes(&mut s, 0, u64::MAX), vec![101]);
     }
 
     #[test]
@@ -659,8 +701,8 @@ mod tests {
         );
         wait_for_spare(&s);
         drop(s);
-        let s = Segments::open(dir.path(), 4096, None).unwrap();
+        let mut s = Segments::open(dir.path(), 4096, None).unwrap();
         assert!(s.spare.state.lock().ready, "a spare left behind is found again");
-        assert_eq!(indexes(&s, 0, 10), vec![1, 2, 3]);
+        assert_eq!(indexes(&mut s, 0, 10), vec![1, 2, 3]);
     }
 }
