@@ -160,12 +160,21 @@ fn move_log_out_of_rocksdb(db: &Db, files: &mut Segments) -> Result<(), DbError>
     }
     files.clear()?;
     let mut moved = 0u64;
+    // Appended (and fsynced) 256 entries at a time.
+    let mut chunk: (u64, Vec<Vec<u8>>) = (0, Vec::new());
     for item in entries {
         let (k, v) = item?;
         let index = u64::from_be_bytes(k.as_ref().try_into().map_err(corrupt)?);
-        files.append(index, &[v.to_vec()])?;
+        if chunk.1.is_empty() {
+            chunk.0 = index;
+        }
+        chunk.1.push(v.to_vec());
         moved += 1;
+        if chunk.1.len() == 256 {
+            files.append(chunk.0, &std::mem::take(&mut chunk.1))?;
+        }
     }
+    files.append(chunk.0, &chunk.1)?;
     let mut batch = WriteBatch::default();
     batch.delete_range_cf(cf, 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
     batch.delete_cf(cf, u64::MAX.to_be_bytes());
@@ -399,7 +408,7 @@ mod tests {
         {
             let db = Db::open(&dir.path().join("db")).unwrap();
             let mut batch = WriteBatch::default();
-            for i in 3..=5 {
+            for i in 3..=300 {
                 let raw = postcard::to_stdvec(&blank(i)).unwrap();
                 batch.put_cf(db.cf(CF_LOG).unwrap(), i.to_be_bytes(), raw);
             }
@@ -408,10 +417,10 @@ mod tests {
         for _ in 0..2 {
             let db = Db::open(&dir.path().join("db")).unwrap();
             let mut log = LogStore::open(db.clone(), &log_dir).unwrap();
-            assert_eq!(log.last_log_id(), Some(blank(5).log_id));
-            let entries = log.try_get_log_entries(0..10).await.unwrap();
+            assert_eq!(log.last_log_id(), Some(blank(300).log_id));
+            let entries = log.try_get_log_entries(0..400).await.unwrap();
             let ids: Vec<_> = entries.iter().map(|e| e.log_id).collect();
-            assert_eq!(ids, (3..=5).map(|i| blank(i).log_id).collect::<Vec<_>>());
+            assert_eq!(ids, (3..=300).map(|i| blank(i).log_id).collect::<Vec<_>>());
             let left = db
                 .raw()
                 .iterator_cf(db.cf(CF_LOG).unwrap(), IteratorMode::Start)
