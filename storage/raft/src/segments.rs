@@ -508,6 +508,15 @@ mod tests {
         Segments::open(dir, SMALL, purged).unwrap()
     }
 
+    /// A log of 256-byte segments holding records `1..=last` of 40 bytes (4 per segment).
+    fn filled(dir: &Path, last: u64) -> Segments {
+        let mut s = open_small(dir, None);
+        for i in 1..=last {
+            s.append(i, &[payload(i, 40)]).unwrap();
+        }
+        s
+    }
+
     fn payload(index: u64, len: usize) -> Vec<u8> {
         (0..len).map(|i| (index as usize * 31 + i) as u8).collect()
     }
@@ -583,10 +592,7 @@ mod tests {
     #[test]
     fn truncation_removes_the_tail_even_across_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = open_small(dir.path(), None);
-        for i in 1..=12 {
-            s.append(i, &[payload(i, 40)]).unwrap();
-        }
+        let mut s = filled(dir.path(), 12);
         s.truncate(6).unwrap();
         assert_eq!(s.last_index(), Some(5));
         // The new record is shorter than the one it replaces: the old tail must not come back.
@@ -604,10 +610,7 @@ mod tests {
     #[test]
     fn a_truncation_cut_short_leaves_a_shorter_run_of_the_same_records() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = open_small(dir.path(), None);
-        for i in 1..=12 {
-            s.append(i, &[payload(i, 40)]).unwrap();
-        }
+        let s = filled(dir.path(), 12);
         drop(s);
         // truncate(3) removes the segment of 9..=12 first; say it stopped there.
         std::fs::remove_file(dir.path().join(segment_name(9))).unwrap();
@@ -624,10 +627,7 @@ mod tests {
     #[test]
     fn a_damaged_earlier_segment_is_reported_when_read() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = open_small(dir.path(), None);
-        for i in 1..=6 {
-            s.append(i, &[payload(i, 40)]).unwrap();
-        }
+        let s = filled(dir.path(), 6);
         drop(s);
         // Earlier segments are trusted at open (their headers are read when first needed).
         let f = OpenOptions::new()
@@ -646,10 +646,7 @@ mod tests {
     #[test]
     fn purged_segments_are_reused_and_their_old_records_never_read() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = open_small(dir.path(), None);
-        for i in 1..=12 {
-            s.append(i, &[payload(i, 40)]).unwrap();
-        }
+        let mut s = filled(dir.path(), 12);
         s.purge(6).unwrap();
         // Segment 1..=4 went whole; 5..=8 keeps 7 and 8.
         assert_eq!(s.first_index(), Some(5));
