@@ -64,12 +64,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Worker threads for a store member that shares this machine with other members of its group
-/// (their peer URLs name the same host, e.g. a group on loopback): its share of the cores, at
-/// least one, instead of a worker per core in every member. Oversubscribed workers cost CPU in wake-ups and context switches: a 3-member
-/// loopback group on 2 cores did ~15 % more puts at 64 clients (10.5-10.7k vs 8.8-9.3k/s) with
-/// ~20 % less CPU per put (`keelson-bench suite --cases put-c64`). `None` keeps tokio's default
-/// (`TOKIO_WORKER_THREADS`, else one worker per core).
+/// Worker threads for a store member: half of this machine's cores (at least one), shared by
+/// the members of its group that run here (their peer URLs name the same host, e.g. a group on
+/// loopback). A member's hot path is serial (one raft core, one apply, one log fsync at a time),
+/// and more workers mostly add wake-ups, work stealing and context switches; the other half is
+/// left to rocksdb's background threads and to what shares the machine (clients, the API
+/// server, a kubelet). Measured on 2 cores with `keelson-bench suite --cases put-c64`: one member
+/// on 1 worker instead of 2 did 12-17 % more puts with ~25 % less CPU per put (34-37k vs
+/// 29-33k/s); three members on one worker each instead of two, ~15 % more puts (10.5-10.7k vs
+/// 8.8-9.3k/s) with ~20 % less CPU per put. `None` (the `TOKIO_WORKER_THREADS` variable is set)
+/// keeps tokio's own choice.
 fn worker_threads(command: &Command) -> Option<usize> {
     let Command::Store(args) = command else {
         return None;
@@ -78,12 +82,12 @@ fn worker_threads(command: &Command) -> Option<usize> {
         return None;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores_per_member(args.members_on_this_machine(), cores)
+    Some(workers_per_member(args.members_on_this_machine(), cores))
 }
 
-/// Each of `members` members' share of `cores` (at least one), when there are several.
-fn cores_per_member(members: usize, cores: usize) -> Option<usize> {
-    (members > 1).then(|| (cores / members).max(1))
+/// Each of `members` members' share of half of `cores` (at least one worker).
+fn workers_per_member(members: usize, cores: usize) -> usize {
+    (cores / 2 / members.max(1)).max(1)
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info` for keelson's crates, `warn` else).
@@ -119,10 +123,12 @@ mod tests {
 
     #[test]
     fn members_on_one_host_share_the_cores() {
-        assert_eq!(cores_per_member(3, 2), Some(1));
-        assert_eq!(cores_per_member(3, 8), Some(2));
-        assert_eq!(cores_per_member(5, 2), Some(1));
-        assert_eq!(cores_per_member(1, 2), None);
+        assert_eq!(workers_per_member(1, 1), 1);
+        assert_eq!(workers_per_member(1, 2), 1);
+        assert_eq!(workers_per_member(1, 16), 8);
+        assert_eq!(workers_per_member(3, 2), 1);
+        assert_eq!(workers_per_member(3, 12), 2);
+        assert_eq!(workers_per_member(5, 2), 1);
 
         let group = "a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://[::1]:3";
         let peer = ["--listen-peer-urls", "http://127.0.0.1:1"];
