@@ -161,6 +161,9 @@ start_and_wait() {
     local target=$1 n=$2 case=$3 t0
     local dir="$TMP/$target-$n"
     mkdir -p "$dir"
+    # Write back what earlier steps left dirty (the other server's data dir was just deleted),
+    # so that its I/O does not land on this start's own fsyncs.
+    sync
     t0=$(date +%s%N)
     start_cluster "$target" "$n" "$dir"
     if ! record "$BENCH" wait-ready --target "$target" --members "$n" --case "$case" \

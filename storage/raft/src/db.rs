@@ -69,6 +69,10 @@ impl Db {
         opts.set_max_total_wal_size(256 << 20);
         opts.set_keep_log_file_num(4);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Open does not read every table file's properties for compaction statistics (files
+        // written from then on still get theirs): a loaded member answered its first request
+        // ~10 ms sooner after a restart (26-46 vs 36-61 ms, five restarts each).
+        opts.set_skip_stats_update_on_db_open(true);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
