@@ -72,8 +72,8 @@ fn main() -> std::process::ExitCode {
 /// server, a kubelet). Measured on 2 cores with `keelson-bench suite --cases put-c64`: one member
 /// on 1 worker instead of 2 did 12-17 % more puts with ~25 % less CPU per put (34-37k vs
 /// 29-33k/s); three members on one worker each instead of two, ~15 % more puts (10.5-10.7k vs
-/// 8.8-9.3k/s) with ~20 % less CPU per put. `None` (the `TOKIO_WORKER_THREADS` variable is set)
-/// keeps tokio's own choice.
+/// 8.8-9.3k/s) with ~20 % less CPU per put. `None` (other commands, or `TOKIO_WORKER_THREADS`
+/// set) keeps tokio's own choice.
 fn worker_threads(command: &Command) -> Option<usize> {
     let Command::Store(args) = command else {
         return None;
