@@ -160,21 +160,23 @@ fn move_log_out_of_rocksdb(db: &Db, files: &mut Segments) -> Result<(), DbError>
     }
     files.clear()?;
     let mut moved = 0u64;
-    // Appended (and fsynced) 256 entries at a time.
-    let mut chunk: (u64, Vec<Vec<u8>>) = (0, Vec::new());
+    // Appended (and fsynced) 256 entries at a time: `chunk` holds the entries from `first` on.
+    let mut first = 0;
+    let mut chunk = Vec::with_capacity(256);
     for item in entries {
         let (k, v) = item?;
         let index = u64::from_be_bytes(k.as_ref().try_into().map_err(corrupt)?);
-        if chunk.1.is_empty() {
-            chunk.0 = index;
+        if chunk.is_empty() {
+            first = index;
         }
-        chunk.1.push(v.to_vec());
+        chunk.push(v.to_vec());
         moved += 1;
-        if chunk.1.len() == 256 {
-            files.append(chunk.0, &std::mem::take(&mut chunk.1))?;
+        if chunk.len() == 256 {
+            files.append(first, &chunk)?;
+            chunk.clear();
         }
     }
-    files.append(chunk.0, &chunk.1)?;
+    files.append(first, &chunk)?;
     let mut batch = WriteBatch::default();
     batch.delete_range_cf(cf, 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
     batch.delete_cf(cf, u64::MAX.to_be_bytes());
