@@ -1,4 +1,4 @@
-//! Command-line flags shared by `keelson-apiserver` and `keelson server` (kube-apiserver's names).
+//! Command-line flags of `keelson server` (kube-apiserver's names).
 
 use std::path::PathBuf;
 
