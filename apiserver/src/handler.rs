@@ -394,18 +394,10 @@ impl Call {
 
     /// The answer for an object or list in the negotiated shape.
     fn render(&self, reply: Reply, output: Output) -> Response {
-        let is_status = reply.body.get("kind").and_then(Value::as_str) == Some("Status");
-        let value = match output {
-            Output::Table if !is_status => table::to_table(
-                &self.desc,
-                &reply.body,
-                IncludeObject::parse(self.query.get("includeObject")),
-            ),
-            Output::Metadata if !is_status && reply.body.get("items").is_some() => {
-                table::partial_metadata_list(&reply.body)
-            }
-            Output::Metadata if !is_status => table::partial_metadata(&reply.body),
-            _ => reply.body,
+        let include = IncludeObject::parse(self.query.get("includeObject"));
+        let value = match transform(&self.desc, reply.body, output, include) {
+            Ok(value) => value,
+            Err(e) => return e.into_response(),
         };
         let (ct, bytes) = match codec::encode(output, &value) {
             Ok(encoded) => encoded,
@@ -426,13 +418,16 @@ impl Call {
 
     async fn main(self) -> ApiResult<Response> {
         self.check_verb()?;
+        // Writes answer in the negotiated shape too (Table, partial metadata), as upstream; an
+        // Accept header the server cannot satisfy gets JSON rather than refusing the write.
+        // Virtual kinds (reviews, bindings) have no Table.
+        let accept = accept(&self.headers);
         let output = match self.verb {
-            Verb::Get | Verb::List | Verb::Watch => Output::negotiate(accept(&self.headers))?,
-            // Writes answer the object; Table is only for reads.
-            _ => match Output::negotiate(accept(&self.headers)) {
-                Ok(o @ (Output::Yaml | Output::Protobuf { .. })) => o,
-                _ => Output::Json,
-            },
+            _ if self.desc.virtual_kind.is_some() => {
+                Output::negotiate_allowing(accept, false).unwrap_or(Output::Json)
+            }
+            Verb::Get | Verb::List | Verb::Watch => Output::negotiate(accept)?,
+            _ => Output::negotiate(accept).unwrap_or(Output::Json),
         };
         let reg = &self.api.registry;
         let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
@@ -498,10 +493,10 @@ impl Call {
                 self.verb.as_str(),
             ));
         }
-        let output = match Output::negotiate(accept(&self.headers)) {
-            Ok(o @ (Output::Yaml | Output::Protobuf { .. })) => o,
-            _ => Output::Json,
-        };
+        // A status subresource answers the object itself, so it has Tables; the others (scale,
+        // eviction, ...) answer another kind and have none. Partial metadata goes for all.
+        let tables = sub.kind == SubresourceKind::Status;
+        let output = Output::negotiate_allowing(accept(&self.headers), tables).unwrap_or(Output::Json);
         let reg = &self.api.registry;
         let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
         let reply = match (sub.kind, self.verb) {
@@ -607,7 +602,7 @@ impl Call {
             .await?;
         let desc = self.desc.clone();
         let include = IncludeObject::parse(self.query.get("includeObject"));
-        let plain_objects = !matches!(output, Output::Table | Output::Metadata);
+        let plain_objects = !matches!(output, Output::Table | Output::Metadata(_));
         let api_version = desc.api_version();
         let lines = stream.map(move |ev| {
             // A cache change sent as the full object: encoded once for every such watcher.
@@ -634,7 +629,7 @@ impl Call {
                 let obj = ev["object"].take();
                 ev["object"] = match output {
                     Output::Table => table::to_table(&desc, &obj, include),
-                    Output::Metadata => table::partial_metadata(&obj),
+                    Output::Metadata(m) => table::partial_metadata(&obj, m.version.api_version()),
                     _ => obj,
                 };
             }
@@ -655,6 +650,50 @@ impl Call {
             HeaderValue::from_static("no-cache, private"),
         );
         Ok(resp)
+    }
+}
+
+fn is_status(value: &Value) -> bool {
+    value.get("kind").and_then(Value::as_str) == Some("Status")
+}
+
+/// The answer `value` in the negotiated shape, as upstream transforms responses: a Status as it
+/// is; a Table of an object or list; `PartialObjectMetadata` of an object or
+/// `PartialObjectMetadataList` of a list, and a 406 when the shape asked for is the other one.
+fn transform(
+    desc: &ResourceDescriptor,
+    value: Value,
+    output: Output,
+    include: IncludeObject,
+) -> ApiResult<Value> {
+    if is_status(&value) {
+        return Ok(value);
+    }
+    let is_list = value.get("items").is_some_and(Value::is_array);
+    match output {
+        Output::Table => Ok(table::to_table(desc, &value, include)),
+        Output::Metadata(m) if m.list == is_list => Ok(if is_list {
+            table::partial_metadata_list(&value, m.version.api_version())
+        } else {
+            table::partial_metadata(&value, m.version.api_version())
+        }),
+        Output::Metadata(m) => {
+            let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+            let go_type = format!(
+                "*{}.{}",
+                api_version.rsplit('/').next().unwrap_or(""),
+                value.get("kind").and_then(Value::as_str).unwrap_or("")
+            );
+            let message = if m.list {
+                format!(
+                    "you requested PartialObjectMetadataList, but the requested object is not a list ({go_type})"
+                )
+            } else {
+                format!("you requested PartialObjectMetadata, but the requested object is a list ({go_type})")
+            };
+            Err(ApiError::new(406, "NotAcceptable", message))
+        }
+        _ => Ok(value),
     }
 }
 

@@ -12,6 +12,7 @@ mod kube_client;
 mod kubectl;
 mod kubectl_crd;
 mod legacy_tokens;
+mod metadata_only;
 mod openapi;
 mod protobuf;
 mod resource_version;
