@@ -303,6 +303,11 @@ impl WatchFormat {
     /// the kind has a message, else JSON when acceptable, else a 406.
     pub fn for_output(output: Output, api_version: &str, kind: &str) -> Result<WatchFormat, ApiError> {
         match output {
+            // Every event of a metadata watch is a `meta.k8s.io` kind (or a Status).
+            Output::Metadata(PartialMetadata {
+                encoding: Encoding::Protobuf,
+                ..
+            }) => Ok(WatchFormat::Protobuf),
             Output::Protobuf { or_json } => {
                 let sample = serde_json::json!({"apiVersion": api_version, "kind": kind});
                 if protobuf::supports(&sample) {

@@ -623,16 +623,17 @@ impl Call {
                 });
                 return frame;
             }
+            // Every event's object is transformed, BOOKMARKs included (clients of a metadata
+            // watch decode only `meta.k8s.io` kinds); an ERROR's Status stays as it is.
             let mut ev = ev.into_value(&desc);
-            let is_object_event = matches!(ev["type"].as_str(), Some("ADDED" | "MODIFIED" | "DELETED"));
-            if is_object_event {
-                let obj = ev["object"].take();
-                ev["object"] = match output {
-                    Output::Table => table::to_table(&desc, &obj, include),
-                    Output::Metadata(m) => table::partial_metadata(&obj, m.version.api_version()),
-                    _ => obj,
-                };
-            }
+            let obj = ev["object"].take();
+            ev["object"] = match output {
+                _ if is_status(&obj) => obj,
+                Output::Table => table::to_table(&desc, &obj, include),
+                // A watch is a stream of single objects whichever of the two shapes was named.
+                Output::Metadata(m) => table::partial_metadata(&obj, m.version.api_version()),
+                _ => obj,
+            };
             Bytes::from(format.frame(&ev))
         });
         // Events already waiting go out as one write (one TLS record, one syscall); a lone event

@@ -1,14 +1,20 @@
 //! Metadata-only answers (`Accept: ...;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`):
-//! writes answer `PartialObjectMetadata` like reads do, and shape mismatches are 406 as upstream.
+//! writes answer `PartialObjectMetadata` like reads do, shape mismatches are 406 as upstream, and
+//! every event of a metadata watch (BOOKMARKs included, JSON and protobuf) is a
+//! `PartialObjectMetadata` or an ERROR's Status.
+
+use std::time::Duration;
 
 use apiserver::protobuf;
 use axum::body::Body;
+use futures::StreamExt;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use serde_json::{Value, json};
+use storage::Storage;
 use tower::ServiceExt;
 
 use crate::kube_client::Running;
@@ -313,4 +319,168 @@ async fn kube_rs_patch_metadata_and_metadata_writes() {
         "PartialObjectMetadata",
         "the answer is partial metadata, not the ConfigMap"
     );
+}
+
+/// Reads the events of a JSON or protobuf watch stream.
+struct Events {
+    body: Body,
+    buf: Vec<u8>,
+    protobuf: bool,
+}
+
+impl Events {
+    async fn open(s: &TestServer, uri: &str, accept: &str) -> Events {
+        let req = Request::builder()
+            .uri(uri)
+            .header("accept", accept)
+            .body(Body::empty())
+            .unwrap();
+        let resp = s.api.router().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+        let protobuf = resp.headers()["content-type"] == protobuf::WATCH_MEDIA_TYPE;
+        Events {
+            body: resp.into_body(),
+            buf: Vec::new(),
+            protobuf,
+        }
+    }
+
+    /// The next event: its type and object.
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if self.protobuf {
+                if let Some(frame) = protobuf::decode_watch_frame(&self.buf) {
+                    let (ty, obj, used) = frame.expect("a valid protobuf watch frame");
+                    self.buf.drain(..used);
+                    return (ty, obj);
+                }
+            } else if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                let mut ev: Value = serde_json::from_slice(&line).expect("one JSON event per line");
+                return (ev["type"].as_str().unwrap().to_string(), ev["object"].take());
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(30), self.body.frame())
+                .await
+                .expect("watch event did not arrive")
+                .expect("watch stream ended")
+                .expect("watch body error");
+            if let Ok(data) = frame.into_data() {
+                self.buf.extend_from_slice(&data);
+            }
+        }
+    }
+}
+
+const METADATA_ACCEPTS: [(&str, &str); 2] = [("json", META), ("protobuf", CLIENT_GO_META)];
+
+#[tokio::test]
+async fn metadata_watch_events_and_bookmarks_are_partial_metadata() {
+    let s = TestServer::new().await;
+    s.post(CM, configmap("pre", &[])).await;
+    for (name, accept) in METADATA_ACCEPTS {
+        let (_, list) = s.get(CM).await;
+        let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+        let uri = format!("{CM}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true");
+        let mut events = Events::open(&s, &uri, accept).await;
+        assert_eq!(events.protobuf, name == "protobuf");
+        let cm = format!("w-{name}");
+        s.post(CM, configmap(&cm, &[])).await;
+        s.call(
+            Method::PATCH,
+            &format!("{CM}/{cm}"),
+            &[("content-type", "application/merge-patch+json")],
+            Some(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await;
+        s.call(Method::DELETE, &format!("{CM}/{cm}"), &[], None).await;
+        let mut seen = Vec::new();
+        while !seen.contains(&"BOOKMARK".to_string()) {
+            let (ty, obj) = events.next().await;
+            assert_eq!(obj["kind"], "PartialObjectMetadata", "{name} {ty}: {obj}");
+            assert_eq!(obj["apiVersion"], "meta.k8s.io/v1", "{name} {ty}: {obj}");
+            assert!(
+                obj["metadata"]["resourceVersion"].is_string(),
+                "{name} {ty}: {obj}"
+            );
+            if ty != "BOOKMARK" {
+                assert_eq!(obj["metadata"]["name"], cm.as_str());
+                assert!(obj.get("data").is_none());
+            }
+            seen.push(ty);
+        }
+        assert_eq!(seen, ["ADDED", "MODIFIED", "DELETED", "BOOKMARK"], "{name}");
+    }
+
+    // A watch-list's initial-events-end bookmark keeps its annotation.
+    let uri = format!(
+        "{CM}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+    );
+    let mut events = Events::open(&s, &uri, CLIENT_GO_META).await;
+    loop {
+        let (ty, obj) = events.next().await;
+        assert_eq!(obj["kind"], "PartialObjectMetadata", "{ty}: {obj}");
+        if ty == "BOOKMARK" {
+            assert_eq!(
+                obj["metadata"]["annotations"]["k8s.io/initial-events-end"],
+                "true"
+            );
+            break;
+        }
+    }
+
+    // An ERROR event carries a Status, in JSON and protobuf.
+    let rev = s.store.current_revision().await.unwrap();
+    s.store.compact(rev).await.unwrap();
+    for (name, accept) in METADATA_ACCEPTS {
+        let mut events = Events::open(&s, &format!("{CM}?watch=true&resourceVersion=2"), accept).await;
+        let (ty, obj) = events.next().await;
+        assert_eq!(ty, "ERROR", "{name}");
+        assert_eq!(obj["kind"], "Status", "{name}: {obj}");
+        assert_eq!(obj["code"], 410, "{name}: {obj}");
+    }
+}
+
+/// Every watchable type, in JSON and protobuf: its metadata watch's events up to the first
+/// BOOKMARK are all `PartialObjectMetadata` (a client with an older scheme, such as a 1.28
+/// controller-manager, decodes them whatever the type).
+#[tokio::test]
+async fn every_type_metadata_watch_is_partial_metadata() {
+    let s = TestServer::new().await;
+    let mut uris: Vec<String> = s
+        .api
+        .table
+        .all()
+        .into_iter()
+        .filter(|d| d.virtual_kind.is_none() && d.verbs.has("watch"))
+        .map(|d| {
+            let base = if d.group.is_empty() {
+                format!("/api/{}", d.version)
+            } else {
+                format!("/apis/{}/{}", d.group, d.version)
+            };
+            format!("{base}/{}?watch=true&allowWatchBookmarks=true", d.resource)
+        })
+        .collect();
+    uris.sort();
+    assert!(uris.len() > 50, "{uris:?}");
+    let checks = uris.iter().flat_map(|uri| {
+        METADATA_ACCEPTS.map(|(name, accept)| {
+            let s = &s;
+            async move {
+                let mut events = Events::open(s, uri, accept).await;
+                loop {
+                    let (ty, obj) = events.next().await;
+                    assert_eq!(obj["kind"], "PartialObjectMetadata", "{uri} {name} {ty}: {obj}");
+                    assert_eq!(obj["apiVersion"], "meta.k8s.io/v1", "{uri} {name} {ty}: {obj}");
+                    if ty == "BOOKMARK" {
+                        break;
+                    }
+                }
+            }
+        })
+    });
+    futures::stream::iter(checks)
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
 }
