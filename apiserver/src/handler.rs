@@ -453,8 +453,11 @@ impl Call {
                 if !name.is_empty() {
                     return Err(ApiError::method_not_supported(&desc.group_resource(), "create"));
                 }
-                reg.create(desc, ns, self.body_value()?, &self.write_options()?)
-                    .await?
+                let mut body = self.body_value()?;
+                if crate::registry::parts::is_csr(desc) {
+                    crate::registry::parts::stamp_requestor(&mut body, &self.user);
+                }
+                reg.create(desc, ns, body, &self.write_options()?).await?
             }
             Verb::Update => {
                 reg.update(desc, ns, name, self.body_value()?, &self.write_options()?, None)
@@ -499,9 +502,14 @@ impl Call {
         let output = Output::negotiate_allowing(accept(&self.headers), tables).unwrap_or(Output::Json);
         let reg = &self.api.registry;
         let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
+        // Subresources that read and write (part of) the object itself.
+        let object_view = matches!(
+            sub.kind,
+            SubresourceKind::Status | SubresourceKind::EphemeralContainers | SubresourceKind::Approval
+        );
         let reply = match (sub.kind, self.verb) {
-            (SubresourceKind::Status, Verb::Get) => Reply::ok(reg.get(desc, ns, name).await?),
-            (SubresourceKind::Status | SubresourceKind::Finalize, Verb::Update) => {
+            (_, Verb::Get) if object_view => Reply::ok(reg.get(desc, ns, name).await?),
+            (_, Verb::Update) if object_view || sub.kind == SubresourceKind::Finalize => {
                 reg.update(
                     desc,
                     ns,
@@ -512,7 +520,7 @@ impl Call {
                 )
                 .await?
             }
-            (SubresourceKind::Status, Verb::Patch) => {
+            (_, Verb::Patch) if object_view => {
                 let (kind, p) = self.patch_input()?;
                 let duplicates = self.duplicate_field_warnings(kind)?;
                 let mut reply = reg

@@ -14,6 +14,7 @@ mod kubectl_crd;
 mod legacy_tokens;
 mod metadata_only;
 mod openapi;
+mod part_subresources;
 mod protobuf;
 mod resource_version;
 mod service_alloc;
