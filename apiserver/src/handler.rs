@@ -502,6 +502,15 @@ impl Call {
         let output = Output::negotiate_allowing(accept(&self.headers), tables).unwrap_or(Output::Json);
         let reg = &self.api.registry;
         let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
+        if sub.kind == SubresourceKind::Approval && matches!(self.verb, Verb::Update | Verb::Patch) {
+            // The signer cannot change through approval: the stored one is the one approved for.
+            let stored = reg.get(desc, ns, name).await?;
+            let signer = stored
+                .pointer("/spec/signerName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            crate::auth::signers::check_approve(&self.api.auth, &self.user, name, signer)?;
+        }
         // Subresources that read and write (part of) the object itself.
         let object_view = matches!(
             sub.kind,

@@ -454,6 +454,33 @@ async fn csr_approval_and_status_with_kube_rs() {
         .replace("csr-editor", &PostParams::default(), &with_approval)
         .await
         .unwrap();
+    // Approving also takes `approve` on the signer (upstream's CertificateApproval admission).
+    let err = api_error(
+        alice
+            .patch_approval("alices", &PatchParams::default(), &approve_alices)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 403, "{err:?}");
+    assert!(
+        err.message.ends_with(
+            r#"is forbidden: user not permitted to approve requests with signerName "kubernetes.io/kube-apiserver-client""#
+        ),
+        "{}",
+        err.message
+    );
+    let mut with_signer = with_approval.clone();
+    with_signer.rules.as_mut().unwrap().push(
+        serde_json::from_value(json!({
+            "apiGroups": ["certificates.k8s.io"], "resources": ["signers"],
+            "resourceNames": ["kubernetes.io/*"], "verbs": ["approve"]
+        }))
+        .unwrap(),
+    );
+    roles
+        .replace("csr-editor", &PostParams::default(), &with_signer)
+        .await
+        .unwrap();
     let approved = alice
         .patch_approval("alices", &PatchParams::default(), &approve_alices)
         .await
