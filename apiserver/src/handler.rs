@@ -502,15 +502,7 @@ impl Call {
         let output = Output::negotiate_allowing(accept(&self.headers), tables).unwrap_or(Output::Json);
         let reg = &self.api.registry;
         let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
-        if sub.kind == SubresourceKind::Approval && matches!(self.verb, Verb::Update | Verb::Patch) {
-            // The signer cannot change through approval: the stored one is the one approved for.
-            let stored = reg.get(desc, ns, name).await?;
-            let signer = stored
-                .pointer("/spec/signerName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            crate::auth::signers::check_approve(&self.api.auth, &self.user, name, signer)?;
-        }
+        self.check_signer(&sub).await?;
         // Subresources that read and write (part of) the object itself.
         let object_view = matches!(
             sub.kind,
@@ -586,6 +578,44 @@ impl Call {
             }
         };
         Ok(self.render(reply, output))
+    }
+
+    /// Upstream's CertificateApproval and CertificateSigning admission: a write of a request's
+    /// approval takes `approve` on its signer, a status write that sets its certificate `sign`
+    /// (found by a dry run of the same write). The signer cannot change through either.
+    async fn check_signer(&self, sub: &crate::descriptor::SubresourceDescriptor) -> ApiResult<()> {
+        let is_write = matches!(self.verb, Verb::Update | Verb::Patch);
+        let csr = crate::registry::parts::is_csr(&self.desc);
+        let verb = match sub.kind {
+            SubresourceKind::Approval if is_write => "approve",
+            SubresourceKind::Status if is_write && csr => "sign",
+            _ => return Ok(()),
+        };
+        let reg = &self.api.registry;
+        let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
+        let stored = reg.get(desc, ns, name).await?;
+        if verb == "sign" {
+            let mut dry = self.write_options()?;
+            dry.dry_run = true;
+            let result = match self.verb {
+                Verb::Update => {
+                    reg.update(desc, ns, name, self.body_value()?, &dry, Some(sub.kind))
+                        .await?
+                }
+                _ => {
+                    let (kind, p) = self.patch_input()?;
+                    reg.patch(desc, ns, name, kind, &p, &dry, Some(sub.kind)).await?
+                }
+            };
+            if result.body.pointer("/status/certificate") == stored.pointer("/status/certificate") {
+                return Ok(());
+            }
+        }
+        let signer = stored
+            .pointer("/spec/signerName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        crate::auth::signers::check(&self.api.auth, &self.user, verb, name, signer)
     }
 
     async fn watch(&self, output: Output) -> ApiResult<Response> {

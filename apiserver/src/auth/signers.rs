@@ -1,6 +1,6 @@
-//! Who may approve requests for a signer (upstream's CertificateApproval admission): the `approve`
-//! verb on `certificates.k8s.io` `signers`, named by the request's `spec.signerName` or by its
-//! domain (`example.com/*`).
+//! Who may approve or sign requests for a signer (upstream's CertificateApproval and
+//! CertificateSigning admission): the `approve` or `sign` verb on `certificates.k8s.io`
+//! `signers`, named by the request's `spec.signerName` or by its domain (`example.com/*`).
 
 use super::{Attributes, Auth};
 use crate::error::{ApiError, GroupResource};
@@ -27,15 +27,15 @@ pub fn authorized(auth: &Auth, user: &UserInfo, verb: &str, signer: &str) -> boo
     }
 }
 
-/// The 403 for a write of request `name` that `user` may not make: an `approve` of the approval
-/// subresource for `signer`.
-pub fn check_approve(auth: &Auth, user: &UserInfo, name: &str, signer: &str) -> Result<(), ApiError> {
-    if authorized(auth, user, "approve", signer) {
+/// The 403 for a write of request `name` that `user` may not make: `verb` (`approve` through the
+/// approval subresource, `sign` when a status write sets the certificate) for `signer`.
+pub fn check(auth: &Auth, user: &UserInfo, verb: &str, name: &str, signer: &str) -> Result<(), ApiError> {
+    if authorized(auth, user, verb, signer) {
         return Ok(());
     }
     Err(ApiError::forbidden(
         &GroupResource::new("certificates.k8s.io", "certificatesigningrequests"),
         name,
-        &format!("user not permitted to approve requests with signerName {signer:?}"),
+        &format!("user not permitted to {verb} requests with signerName {signer:?}"),
     ))
 }

@@ -486,6 +486,67 @@ async fn csr_approval_and_status_with_kube_rs() {
         .await
         .unwrap();
     assert_eq!(condition_types(&approved), ["Approved"]);
+
+    // Issuing the certificate through /status takes `sign` on the signer; other status writes
+    // do not.
+    let mut with_status = with_signer.clone();
+    with_status.rules.as_mut().unwrap()[0]
+        .resources
+        .as_mut()
+        .unwrap()
+        .push("certificatesigningrequests/status".into());
+    roles
+        .replace("csr-editor", &PostParams::default(), &with_status)
+        .await
+        .unwrap();
+    let failed = json!({"status": {"conditions": [
+        {"type": "Approved", "status": "True"}, {"type": "Extra", "status": "False"}
+    ]}});
+    alice
+        .patch_status("alices", &PatchParams::default(), &Patch::Merge(&failed))
+        .await
+        .unwrap();
+    let cert = json!({"status": {"certificate": base64::engine::general_purpose::STANDARD.encode(certificate_pem())}});
+    let err = api_error(
+        alice
+            .patch_status("alices", &PatchParams::default(), &Patch::Merge(&cert))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 403, "{err:?}");
+    assert!(
+        err.message.ends_with(
+            r#"user not permitted to sign requests with signerName "kubernetes.io/kube-apiserver-client""#
+        ),
+        "{}",
+        err.message
+    );
+    assert!(
+        alice
+            .get("alices")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .certificate
+            .is_none()
+    );
+    with_status.rules.as_mut().unwrap().push(
+        serde_json::from_value(json!({
+            "apiGroups": ["certificates.k8s.io"], "resources": ["signers"],
+            "resourceNames": ["kubernetes.io/kube-apiserver-client"], "verbs": ["sign"]
+        }))
+        .unwrap(),
+    );
+    roles
+        .replace("csr-editor", &PostParams::default(), &with_status)
+        .await
+        .unwrap();
+    let issued = alice
+        .patch_status("alices", &PatchParams::default(), &Patch::Merge(&cert))
+        .await
+        .unwrap();
+    assert!(issued.status.unwrap().certificate.is_some());
 }
 
 fn kubectl_certificate(k: &Kubectl, dir: &Path) {
