@@ -1,14 +1,116 @@
-//! CertificateSigningRequest conditions and certificate, as upstream validates them on update:
-//! which subresource may add Approved/Denied conditions or set the certificate.
+//! CertificateSigningRequests as upstream validates them: the request itself (a PEM certificate
+//! request, key usages, signer name, duration) and, on update, which subresource may add
+//! Approved/Denied conditions or set the certificate.
 
 use base64::Engine;
 use serde_json::Value;
 
-use super::field::{Errs, child, index, list, string};
+use super::field::{Errs, child, index, int, list, string};
+use super::names;
 
 const APPROVED: &str = "Approved";
 const DENIED: &str = "Denied";
 const FAILED: &str = "Failed";
+
+/// The key usages a request may ask for.
+const USAGES: [&str; 23] = [
+    "any",
+    "cert sign",
+    "client auth",
+    "code signing",
+    "content commitment",
+    "crl sign",
+    "data encipherment",
+    "decipher only",
+    "digital signature",
+    "email protection",
+    "encipher only",
+    "ipsec end system",
+    "ipsec tunnel",
+    "ipsec user",
+    "key agreement",
+    "key encipherment",
+    "microsoft sgc",
+    "netscape sgc",
+    "ocsp signing",
+    "s/mime",
+    "server auth",
+    "signing",
+    "timestamping",
+];
+
+/// Why `spec.request` is not a PEM certificate request, if it is not.
+fn request_problem(encoded: &str) -> Option<String> {
+    const WRONG_TYPE: &str = "PEM block type must be CERTIFICATE REQUEST";
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let block = match x509_parser::pem::Pem::iter_from_buffer(&bytes).next() {
+        Some(Ok(block)) if block.label == "CERTIFICATE REQUEST" => block,
+        _ => return Some(WRONG_TYPE.into()),
+    };
+    use x509_parser::prelude::FromDer;
+    match x509_parser::certification_request::X509CertificationRequest::from_der(&block.contents) {
+        Ok(_) => None,
+        Err(e) => Some(format!("x509: malformed certificate request: {e}")),
+    }
+}
+
+/// A signer name: `<domain>/<path>`, the domain a DNS subdomain.
+fn signer_name(name: &str, errs: &mut Errs) {
+    const PATH: &str = "spec.signerName";
+    if name.is_empty() {
+        errs.required(PATH, "");
+        return;
+    }
+    let Some((domain, rest)) = name
+        .split_once('/')
+        .filter(|(d, r)| !d.is_empty() && !r.is_empty())
+    else {
+        errs.invalid_str(
+            PATH,
+            name,
+            "must be a fully qualified domain and path of the form 'example.com/signer-name'",
+        );
+        return;
+    };
+    if rest.contains('/') {
+        errs.invalid_str(PATH, name, "should not contain more than one '/' character");
+    }
+    for m in names::dns1123_subdomain(domain) {
+        errs.invalid_str(PATH, name, &m);
+    }
+}
+
+/// A request as created (and as every update leaves it): a PEM certificate request, key usages
+/// known and not repeated, a signer name, at least ten minutes of validity.
+pub fn csr(obj: &Value, errs: &mut Errs) {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let request = string(spec, "request");
+    if let Some(problem) = request_problem(request) {
+        errs.invalid_str("spec.request", request, &problem);
+    }
+    let usages = list(spec, "usages");
+    if usages.is_empty() {
+        errs.required("spec.usages", "");
+    }
+    for (i, u) in usages.iter().enumerate() {
+        let usage = u.as_str().unwrap_or("");
+        if !USAGES.contains(&usage) {
+            errs.not_supported(index("spec.usages", i), u, &USAGES);
+        } else if usages[..i].contains(u) {
+            errs.duplicate(index("spec.usages", i), u);
+        }
+    }
+    signer_name(string(spec, "signerName"), errs);
+    if let Some(secs) = int(spec, "expirationSeconds")
+        && secs < 600
+    {
+        errs.invalid(
+            "spec.expirationSeconds",
+            &Value::from(secs),
+            "may not specify a duration less than 600 seconds (10 minutes)",
+        );
+    }
+}
 
 /// What a write of a request may change besides the rest of the object.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -216,6 +216,11 @@ const TABLE: &[(&str, &str, Rules)] = &[
     ),
     ("", "limitranges", rules(quota::limit_range, None, None)),
     (
+        "certificates.k8s.io",
+        "certificatesigningrequests",
+        rules(certificates::csr, None, None),
+    ),
+    (
         "admissionregistration.k8s.io",
         "validatingwebhookconfigurations",
         rules(admission::validating, None, None),

@@ -272,6 +272,24 @@ async fn csr_approval_and_status_with_kube_rs() {
             .contains(&"system:masters".to_string())
     );
 
+    // A request is validated as upstream does.
+    let mut bad = csr("bad");
+    bad.spec.request = k8s_openapi::ByteString(b"not a request".to_vec());
+    bad.spec.usages = Some(vec!["client auth".into(), "client auth".into(), "flying".into()]);
+    bad.spec.signer_name = "no-path".into();
+    bad.spec.expiration_seconds = Some(60);
+    let err = api_error(csrs.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert_eq!(err.code, 422, "{err:?}");
+    for expected in [
+        "spec.request: Invalid value: \"bm90IGEgcmVxdWVzdA==\": PEM block type must be CERTIFICATE REQUEST",
+        "spec.usages[1]: Duplicate value: \"client auth\"",
+        "spec.usages[2]: Unsupported value: \"flying\"",
+        "spec.signerName: Invalid value: \"no-path\": must be a fully qualified domain and path of the form 'example.com/signer-name'",
+        "spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 600 seconds (10 minutes)",
+    ] {
+        assert!(err.message.contains(expected), "{expected}\n{}", err.message);
+    }
+
     // kube-rs's approval: any condition type through /approval.
     let patch = json!({"status": {"conditions": [
         {"type": "ApprovedFake", "status": "True", "reason": "kube-rsClient", "message": "ApprovedFake by kube-rs client"}
