@@ -191,6 +191,12 @@ fn facts(d: &mut ResourceDescriptor) {
                 ("policy", "v1", "Eviction"),
                 &["create"],
             ));
+            d.subresources.push(sub(
+                "ephemeralcontainers",
+                SubresourceKind::EphemeralContainers,
+                ("", "v1", "Pod"),
+                &scale_verbs,
+            ));
             d.return_deleted_object = true;
             d.selectable_fields = strs(&[
                 "spec.nodeName",
@@ -243,6 +249,13 @@ fn facts(d: &mut ResourceDescriptor) {
         ("batch", "jobs") => d.selectable_fields = strs(&["status.successful"]),
         ("certificates.k8s.io", "certificatesigningrequests") => {
             d.selectable_fields = strs(&["spec.signerName"]);
+            let gvk = (d.group.clone(), d.version.clone(), d.kind.clone());
+            d.subresources.push(sub(
+                "approval",
+                SubresourceKind::Approval,
+                (&gvk.0, &gvk.1, &gvk.2),
+                &scale_verbs,
+            ));
         }
         _ => {}
     }

@@ -58,6 +58,16 @@ impl MediaType {
             "application/json" | "*/*" | "application/*"
         )
     }
+
+    /// The encoding this media type names, if one the server writes.
+    fn encoding(&self) -> Option<Encoding> {
+        match self.essence.as_str() {
+            _ if self.is_json_like() => Some(Encoding::Json),
+            "application/yaml" | "application/x-yaml" | "text/yaml" => Some(Encoding::Yaml),
+            protobuf::MEDIA_TYPE => Some(Encoding::Protobuf),
+            _ => None,
+        }
+    }
 }
 
 /// The shape of a resource response the client asked for.
@@ -69,8 +79,9 @@ pub enum Output {
     Yaml,
     /// A `meta.k8s.io/v1` Table (`kubectl get`).
     Table,
-    /// `PartialObjectMetadata` / `PartialObjectMetadataList` (kube-rs metadata APIs).
-    Metadata,
+    /// `PartialObjectMetadata` / `PartialObjectMetadataList` (kube-rs and client-go metadata
+    /// clients), in any of the encodings.
+    Metadata(PartialMetadata),
     /// The object(s) as Kubernetes protobuf; `or_json` when the client also accepts JSON, which
     /// answers kinds without a protobuf message (custom resources).
     Protobuf {
@@ -79,37 +90,93 @@ pub enum Output {
     },
 }
 
+/// The `meta.k8s.io` version a partial-metadata answer is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaVersion {
+    /// `meta.k8s.io/v1`.
+    V1,
+    /// `meta.k8s.io/v1beta1`.
+    V1beta1,
+}
+
+impl MetaVersion {
+    fn parse(v: Option<&str>) -> Option<MetaVersion> {
+        match v? {
+            "v1" => Some(MetaVersion::V1),
+            "v1beta1" => Some(MetaVersion::V1beta1),
+            _ => None,
+        }
+    }
+
+    /// The `apiVersion` of the answer.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            MetaVersion::V1 => "meta.k8s.io/v1",
+            MetaVersion::V1beta1 => "meta.k8s.io/v1beta1",
+        }
+    }
+}
+
+/// A plain encoding of an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+    /// Kubernetes protobuf.
+    Protobuf,
+}
+
+/// A request for metadata only (`as=PartialObjectMetadata[List];g=meta.k8s.io;v=...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartialMetadata {
+    /// `PartialObjectMetadataList` was asked for (a list answer), else `PartialObjectMetadata`
+    /// (one object): as upstream, the other shape is a 406.
+    pub list: bool,
+    /// The `meta.k8s.io` version asked for.
+    pub version: MetaVersion,
+    /// The encoding asked for.
+    pub encoding: Encoding,
+}
+
 impl Output {
-    /// Chooses the output for an `Accept` header: the first acceptable entry wins. Tables and
-    /// partial metadata are served as JSON only (upstream serves Tables as JSON/YAML only).
+    /// Chooses the output for an `Accept` header: the first acceptable entry wins. Tables are
+    /// served as JSON only (upstream serves Tables as JSON/YAML only), partial metadata in JSON,
+    /// YAML and protobuf.
     pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
+        Output::negotiate_allowing(accept, true)
+    }
+
+    /// [`Output::negotiate`] for an endpoint that serves Tables only when `tables` (upstream: the
+    /// endpoint has a table convertor); Table entries are skipped otherwise.
+    pub fn negotiate_allowing(accept: Option<&str>, tables: bool) -> Result<Output, ApiError> {
         let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
             return Ok(Output::Json);
         };
         let list = MediaType::parse_list(accept);
         for m in &list {
             match m.param("as") {
-                Some("Table") if m.is_json_like() && m.param("g") == Some("meta.k8s.io") => {
+                Some("Table") if tables && m.is_json_like() && m.param("g") == Some("meta.k8s.io") => {
                     if matches!(m.param("v"), Some("v1" | "v1beta1")) {
                         return Ok(Output::Table);
                     }
                 }
-                Some("PartialObjectMetadata" | "PartialObjectMetadataList")
-                    if m.is_json_like() && m.param("g") == Some("meta.k8s.io") =>
+                Some(kind @ ("PartialObjectMetadata" | "PartialObjectMetadataList"))
+                    if m.param("g") == Some("meta.k8s.io") =>
                 {
-                    if matches!(m.param("v"), Some("v1" | "v1beta1")) {
-                        return Ok(Output::Metadata);
+                    if let (Some(version), Some(encoding)) = (MetaVersion::parse(m.param("v")), m.encoding())
+                    {
+                        return Ok(Output::Metadata(PartialMetadata {
+                            list: kind == "PartialObjectMetadataList",
+                            version,
+                            encoding,
+                        }));
                     }
                 }
                 Some(_) => {}
                 None if m.is_json_like() => return Ok(Output::Json),
-                None if matches!(
-                    m.essence.as_str(),
-                    "application/yaml" | "application/x-yaml" | "text/yaml"
-                ) =>
-                {
-                    return Ok(Output::Yaml);
-                }
+                None if m.encoding() == Some(Encoding::Yaml) => return Ok(Output::Yaml),
                 None if m.essence == protobuf::MEDIA_TYPE => {
                     let or_json = list.iter().any(|m| m.param("as").is_none() && m.is_json_like());
                     return Ok(Output::Protobuf { or_json });
@@ -187,6 +254,7 @@ pub fn protobuf_error(e: ProtobufError) -> ApiError {
 /// protobuf message falls back to JSON when the client accepts it, else it is a 406.
 pub fn encode(output: Output, value: &Value) -> Result<(&'static str, Vec<u8>), ApiError> {
     match output {
+        Output::Metadata(m) => encode(m.encoding.output(), value),
         Output::Yaml => Ok((
             "application/yaml",
             serde_yaml_ng::to_string(value).unwrap_or_default().into_bytes(),
@@ -209,6 +277,18 @@ pub fn encode(output: Output, value: &Value) -> Result<(&'static str, Vec<u8>), 
     }
 }
 
+impl Encoding {
+    /// The plain output in this encoding (protobuf without a JSON fallback: every
+    /// `meta.k8s.io` kind has a protobuf message).
+    pub fn output(self) -> Output {
+        match self {
+            Encoding::Json => Output::Json,
+            Encoding::Yaml => Output::Yaml,
+            Encoding::Protobuf => Output::Protobuf { or_json: false },
+        }
+    }
+}
+
 /// How a watch stream's events are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WatchFormat {
@@ -223,6 +303,11 @@ impl WatchFormat {
     /// the kind has a message, else JSON when acceptable, else a 406.
     pub fn for_output(output: Output, api_version: &str, kind: &str) -> Result<WatchFormat, ApiError> {
         match output {
+            // Every event of a metadata watch is a `meta.k8s.io` kind (or a Status).
+            Output::Metadata(PartialMetadata {
+                encoding: Encoding::Protobuf,
+                ..
+            }) => Ok(WatchFormat::Protobuf),
             Output::Protobuf { or_json } => {
                 let sample = serde_json::json!({"apiVersion": api_version, "kind": kind});
                 if protobuf::supports(&sample) {
@@ -298,8 +383,42 @@ mod tests {
                 "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
             ))
             .unwrap(),
-            Output::Metadata
+            Output::Metadata(PartialMetadata {
+                list: true,
+                version: MetaVersion::V1,
+                encoding: Encoding::Json
+            })
         );
+        // client-go's metadata client: protobuf first, JSON next.
+        let client_go = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
+        assert_eq!(
+            Output::negotiate(Some(client_go)).unwrap(),
+            Output::Metadata(PartialMetadata {
+                list: false,
+                version: MetaVersion::V1,
+                encoding: Encoding::Protobuf
+            })
+        );
+        assert_eq!(
+            Output::negotiate(Some(
+                "application/yaml;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"
+            ))
+            .unwrap(),
+            Output::Metadata(PartialMetadata {
+                list: false,
+                version: MetaVersion::V1beta1,
+                encoding: Encoding::Yaml
+            })
+        );
+        // An unknown version is skipped, as is a Table where the endpoint has none.
+        assert_eq!(
+            Output::negotiate(Some(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2,application/yaml"
+            ))
+            .unwrap(),
+            Output::Yaml
+        );
+        assert_eq!(Output::negotiate_allowing(Some(a), false).unwrap(), Output::Json);
         assert_eq!(Output::negotiate(Some("text/html")).unwrap_err().code(), 406);
         assert_eq!(
             Output::negotiate(Some("application/json;as=Table;v=v2;g=meta.k8s.io"))

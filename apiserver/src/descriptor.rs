@@ -69,6 +69,12 @@ pub enum SubresourceKind {
     Finalize,
     /// `serviceaccounts/token`: issues a bound ServiceAccount token (TokenRequest).
     Token,
+    /// `pods/ephemeralcontainers`: get/update/patch of the pod, changing only
+    /// `spec.ephemeralContainers` (adding containers; existing ones stay as they are).
+    EphemeralContainers,
+    /// `certificatesigningrequests/approval`: get/update/patch of the request, changing only
+    /// `status.conditions` (Approved/Denied).
+    Approval,
 }
 
 /// One subresource of a resource, as discovery shows it.

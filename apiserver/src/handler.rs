@@ -394,18 +394,10 @@ impl Call {
 
     /// The answer for an object or list in the negotiated shape.
     fn render(&self, reply: Reply, output: Output) -> Response {
-        let is_status = reply.body.get("kind").and_then(Value::as_str) == Some("Status");
-        let value = match output {
-            Output::Table if !is_status => table::to_table(
-                &self.desc,
-                &reply.body,
-                IncludeObject::parse(self.query.get("includeObject")),
-            ),
-            Output::Metadata if !is_status && reply.body.get("items").is_some() => {
-                table::partial_metadata_list(&reply.body)
-            }
-            Output::Metadata if !is_status => table::partial_metadata(&reply.body),
-            _ => reply.body,
+        let include = IncludeObject::parse(self.query.get("includeObject"));
+        let value = match transform(&self.desc, reply.body, output, include) {
+            Ok(value) => value,
+            Err(e) => return e.into_response(),
         };
         let (ct, bytes) = match codec::encode(output, &value) {
             Ok(encoded) => encoded,
@@ -426,13 +418,16 @@ impl Call {
 
     async fn main(self) -> ApiResult<Response> {
         self.check_verb()?;
+        // Writes answer in the negotiated shape too (Table, partial metadata), as upstream; an
+        // Accept header the server cannot satisfy gets JSON rather than refusing the write.
+        // Virtual kinds (reviews, bindings) have no Table.
+        let accept = accept(&self.headers);
         let output = match self.verb {
-            Verb::Get | Verb::List | Verb::Watch => Output::negotiate(accept(&self.headers))?,
-            // Writes answer the object; Table is only for reads.
-            _ => match Output::negotiate(accept(&self.headers)) {
-                Ok(o @ (Output::Yaml | Output::Protobuf { .. })) => o,
-                _ => Output::Json,
-            },
+            _ if self.desc.virtual_kind.is_some() => {
+                Output::negotiate_allowing(accept, false).unwrap_or(Output::Json)
+            }
+            Verb::Get | Verb::List | Verb::Watch => Output::negotiate(accept)?,
+            _ => Output::negotiate(accept).unwrap_or(Output::Json),
         };
         let reg = &self.api.registry;
         let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
@@ -458,8 +453,11 @@ impl Call {
                 if !name.is_empty() {
                     return Err(ApiError::method_not_supported(&desc.group_resource(), "create"));
                 }
-                reg.create(desc, ns, self.body_value()?, &self.write_options()?)
-                    .await?
+                let mut body = self.body_value()?;
+                if crate::registry::parts::is_csr(desc) {
+                    crate::registry::parts::stamp_requestor(&mut body, &self.user);
+                }
+                reg.create(desc, ns, body, &self.write_options()?).await?
             }
             Verb::Update => {
                 reg.update(desc, ns, name, self.body_value()?, &self.write_options()?, None)
@@ -498,15 +496,21 @@ impl Call {
                 self.verb.as_str(),
             ));
         }
-        let output = match Output::negotiate(accept(&self.headers)) {
-            Ok(o @ (Output::Yaml | Output::Protobuf { .. })) => o,
-            _ => Output::Json,
-        };
+        // A status subresource answers the object itself, so it has Tables; the others (scale,
+        // eviction, ...) answer another kind and have none. Partial metadata goes for all.
+        let tables = sub.kind == SubresourceKind::Status;
+        let output = Output::negotiate_allowing(accept(&self.headers), tables).unwrap_or(Output::Json);
         let reg = &self.api.registry;
         let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
+        self.check_signer(&sub).await?;
+        // Subresources that read and write (part of) the object itself.
+        let object_view = matches!(
+            sub.kind,
+            SubresourceKind::Status | SubresourceKind::EphemeralContainers | SubresourceKind::Approval
+        );
         let reply = match (sub.kind, self.verb) {
-            (SubresourceKind::Status, Verb::Get) => Reply::ok(reg.get(desc, ns, name).await?),
-            (SubresourceKind::Status | SubresourceKind::Finalize, Verb::Update) => {
+            (_, Verb::Get) if object_view => Reply::ok(reg.get(desc, ns, name).await?),
+            (_, Verb::Update) if object_view || sub.kind == SubresourceKind::Finalize => {
                 reg.update(
                     desc,
                     ns,
@@ -517,7 +521,7 @@ impl Call {
                 )
                 .await?
             }
-            (SubresourceKind::Status, Verb::Patch) => {
+            (_, Verb::Patch) if object_view => {
                 let (kind, p) = self.patch_input()?;
                 let duplicates = self.duplicate_field_warnings(kind)?;
                 let mut reply = reg
@@ -576,6 +580,44 @@ impl Call {
         Ok(self.render(reply, output))
     }
 
+    /// Upstream's CertificateApproval and CertificateSigning admission: a write of a request's
+    /// approval takes `approve` on its signer, a status write that sets its certificate `sign`
+    /// (found by a dry run of the same write). The signer cannot change through either.
+    async fn check_signer(&self, sub: &crate::descriptor::SubresourceDescriptor) -> ApiResult<()> {
+        let is_write = matches!(self.verb, Verb::Update | Verb::Patch);
+        let csr = crate::registry::parts::is_csr(&self.desc);
+        let verb = match sub.kind {
+            SubresourceKind::Approval if is_write => "approve",
+            SubresourceKind::Status if is_write && csr => "sign",
+            _ => return Ok(()),
+        };
+        let reg = &self.api.registry;
+        let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
+        let stored = reg.get(desc, ns, name).await?;
+        if verb == "sign" {
+            let mut dry = self.write_options()?;
+            dry.dry_run = true;
+            let result = match self.verb {
+                Verb::Update => {
+                    reg.update(desc, ns, name, self.body_value()?, &dry, Some(sub.kind))
+                        .await?
+                }
+                _ => {
+                    let (kind, p) = self.patch_input()?;
+                    reg.patch(desc, ns, name, kind, &p, &dry, Some(sub.kind)).await?
+                }
+            };
+            if result.body.pointer("/status/certificate") == stored.pointer("/status/certificate") {
+                return Ok(());
+            }
+        }
+        let signer = stored
+            .pointer("/spec/signerName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        crate::auth::signers::check(&self.api.auth, &self.user, verb, name, signer)
+    }
+
     async fn watch(&self, output: Output) -> ApiResult<Response> {
         let mut fields = FieldSelector::parse(self.query.get("fieldSelector").unwrap_or(""), &self.desc)?;
         if !self.info.name.is_empty() {
@@ -607,7 +649,7 @@ impl Call {
             .await?;
         let desc = self.desc.clone();
         let include = IncludeObject::parse(self.query.get("includeObject"));
-        let plain_objects = !matches!(output, Output::Table | Output::Metadata);
+        let plain_objects = !matches!(output, Output::Table | Output::Metadata(_));
         let api_version = desc.api_version();
         let lines = stream.map(move |ev| {
             // A cache change sent as the full object: encoded once for every such watcher.
@@ -628,16 +670,17 @@ impl Call {
                 });
                 return frame;
             }
+            // Every event's object is transformed, BOOKMARKs included (clients of a metadata
+            // watch decode only `meta.k8s.io` kinds); an ERROR's Status stays as it is.
             let mut ev = ev.into_value(&desc);
-            let is_object_event = matches!(ev["type"].as_str(), Some("ADDED" | "MODIFIED" | "DELETED"));
-            if is_object_event {
-                let obj = ev["object"].take();
-                ev["object"] = match output {
-                    Output::Table => table::to_table(&desc, &obj, include),
-                    Output::Metadata => table::partial_metadata(&obj),
-                    _ => obj,
-                };
-            }
+            let obj = ev["object"].take();
+            ev["object"] = match output {
+                _ if is_status(&obj) => obj,
+                Output::Table => table::to_table(&desc, &obj, include),
+                // A watch is a stream of single objects whichever of the two shapes was named.
+                Output::Metadata(m) => table::partial_metadata(&obj, m.version.api_version()),
+                _ => obj,
+            };
             Bytes::from(format.frame(&ev))
         });
         // Events already waiting go out as one write (one TLS record, one syscall); a lone event
@@ -655,6 +698,50 @@ impl Call {
             HeaderValue::from_static("no-cache, private"),
         );
         Ok(resp)
+    }
+}
+
+fn is_status(value: &Value) -> bool {
+    value.get("kind").and_then(Value::as_str) == Some("Status")
+}
+
+/// The answer `value` in the negotiated shape, as upstream transforms responses: a Status as it
+/// is; a Table of an object or list; `PartialObjectMetadata` of an object or
+/// `PartialObjectMetadataList` of a list, and a 406 when the shape asked for is the other one.
+fn transform(
+    desc: &ResourceDescriptor,
+    value: Value,
+    output: Output,
+    include: IncludeObject,
+) -> ApiResult<Value> {
+    if is_status(&value) {
+        return Ok(value);
+    }
+    let is_list = value.get("items").is_some_and(Value::is_array);
+    match output {
+        Output::Table => Ok(table::to_table(desc, &value, include)),
+        Output::Metadata(m) if m.list == is_list => Ok(if is_list {
+            table::partial_metadata_list(&value, m.version.api_version())
+        } else {
+            table::partial_metadata(&value, m.version.api_version())
+        }),
+        Output::Metadata(m) => {
+            let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+            let go_type = format!(
+                "*{}.{}",
+                api_version.rsplit('/').next().unwrap_or(""),
+                value.get("kind").and_then(Value::as_str).unwrap_or("")
+            );
+            let message = if m.list {
+                format!(
+                    "you requested PartialObjectMetadataList, but the requested object is not a list ({go_type})"
+                )
+            } else {
+                format!("you requested PartialObjectMetadata, but the requested object is a list ({go_type})")
+            };
+            Err(ApiError::new(406, "NotAcceptable", message))
+        }
+        _ => Ok(value),
     }
 }
 

@@ -40,6 +40,7 @@ fn clears_status_on_create(desc: &ResourceDescriptor) -> bool {
             | ("policy", "poddisruptionbudgets")
             | ("apiextensions.k8s.io", "customresourcedefinitions")
             | ("networking.k8s.io", "ingresses")
+            | ("certificates.k8s.io", "certificatesigningrequests")
     )
 }
 

@@ -438,25 +438,25 @@ fn age(created: &str, now: Timestamp) -> String {
     }
 }
 
-/// `PartialObjectMetadata` of an object.
-pub fn partial_metadata(obj: &Value) -> Value {
+/// `PartialObjectMetadata` of an object, as `api_version` (`meta.k8s.io/v1` or `/v1beta1`).
+pub fn partial_metadata(obj: &Value, api_version: &str) -> Value {
     json!({
         "kind": "PartialObjectMetadata",
-        "apiVersion": "meta.k8s.io/v1",
+        "apiVersion": api_version,
         "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
     })
 }
 
-/// `PartialObjectMetadataList` of a list.
-pub fn partial_metadata_list(list: &Value) -> Value {
+/// `PartialObjectMetadataList` of a list, as `api_version`.
+pub fn partial_metadata_list(list: &Value, api_version: &str) -> Value {
     let items: Vec<Value> = list
         .get("items")
         .and_then(Value::as_array)
-        .map(|a| a.iter().map(partial_metadata).collect())
+        .map(|a| a.iter().map(|o| partial_metadata(o, api_version)).collect())
         .unwrap_or_default();
     json!({
         "kind": "PartialObjectMetadataList",
-        "apiVersion": "meta.k8s.io/v1",
+        "apiVersion": api_version,
         "metadata": list.get("metadata").cloned().unwrap_or(json!({})),
         "items": items,
     })
@@ -498,7 +498,7 @@ pub fn to_table(desc: &ResourceDescriptor, value: &Value, include: IncludeObject
             let mut row = json!({"cells": cells});
             match include {
                 IncludeObject::None => {}
-                IncludeObject::Metadata => row["object"] = partial_metadata(o),
+                IncludeObject::Metadata => row["object"] = partial_metadata(o, "meta.k8s.io/v1"),
                 IncludeObject::Object => row["object"] = o.clone(),
             }
             row

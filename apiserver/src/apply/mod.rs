@@ -72,6 +72,8 @@ fn subresource_name(sub: Option<SubresourceKind>) -> &'static str {
         Some(SubresourceKind::Status) => "status",
         Some(SubresourceKind::Finalize) => "finalize",
         Some(SubresourceKind::Scale) => "scale",
+        Some(SubresourceKind::EphemeralContainers) => "ephemeralcontainers",
+        Some(SubresourceKind::Approval) => "approval",
         _ => "",
     }
 }
@@ -111,6 +113,10 @@ fn owned_part(desc: &ResourceDescriptor, sub: Option<SubresourceKind>, set: &Fie
         None if desc.has_status() => set.without_subtree(&status),
         Some(SubresourceKind::Status) => set.only_subtree(&status),
         Some(SubresourceKind::Finalize) => set.only_subtree(&field_path(&["spec", "finalizers"])),
+        Some(SubresourceKind::EphemeralContainers) => {
+            set.only_subtree(&field_path(&["spec", "ephemeralContainers"]))
+        }
+        Some(SubresourceKind::Approval) => set.only_subtree(&field_path(&["status", "conditions"])),
         _ => set,
     }
 }

@@ -15,6 +15,7 @@ pub mod node;
 pub mod rbac;
 pub mod review;
 pub mod serviceaccount;
+pub mod signers;
 pub mod tokenfile;
 
 use std::path::PathBuf;

@@ -54,7 +54,8 @@ pub(super) const POD_SPEC: &[Rule] = &[
     ),
 ];
 
-/// Defaults of a container (relative to the container), for containers and init containers.
+/// Defaults of a container (relative to the container), for containers, init containers and
+/// ephemeral containers.
 pub(super) const CONTAINER: &[Rule] = &[
     r("", "terminationMessagePath", Json(r#""/dev/termination-log""#)),
     r("", "terminationMessagePolicy", Json(r#""File""#)),
@@ -275,7 +276,7 @@ pub(super) fn for_resource(group: &str, resource: &str) -> Vec<(&'static str, &'
     }
 }
 
-const CONTAINER_LISTS: [&str; 2] = ["containers[]", "initContainers[]"];
+const CONTAINER_LISTS: [&str; 3] = ["containers[]", "initContainers[]", "ephemeralContainers[]"];
 const PROBES: [&str; 3] = ["livenessProbe", "readinessProbe", "startupProbe"];
 
 /// Interned `prefix.containers[]` paths (the table is static; the few combinations are leaked

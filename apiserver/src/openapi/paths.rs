@@ -359,6 +359,8 @@ pub fn resource_paths(row: &ResourceDescriptor, defs: &Definitions) -> Vec<(Stri
     for sub in &row.subresources {
         let (suffix, gvk_sub, schema): (&str, (&str, &str, &str), Value) = match sub.kind {
             SubresourceKind::Status => ("Status", gvk, kind_ref.clone()),
+            SubresourceKind::EphemeralContainers => ("Ephemeralcontainers", gvk, kind_ref.clone()),
+            SubresourceKind::Approval => ("Approval", gvk, kind_ref.clone()),
             SubresourceKind::Scale => {
                 let Some(scale) = defs.name_of("autoscaling", "v1", "Scale") else {
                     continue;

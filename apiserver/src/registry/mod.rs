@@ -4,6 +4,7 @@
 mod cached_list;
 mod fresh;
 pub mod hooks;
+pub(crate) mod parts;
 mod services;
 pub mod subresource;
 mod watch;
@@ -24,6 +25,7 @@ use crate::objstore::{ObjectStore, Page, UpdateAction, Written, decode_continue,
 use crate::patch::{self, PatchType};
 use crate::query::{FieldValidation, RvMatch};
 use crate::selector::{FieldSelector, LabelSelector};
+use crate::validation::certificates::CsrWrite;
 use crate::{apply, defaults, strategy, typecheck};
 
 /// Registry settings.
@@ -648,8 +650,47 @@ impl Registry {
                         }
                     }
                 }
+                if parts::is_csr(desc) {
+                    parts::csr_status(old, &mut merged, &now_rfc3339());
+                }
                 new = merged;
-                let errs = strategy::validate_status(desc, &new);
+                let mut errs = strategy::validate_status(desc, &new);
+                if parts::is_csr(desc) {
+                    let write = CsrWrite {
+                        certificate: true,
+                        ..CsrWrite::default()
+                    };
+                    errs.extend(crate::validation::validate_csr_update(&new, old, write));
+                }
+                if !errs.is_empty() {
+                    return Err(ApiError::invalid(
+                        &desc.qualified_kind(),
+                        &desc.group,
+                        &name,
+                        &errs,
+                    ));
+                }
+            }
+            Some(SubresourceKind::EphemeralContainers) => {
+                new = parts::ephemeral_containers(old, &new);
+                defaults::apply(desc, &mut new);
+                let errs = crate::validation::validate_ephemeral_containers(desc, &new, old);
+                if !errs.is_empty() {
+                    return Err(ApiError::invalid(
+                        &desc.qualified_kind(),
+                        &desc.group,
+                        &name,
+                        &errs,
+                    ));
+                }
+            }
+            Some(SubresourceKind::Approval) => {
+                new = parts::approval(old, &new, &now_rfc3339());
+                let write = CsrWrite {
+                    approval_conditions: true,
+                    ..CsrWrite::default()
+                };
+                let errs = crate::validation::validate_csr_update(&new, old, write);
                 if !errs.is_empty() {
                     return Err(ApiError::invalid(
                         &desc.qualified_kind(),
@@ -702,6 +743,12 @@ impl Registry {
                         Some(s) => map.insert("status".into(), s.clone()),
                         None => map.remove("status"),
                     };
+                }
+                // A certificate request is immutable but through its subresources.
+                if parts::is_csr(desc)
+                    && let Some(map) = new.as_object_mut()
+                {
+                    map.insert("spec".into(), old.get("spec").cloned().unwrap_or(json!({})));
                 }
                 if defaults::has_generation(desc) && spec_part(desc, &new) != spec_part(desc, old) {
                     let generation = old

@@ -23,6 +23,34 @@ const IMAGES: Column = col(
 const SELECTOR: Column = col("Selector", "string", 1, "Label selector for pods.");
 const CREATED_AT: Column = col("Created At", "date", 0, "Time the object was created.");
 
+/// A certificate request's state as `kubectl get csr` shows it: Denied, Approved or Pending, then
+/// `,Failed` and `,Issued` when so.
+fn csr_condition(obj: &Value) -> String {
+    let has = |ty: &str| {
+        obj.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.get("type").and_then(Value::as_str) == Some(ty))
+            })
+    };
+    let mut out = if has("Denied") {
+        "Denied"
+    } else if has("Approved") {
+        "Approved"
+    } else {
+        "Pending"
+    }
+    .to_string();
+    if has("Failed") {
+        out.push_str(",Failed");
+    }
+    if !s(obj, "/status/certificate").is_empty() {
+        out.push_str(",Issued");
+    }
+    out
+}
+
 /// The columns of `desc`, when this module knows the type.
 pub(super) fn columns(desc: &ResourceDescriptor) -> Option<Vec<Column>> {
     Some(match (desc.group.as_str(), desc.resource.as_str()) {
@@ -144,6 +172,24 @@ pub(super) fn columns(desc: &ResourceDescriptor) -> Option<Vec<Column>> {
         ("coordination.k8s.io", "leases") => {
             vec![NAME, col("Holder", "string", 0, "The holder of the lease."), AGE]
         }
+        ("certificates.k8s.io", "certificatesigningrequests") => vec![
+            NAME,
+            AGE,
+            col("SignerName", "string", 0, "The signer the request is for."),
+            col("Requestor", "string", 0, "The user who created the request."),
+            col(
+                "RequestedDuration",
+                "string",
+                0,
+                "The validity the request asks for.",
+            ),
+            col(
+                "Condition",
+                "string",
+                0,
+                "Approved, Denied or Pending; Failed and Issued when so.",
+            ),
+        ],
         ("", "events") => vec![
             col("Last Seen", "string", 0, "When the event was last seen."),
             col("Type", "string", 0, "Type of the event (Normal or Warning)."),
@@ -606,6 +652,16 @@ pub(super) fn cells(
             selector(obj),
         ],
         ("coordination.k8s.io", "leases") => vec![name, json!(s(obj, "/spec/holderIdentity")), age_cell],
+        ("certificates.k8s.io", "certificatesigningrequests") => vec![
+            name,
+            age_cell,
+            json!(s(obj, "/spec/signerName")),
+            json!(s(obj, "/spec/username")),
+            obj.pointer("/spec/expirationSeconds")
+                .and_then(Value::as_i64)
+                .map_or(json!("<none>"), |secs| json!(super::human_duration(secs))),
+            json!(csr_condition(obj)),
+        ],
         ("", "events") => event_cells(obj, now, name),
         ("", "endpoints") => vec![name, json!(endpoints(obj)), age_cell],
         _ => return None,

@@ -7,6 +7,7 @@
 mod admission;
 mod autoscaling;
 mod batch;
+pub mod certificates;
 mod cluster;
 mod config;
 mod cron;
@@ -215,6 +216,11 @@ const TABLE: &[(&str, &str, Rules)] = &[
     ),
     ("", "limitranges", rules(quota::limit_range, None, None)),
     (
+        "certificates.k8s.io",
+        "certificatesigningrequests",
+        rules(certificates::csr, None, None),
+    ),
+    (
         "admissionregistration.k8s.io",
         "validatingwebhookconfigurations",
         rules(admission::validating, None, None),
@@ -265,6 +271,26 @@ pub fn validate_update(desc: &ResourceDescriptor, new: &Value, old: &Value) -> V
             update(new, old, &mut errs);
         }
     }
+    errs.0
+}
+
+/// Validates a write of `pods/ephemeralcontainers`: the pod as on create (its ephemeral
+/// containers included), then what may change.
+pub fn validate_ephemeral_containers(desc: &ResourceDescriptor, new: &Value, old: &Value) -> Vec<FieldError> {
+    let mut errs = Errs::default();
+    metadata::validate(new, &mut errs);
+    if let Some(rules) = rules_for(desc) {
+        (rules.object)(new, &mut errs);
+    }
+    pod::ephemeral_containers_update(new, old, &mut errs);
+    errs.0
+}
+
+/// Validates an update of a CertificateSigningRequest's conditions and certificate, through
+/// the main resource, `status` or `approval`.
+pub fn validate_csr_update(new: &Value, old: &Value, write: certificates::CsrWrite) -> Vec<FieldError> {
+    let mut errs = Errs::default();
+    certificates::csr_update(new, old, write, &mut errs);
     errs.0
 }
 

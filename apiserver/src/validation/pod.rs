@@ -106,8 +106,13 @@ pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
         volumes: &volumes,
         host_users,
         init: false,
+        ephemeral: false,
     };
     let init_ctx = ContainerContext { init: true, ..ctx };
+    let ephemeral_ctx = ContainerContext {
+        ephemeral: true,
+        ..ctx
+    };
     for (i, c) in containers.iter().enumerate() {
         container(c, &index(&child(path, "containers"), i), &ctx, &mut seen, errs);
     }
@@ -120,6 +125,17 @@ pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
             &mut seen,
             errs,
         );
+    }
+    // Ephemeral containers: names unique across every kind of container, a target among the
+    // regular and init containers.
+    let targets = seen.clone();
+    for (i, c) in list(spec, "ephemeralContainers").iter().enumerate() {
+        let at = index(&child(path, "ephemeralContainers"), i);
+        container(c, &at, &ephemeral_ctx, &mut seen, errs);
+        let target = string(c, "targetContainerName");
+        if !target.is_empty() && !targets.contains(target) {
+            errs.not_found(child(&at, "targetContainerName"), &Value::from(target));
+        }
     }
     match string(spec, "restartPolicy") {
         "Always" | "OnFailure" | "Never" => {}
@@ -192,6 +208,49 @@ struct ContainerContext<'a> {
     host_users: bool,
     /// Whether the containers checked are init containers.
     init: bool,
+    /// Whether the containers checked are ephemeral containers.
+    ephemeral: bool,
+}
+
+/// Fields an ephemeral container may not set (upstream's allow list, inverted): it must not be
+/// relied on for the pod's own service.
+const NOT_FOR_EPHEMERAL: [&str; 9] = [
+    "ports",
+    "resources",
+    "resizePolicy",
+    "lifecycle",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "restartPolicy",
+    "restartPolicyRules",
+];
+
+/// Whether a field holds something other than its Go zero value.
+fn is_set(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::Object(m) => m.values().any(is_set),
+        Value::Array(a) => !a.is_empty(),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+fn ephemeral_fields(c: &Value, path: &str, errs: &mut Errs) {
+    const WHY: &str = "cannot be set for an Ephemeral Container";
+    for field in NOT_FOR_EPHEMERAL {
+        if c.get(field).is_some_and(is_set) {
+            errs.forbidden(child(path, field), WHY);
+        }
+    }
+    for (i, m) in list(c, "volumeMounts").iter().enumerate() {
+        for field in ["subPath", "subPathExpr"] {
+            if !string(m, field).is_empty() {
+                errs.forbidden(child(&index(&child(path, "volumeMounts"), i), field), WHY);
+            }
+        }
+    }
 }
 
 /// A host port may be used once per protocol and host IP across the pod's containers.
@@ -358,8 +417,12 @@ fn container(c: &Value, path: &str, ctx: &ContainerContext<'_>, seen: &mut HashS
     if let Some(r) = c.get("resources") {
         resources(r, &child(path, "resources"), errs);
     }
+    if ctx.ephemeral {
+        ephemeral_fields(c, path, errs);
+    }
     let sidecar = str_of(c, "restartPolicy") == Some("Always");
     match str_of(c, "restartPolicy") {
+        _ if ctx.ephemeral => {}
         Some(p) if ctx.init && p != "Always" => {
             errs.not_supported(child(path, "restartPolicy"), &Value::from(p), &["Always"]);
         }
@@ -369,7 +432,9 @@ fn container(c: &Value, path: &str, ctx: &ContainerContext<'_>, seen: &mut HashS
         ),
         _ => {}
     }
-    if ctx.init && !sidecar {
+    if ctx.ephemeral {
+        // Probes and hooks are forbidden above.
+    } else if ctx.init && !sidecar {
         for field in ["lifecycle", "livenessProbe", "readinessProbe", "startupProbe"] {
             if c.get(field).is_some_and(|v| !v.is_null()) {
                 errs.forbidden(
@@ -712,6 +777,36 @@ pub fn update(new: &Value, old: &Value, errs: &mut Errs) {
             "spec",
             "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
         );
+    }
+}
+
+/// A write through `pods/ephemeralcontainers`: ephemeral containers may only be added (existing
+/// ones stay as they are), and static (mirror) pods take none.
+pub fn ephemeral_containers_update(new: &Value, old: &Value, errs: &mut Errs) {
+    if old
+        .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+        .is_some()
+    {
+        errs.forbidden("", "static pods do not support ephemeral containers");
+        return;
+    }
+    let path = "spec.ephemeralContainers";
+    let spec = |v: &Value| v.get("spec").cloned().unwrap_or(Value::Null);
+    let (new_spec, old_spec) = (spec(new), spec(old));
+    let added = list(&new_spec, "ephemeralContainers");
+    for o in list(&old_spec, "ephemeralContainers") {
+        let name = string(o, "name");
+        match added.iter().find(|n| string(n, "name") == name) {
+            None => errs.forbidden(
+                path,
+                &format!("existing ephemeral containers {name:?} may not be removed"),
+            ),
+            Some(n) if n != o => errs.forbidden(
+                key(path, name),
+                &format!("existing ephemeral containers {name:?} may not be changed"),
+            ),
+            Some(_) => {}
+        }
     }
 }
 
