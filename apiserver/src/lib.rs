@@ -55,6 +55,7 @@ pub mod request_info;
 pub mod selector;
 mod server;
 pub mod strategy;
+pub mod strict;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
