@@ -473,6 +473,9 @@ impl Call {
                 _ => Output::Json,
             },
         };
+        if self.desc.virtual_kind == Some(crate::descriptor::VirtualKind::ComponentStatus) {
+            return self.component_statuses(output).await;
+        }
         let reg = &self.api.registry;
         let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
         if let Some(kind) = desc.virtual_kind
@@ -517,6 +520,27 @@ impl Call {
             ),
         };
         Ok(self.render(reply, output))
+    }
+
+    /// `componentstatuses`: probed, never stored; selectors filter as upstream's predicate.
+    async fn component_statuses(&self, output: Output) -> ApiResult<Response> {
+        let body = if self.verb == Verb::Get {
+            crate::componentstatus::get(&self.api, &self.info.name).await?
+        } else {
+            let opts = self.list_options()?;
+            let items: Vec<Value> = crate::componentstatus::list(&self.api)
+                .await
+                .into_iter()
+                .filter(|o| opts.labels.matches_object(o) && opts.fields.matches_object(o))
+                .collect();
+            serde_json::json!({
+                "kind": "ComponentStatusList",
+                "apiVersion": "v1",
+                "metadata": {},
+                "items": items,
+            })
+        };
+        Ok(self.render(Reply::ok(body), output))
     }
 
     async fn subresource(self) -> ApiResult<Response> {

@@ -4,6 +4,7 @@ mod admission;
 mod apply;
 mod auth;
 mod cel;
+mod component_status;
 mod crd;
 mod defaults;
 mod encryption;
