@@ -222,7 +222,10 @@ fn facts(d: &mut ResourceDescriptor) {
             d.return_deleted_object = true;
             d.selectable_fields = strs(&["spec.clusterIP", "spec.type"]);
         }
-        ("", "componentstatuses") => d.verbs = Verbs::READ_ONLY,
+        ("", "componentstatuses") => {
+            d.verbs = Verbs::READ_ONLY;
+            d.virtual_kind = Some(VirtualKind::ComponentStatus);
+        }
         ("", "serviceaccounts") => d.subresources.push(sub(
             "token",
             SubresourceKind::Token,

@@ -220,20 +220,26 @@ impl BodyFormat {
 
 /// Decodes a request body into a JSON value; malformed input is a 400.
 pub fn decode(format: BodyFormat, body: &[u8]) -> Result<Value, ApiError> {
+    decode_strict(format, body).map(|(v, _)| v)
+}
+
+/// Decodes a request body into a JSON value and its strict decoding errors (fields set twice,
+/// see [`crate::strict`]); malformed input is a 400.
+pub fn decode_strict(format: BodyFormat, body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::request_entity_too_large(&format!(
             "limit is {MAX_BODY_BYTES} bytes"
         )));
     }
     match format {
-        BodyFormat::Json => serde_json::from_slice(body)
+        BodyFormat::Json => crate::strict::decode_json(body)
             .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))),
         BodyFormat::Yaml => {
             let v: Value = serde_yaml_ng::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?;
-            Ok(v)
+            Ok((v, crate::strict::yaml_duplicates(body).into_iter().collect()))
         }
-        BodyFormat::Protobuf => protobuf::decode(body).map_err(protobuf_error),
+        BodyFormat::Protobuf => Ok((protobuf::decode(body).map_err(protobuf_error)?, Vec::new())),
     }
 }
 

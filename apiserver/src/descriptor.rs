@@ -94,7 +94,8 @@ pub struct SubresourceDescriptor {
     pub verbs: Vec<String>,
 }
 
-/// Resources that are not stored: the request is answered from the request itself.
+/// Resources that are not stored: the request is answered from the request itself (component
+/// statuses: by probing the components).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VirtualKind {
     /// `SelfSubjectAccessReview`, `SubjectAccessReview`, `LocalSubjectAccessReview`.
@@ -107,6 +108,8 @@ pub enum VirtualKind {
     TokenReview,
     /// `core/v1 bindings` (the pod binding, through the collection).
     Binding,
+    /// `core/v1 componentstatuses`: read-only, probed on every read.
+    ComponentStatus,
 }
 
 /// The type check of a built-in: decodes the JSON into the k8s-openapi type and encodes it again,

@@ -221,9 +221,45 @@ impl Call {
     fn write_options(&self) -> ApiResult<WriteOptions> {
         Ok(WriteOptions {
             dry_run: self.query.dry_run()?,
-            field_validation: self.query.field_validation()?,
+            field_validation: self.field_validation()?,
             field_manager: self.field_manager()?,
             force: self.query.flag("force")?,
+            decode_errors: Vec::new(),
+        })
+    }
+
+    /// The body of a create or update with the write's options, which carry the body's strict
+    /// decoding errors.
+    fn write_body(&self) -> ApiResult<(Value, WriteOptions)> {
+        if self.body.is_empty() {
+            return Err(ApiError::bad_request("the request body is empty"));
+        }
+        let format = BodyFormat::from_content_type(content_type(&self.headers))?;
+        let (body, decode_errors) = codec::decode_strict(format, &self.body)?;
+        let opts = WriteOptions {
+            decode_errors,
+            ..self.write_options()?
+        };
+        Ok((body, opts))
+    }
+
+    /// `fieldValidation`; an unknown value is a 422 on the verb's options, as upstream.
+    fn field_validation(&self) -> ApiResult<crate::query::FieldValidation> {
+        self.query.field_validation().map_err(|_| {
+            let value = self.query.get("fieldValidation").unwrap_or("");
+            ApiError::invalid(
+                &format!("{}Options.meta.k8s.io", self.verb_options_kind()),
+                "meta.k8s.io",
+                "",
+                &[crate::error::FieldError {
+                    reason: "FieldValueNotSupported",
+                    field: "fieldValidation".into(),
+                    message: format!(
+                        "Unsupported value: {}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
+                        Value::String(value.to_string())
+                    ),
+                }],
+            )
         })
     }
 
@@ -343,7 +379,7 @@ impl Call {
         Ok(opts)
     }
 
-    fn patch_input(&self) -> ApiResult<(PatchType, Value)> {
+    fn patch_input(&self) -> ApiResult<(PatchType, Value, Vec<String>)> {
         let kind = PatchType::from_content_type(content_type(&self.headers))?;
         let force = self.query.flag("force")?;
         if force && kind != PatchType::Apply {
@@ -368,28 +404,31 @@ impl Call {
                 )],
             ));
         }
-        Ok((kind, patch::decode(kind, &self.body)?))
+        let (patch, strict) = patch::decode(kind, &self.body)?;
+        Ok((kind, patch, strict))
     }
 
-    /// Duplicate fields of an apply body per `fieldValidation`: an error when `Strict`,
-    /// warnings when `Warn`.
-    fn duplicate_field_warnings(&self, kind: PatchType) -> ApiResult<Vec<String>> {
-        use crate::query::FieldValidation;
-        let validation = self.query.field_validation()?;
-        if validation == FieldValidation::Ignore {
-            return Ok(Vec::new());
+    /// A patch with the write's options. The strict decoding errors of an apply patch (keys
+    /// set twice) are settled here, as upstream: a 400 under `Strict`, warnings under `Warn`;
+    /// those of other patches are settled with the patched object's unknown fields.
+    fn patch_write(&self) -> ApiResult<(PatchType, Value, WriteOptions, Vec<String>)> {
+        let (kind, patch, strict) = self.patch_input()?;
+        let mut opts = self.write_options()?;
+        if kind != PatchType::Apply {
+            opts.decode_errors = strict;
+            return Ok((kind, patch, opts, Vec::new()));
         }
-        let found: Vec<String> = patch::duplicate_fields(kind, &self.body)
-            .into_iter()
-            .map(|f| format!("duplicate field \"{f}\""))
-            .collect();
-        match validation {
-            FieldValidation::Strict if !found.is_empty() => Err(ApiError::bad_request(format!(
-                "error strict decoding YAML: {}",
-                found.join(", ")
-            ))),
-            _ => Ok(found),
-        }
+        let warnings = match opts.field_validation {
+            crate::query::FieldValidation::Strict if !strict.is_empty() => {
+                return Err(ApiError::bad_request(format!(
+                    "error strict decoding patch: {}",
+                    strict.join(", ")
+                )));
+            }
+            crate::query::FieldValidation::Warn => crate::strict::warnings(&strict),
+            _ => Vec::new(),
+        };
+        Ok((kind, patch, opts, warnings))
     }
 
     /// The answer for an object or list in the negotiated shape.
@@ -429,6 +468,9 @@ impl Call {
             Verb::Get | Verb::List | Verb::Watch => Output::negotiate(accept)?,
             _ => Output::negotiate(accept).unwrap_or(Output::Json),
         };
+        if self.desc.virtual_kind == Some(crate::descriptor::VirtualKind::ComponentStatus) {
+            return self.component_statuses(output).await;
+        }
         let reg = &self.api.registry;
         let (desc, ns, name) = (&self.desc, self.ns.as_str(), self.info.name.as_str());
         if let Some(kind) = desc.virtual_kind
@@ -453,22 +495,19 @@ impl Call {
                 if !name.is_empty() {
                     return Err(ApiError::method_not_supported(&desc.group_resource(), "create"));
                 }
-                let mut body = self.body_value()?;
+                let (mut body, opts) = self.write_body()?;
                 if crate::registry::parts::is_csr(desc) {
                     crate::registry::parts::stamp_requestor(&mut body, &self.user);
                 }
-                reg.create(desc, ns, body, &self.write_options()?).await?
+                reg.create(desc, ns, body, &opts).await?
             }
             Verb::Update => {
-                reg.update(desc, ns, name, self.body_value()?, &self.write_options()?, None)
-                    .await?
+                let (body, opts) = self.write_body()?;
+                reg.update(desc, ns, name, body, &opts, None).await?
             }
             Verb::Patch => {
-                let (kind, p) = self.patch_input()?;
-                let duplicates = self.duplicate_field_warnings(kind)?;
-                let mut reply = reg
-                    .patch(desc, ns, name, kind, &p, &self.write_options()?, None)
-                    .await?;
+                let (kind, p, opts, duplicates) = self.patch_write()?;
+                let mut reply = reg.patch(desc, ns, name, kind, &p, &opts, None).await?;
                 reply.warnings.extend(duplicates);
                 reply
             }
@@ -479,6 +518,27 @@ impl Call {
             ),
         };
         Ok(self.render(reply, output))
+    }
+
+    /// `componentstatuses`: probed, never stored; selectors filter as upstream's predicate.
+    async fn component_statuses(&self, output: Output) -> ApiResult<Response> {
+        let body = if self.verb == Verb::Get {
+            crate::componentstatus::get(&self.api, &self.info.name).await?
+        } else {
+            let opts = self.list_options()?;
+            let items: Vec<Value> = crate::componentstatus::list(&self.api)
+                .await
+                .into_iter()
+                .filter(|o| opts.labels.matches_object(o) && opts.fields.matches_object(o))
+                .collect();
+            serde_json::json!({
+                "kind": "ComponentStatusList",
+                "apiVersion": "v1",
+                "metadata": {},
+                "items": items,
+            })
+        };
+        Ok(self.render(Reply::ok(body), output))
     }
 
     async fn subresource(self) -> ApiResult<Response> {
@@ -511,22 +571,12 @@ impl Call {
         let reply = match (sub.kind, self.verb) {
             (_, Verb::Get) if object_view => Reply::ok(reg.get(desc, ns, name).await?),
             (_, Verb::Update) if object_view || sub.kind == SubresourceKind::Finalize => {
-                reg.update(
-                    desc,
-                    ns,
-                    name,
-                    self.body_value()?,
-                    &self.write_options()?,
-                    Some(sub.kind),
-                )
-                .await?
+                let (body, opts) = self.write_body()?;
+                reg.update(desc, ns, name, body, &opts, Some(sub.kind)).await?
             }
             (_, Verb::Patch) if object_view => {
-                let (kind, p) = self.patch_input()?;
-                let duplicates = self.duplicate_field_warnings(kind)?;
-                let mut reply = reg
-                    .patch(desc, ns, name, kind, &p, &self.write_options()?, Some(sub.kind))
-                    .await?;
+                let (kind, p, opts, duplicates) = self.patch_write()?;
+                let mut reply = reg.patch(desc, ns, name, kind, &p, &opts, Some(sub.kind)).await?;
                 reply.warnings.extend(duplicates);
                 reply
             }
@@ -545,7 +595,7 @@ impl Call {
                 )
             }
             (SubresourceKind::Scale, Verb::Patch) => {
-                let (kind, p) = self.patch_input()?;
+                let (kind, p, _) = self.patch_input()?;
                 Reply::ok(
                     reg.update_scale(
                         desc,
@@ -603,7 +653,7 @@ impl Call {
                         .await?
                 }
                 _ => {
-                    let (kind, p) = self.patch_input()?;
+                    let (kind, p, _) = self.patch_input()?;
                     reg.patch(desc, ns, name, kind, &p, &dry, Some(sub.kind)).await?
                 }
             };

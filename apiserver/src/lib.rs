@@ -35,6 +35,7 @@ pub mod auth;
 pub mod builtin;
 pub mod cache;
 pub mod codec;
+pub mod componentstatus;
 pub mod crd;
 pub mod defaults;
 pub mod descriptor;
@@ -55,6 +56,7 @@ pub mod request_info;
 pub mod selector;
 mod server;
 pub mod strategy;
+pub mod strict;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -99,6 +101,9 @@ pub struct Config {
     pub auth: auth::AuthConfig,
     /// Encryption at rest; [`start`] loads it from `auth.encryption_provider_config` when unset.
     pub encryption: Option<Arc<encryption::Encryption>>,
+    /// The components `componentstatuses` probes besides the store (default: upstream's
+    /// scheduler and controller-manager health endpoints on 127.0.0.1).
+    pub components: Vec<componentstatus::ComponentProbe>,
 }
 
 impl Config {
@@ -114,6 +119,7 @@ impl Config {
             registry: RegistryConfig::default(),
             auth: auth::AuthConfig::default(),
             encryption: None,
+            components: componentstatus::ComponentProbe::defaults(),
         }
     }
 

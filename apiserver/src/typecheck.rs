@@ -1,5 +1,6 @@
 //! Type checking of built-in objects: a round trip through the k8s-openapi type rejects wrongly
-//! typed fields (400) and drops unknown ones, which are reported per `fieldValidation`.
+//! typed fields (400) and drops unknown ones, which the caller reports per `fieldValidation`
+//! ([`crate::strict::settle`]).
 
 use serde_json::Value;
 
@@ -7,8 +8,8 @@ use crate::descriptor::ResourceDescriptor;
 use crate::error::ApiError;
 use crate::query::FieldValidation;
 
-/// Checks `obj` against the row's type. Returns the normalized object and warnings (unknown
-/// fields under `Warn`).
+/// Checks `obj` against the row's type. Returns the normalized object and the strict decoding
+/// errors of its unknown fields (`unknown field "spec.x"`; none looked for under `Ignore`).
 pub fn check(
     desc: &ResourceDescriptor,
     obj: Value,
@@ -34,15 +35,8 @@ pub fn check(
         unknown_fields(&obj, &out, "", &mut unknown);
     }
     drop_empty_metadata(&mut out);
-    let messages: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-    match validation {
-        FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(format!(
-            "strict decoding error: {}",
-            messages.join(", ")
-        ))),
-        FieldValidation::Warn => Ok((out, messages)),
-        _ => Ok((out, Vec::new())),
-    }
+    let messages = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    Ok((out, messages))
 }
 
 /// Go omits empty maps and lists of `ObjectMeta` (all `omitempty`): a patch that removes the
@@ -118,12 +112,8 @@ mod tests {
             ]
         );
         assert!(out["metadata"].get("bogus").is_none());
-        let err = check(&d, obj.clone(), FieldValidation::Strict).unwrap_err();
-        assert_eq!(err.code(), 400);
-        assert!(
-            err.message()
-                .starts_with("strict decoding error: unknown field \"metadata.bogus\"")
-        );
+        let (_, errors) = check(&d, obj.clone(), FieldValidation::Strict).unwrap();
+        assert_eq!(errors, warnings);
         let (_, warnings) = check(&d, obj, FieldValidation::Ignore).unwrap();
         assert!(warnings.is_empty());
     }

@@ -276,18 +276,22 @@ pub fn merge_applied(
             a.insert(LAST_APPLIED.into(), Value::String(annotation.to_string()));
         }
     }
-    if desc.round_trip.is_some() {
-        let (_, unknown) = typecheck::check(desc, merged.clone(), crate::query::FieldValidation::Warn)?;
-        if !unknown.is_empty() {
-            let fields: Vec<String> = unknown
-                .iter()
-                .map(|w| {
-                    let f = w.trim_start_matches("unknown field \"").trim_end_matches('"');
-                    format!(".{f}: field not declared in schema")
-                })
-                .collect();
-            return Err(typed_patch_error(desc, config, &fields.join(", ")));
+    let unknown = match &desc.hooks {
+        _ if desc.round_trip.is_some() => {
+            typecheck::check(desc, merged.clone(), crate::query::FieldValidation::Warn)?.1
         }
+        Some(hooks) => hooks.normalize(&mut merged.clone())?,
+        None => Vec::new(),
+    };
+    if !unknown.is_empty() {
+        let fields: Vec<String> = unknown
+            .iter()
+            .map(|w| {
+                let f = w.trim_start_matches("unknown field \"").trim_end_matches('"');
+                format!(".{f}: field not declared in schema")
+            })
+            .collect();
+        return Err(typed_patch_error(desc, config, &fields.join(", ")));
     }
     Ok(merged)
 }

@@ -63,7 +63,7 @@ async fn new_object(api: &ApiServer, req: &mut Request, a: &Attributes) -> ApiRe
     let Ok(kind) = PatchType::from_content_type(ct) else {
         return Ok(None);
     };
-    let Ok(p) = patch::decode(kind, &bytes) else {
+    let Ok((p, _)) = patch::decode(kind, &bytes) else {
         return Ok(None);
     };
     if kind == PatchType::Apply {

@@ -234,8 +234,8 @@ pub async fn create(
         (VirtualKind::AccessReview, _) => {
             decide(api, &review_attributes(desc, &spec, spec_user(desc, &spec)?)?)
         }
-        (VirtualKind::Binding, _) => {
-            return Err(ApiError::internal("pod bindings are not reviews"));
+        (VirtualKind::Binding | VirtualKind::ComponentStatus, _) => {
+            return Err(ApiError::internal(format!("{kind:?} is not a review")));
         }
     };
     body["status"] = status;

@@ -66,8 +66,15 @@ pub struct CustomResourceHooks {
 
 impl ObjectHooks for CustomResourceHooks {
     fn normalize(&self, obj: &mut Value) -> ApiResult<Vec<String>> {
+        // Unknown fields in upstream's order: the object's metadata, then the pruned fields,
+        // then the metadata of embedded resources.
+        let mut unknown = match obj.get_mut("metadata") {
+            Some(meta) => schema::prune_object_meta(meta, "metadata"),
+            None => Vec::new(),
+        };
         if let Some(schema) = &self.schema {
-            schema::prune(schema, obj, true);
+            unknown.extend(schema::prune(schema, obj, true));
+            unknown.extend(schema::prune_embedded_metadata(schema, obj));
             schema::apply_defaults(schema, obj);
         }
         if let Some(map) = obj.as_object_mut() {
@@ -76,7 +83,7 @@ impl ObjectHooks for CustomResourceHooks {
                 Value::String(self.storage_api_version.clone()),
             );
         }
-        Ok(Vec::new())
+        Ok(unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect())
     }
 
     fn admit(&self, obj: &mut Value, old: Option<&Value>) -> ApiResult<()> {

@@ -36,42 +36,163 @@ fn child(path: &str, key: &str) -> String {
     }
 }
 
-/// Drops every field the schema does not know, in place (upstream pruning). `root` keeps
-/// `apiVersion`, `kind` and `metadata`.
-pub fn prune(schema: &Value, value: &mut Value, root: bool) {
+/// Drops every field the schema does not know, in place (upstream pruning), and returns their
+/// paths, sorted (`spec.extra`, `spec.ports[0].x`). `root` keeps `apiVersion`, `kind` and
+/// `metadata`, as every embedded resource keeps its own; `x-kubernetes-preserve-unknown-fields`
+/// keeps unknown fields but still prunes inside the known ones.
+pub fn prune(schema: &Value, value: &mut Value, root: bool) -> Vec<String> {
+    let mut found = Vec::new();
+    prune_at(Some(schema), value, root, "", &mut found);
+    found.sort();
+    found
+}
+
+fn prune_at(
+    schema: Option<&Value>,
+    value: &mut Value,
+    resource_root: bool,
+    path: &str,
+    found: &mut Vec<String>,
+) {
+    if let Some(s) = schema
+        && flag(s, "x-kubernetes-preserve-unknown-fields")
+    {
+        return skip_prune_at(s, value, resource_root, path, found);
+    }
     match value {
         Value::Object(map) => {
-            let keep_root = root || flag(schema, "x-kubernetes-embedded-resource");
-            let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
-            let props = properties(schema);
-            let extra = additional(schema);
-            map.retain(|k, _| {
-                preserve
-                    || extra.is_some()
-                    || schema.get("additionalProperties") == Some(&Value::Bool(true))
-                    || props.is_some_and(|p| p.contains_key(k))
-                    || (keep_root && ROOT_FIELDS.contains(&k.as_str()))
+            let Some(schema) = schema else {
+                found.extend(map.keys().map(|k| child(path, k)));
+                map.clear();
+                return;
+            };
+            let embedded = resource_root || flag(schema, "x-kubernetes-embedded-resource");
+            map.retain(|k, v| {
+                if embedded && ROOT_FIELDS.contains(&k.as_str()) {
+                    return true;
+                }
+                match known(schema, k) {
+                    Some(Some(s)) => prune_at(Some(s), v, false, &child(path, k), found),
+                    Some(None) => {}
+                    None => {
+                        found.push(child(path, k));
+                        return false;
+                    }
+                }
+                true
             });
+        }
+        Value::Array(items) => {
+            let items_schema = schema.and_then(|s| s.get("items"));
+            for (i, item) in items.iter_mut().enumerate() {
+                prune_at(items_schema, item, false, &format!("{path}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Pruning under `x-kubernetes-preserve-unknown-fields`: unknown fields stay, known ones are
+/// pruned by their own schema.
+fn skip_prune_at(
+    schema: &Value,
+    value: &mut Value,
+    resource_root: bool,
+    path: &str,
+    found: &mut Vec<String>,
+) {
+    match value {
+        Value::Object(map) => {
+            let embedded = resource_root || flag(schema, "x-kubernetes-embedded-resource");
             for (k, v) in map.iter_mut() {
-                if keep_root && k == "metadata" {
+                if embedded && ROOT_FIELDS.contains(&k.as_str()) {
                     continue;
                 }
-                if let Some(s) = props.and_then(|p| p.get(k)) {
-                    prune(s, v, false);
-                } else if let Some(s) = extra {
-                    prune(s, v, false);
+                if let Some(Some(s)) = known(schema, k) {
+                    prune_at(Some(s), v, false, &child(path, k), found);
                 }
             }
         }
         Value::Array(items) => {
             if let Some(s) = schema.get("items") {
-                for item in items {
-                    prune(s, item, false);
+                for (i, item) in items.iter_mut().enumerate() {
+                    skip_prune_at(s, item, false, &format!("{path}[{i}]"), found);
                 }
             }
         }
         _ => {}
     }
+}
+
+/// The schema of a known field `k`: `Some(Some(schema))` for a property or typed
+/// `additionalProperties`, `Some(None)` for `additionalProperties: true` (kept as it is), None
+/// when unknown.
+fn known<'a>(schema: &'a Value, k: &str) -> Option<Option<&'a Value>> {
+    if let Some(s) = properties(schema).and_then(|p| p.get(k)) {
+        return Some(Some(s));
+    }
+    match schema.get("additionalProperties") {
+        Some(s @ Value::Object(_)) => Some(Some(s)),
+        Some(Value::Bool(true)) => Some(None),
+        _ => None,
+    }
+}
+
+/// Checks the `metadata` of every embedded resource (`x-kubernetes-embedded-resource`) against
+/// `ObjectMeta`, dropping unknown fields, and returns their paths, sorted
+/// (`spec.template.metadata.bogus`), as upstream's coercion of embedded metadata.
+pub fn prune_embedded_metadata(schema: &Value, value: &mut Value) -> Vec<String> {
+    let mut found = Vec::new();
+    embedded_metadata_at(schema, value, "", &mut found);
+    found.sort();
+    found
+}
+
+fn embedded_metadata_at(schema: &Value, value: &mut Value, path: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if flag(schema, "x-kubernetes-embedded-resource")
+                && let Some(meta) = map.get_mut("metadata")
+            {
+                found.extend(prune_object_meta(meta, &child(path, "metadata")));
+            }
+            let props = properties(schema);
+            let extra = additional(schema);
+            for (k, v) in map.iter_mut() {
+                if let Some(s) = props.and_then(|p| p.get(k)) {
+                    embedded_metadata_at(s, v, &child(path, k), found);
+                } else if let Some(s) = extra {
+                    embedded_metadata_at(s, v, &format!("{path}[{k}]"), found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    embedded_metadata_at(s, item, &format!("{path}[{i}]"), found);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Drops the fields of a `metadata` object that `ObjectMeta` does not have and returns their
+/// paths under `prefix` (`metadata.bogus`); metadata that does not decode is left as it is.
+pub fn prune_object_meta(meta: &mut Value, prefix: &str) -> Vec<String> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let Ok(typed) = serde_json::from_value::<ObjectMeta>(meta.clone()) else {
+        return Vec::new();
+    };
+    let Ok(out) = serde_json::to_value(typed) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    crate::typecheck::unknown_fields(meta, &out, prefix, &mut found);
+    if !found.is_empty() {
+        *meta = out;
+    }
+    found
 }
 
 /// Applies `default`s of absent (or null, unless nullable) properties, in place.
@@ -772,7 +893,16 @@ mod tests {
             "spec": {"image": "i", "bogus": true, "free": {"any": [1]}, "labels": {"a": "b"},
                      "ports": [{"name": "a", "extra": 1}], "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "other": 1}},
             "status": {"ready": true, "phase": "x"}});
-        prune(&schema(), &mut obj, true);
+        assert_eq!(
+            prune(&schema(), &mut obj, true),
+            [
+                "junk",
+                "spec.bogus",
+                "spec.ports[0].extra",
+                "spec.template.other",
+                "status.phase"
+            ]
+        );
         assert_eq!(
             obj,
             json!({"apiVersion": "x/v1", "kind": "X", "metadata": {"name": "a"},
@@ -780,6 +910,38 @@ mod tests {
                          "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}},
                 "status": {"ready": true}})
         );
+    }
+
+    #[test]
+    fn pruning_under_preserved_fields_and_embedded_metadata() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {"known": {"type": "object", "properties": {"a": {"type": "string"}}},
+                           "list": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "string"}}}},
+                           "plist": {"type": "array", "x-kubernetes-preserve-unknown-fields": true,
+                                     "items": {"type": "object", "properties": {"a": {"type": "string"}}}},
+                           "pods": {"type": "object", "additionalProperties": {"type": "object", "x-kubernetes-embedded-resource": true,
+                                    "x-kubernetes-preserve-unknown-fields": true}}}}}});
+        let mut obj = json!({"metadata": {"name": "w", "bogus": 1}, "spec": {"free": {"x": 1},
+            "known": {"a": "x", "b": 1}, "list": [{"a": "x", "b": 1}], "plist": [{"a": "x", "b": 1}],
+            "pods": {"p": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "nope": true}, "spec": {}}}}});
+        assert_eq!(prune(&schema, &mut obj, true), ["spec.known.b", "spec.list[0].b"]);
+        assert_eq!(obj["spec"]["free"], json!({"x": 1}));
+        assert_eq!(
+            obj["spec"]["plist"],
+            json!([{"a": "x", "b": 1}]),
+            "items of a preserved list keep unknown fields"
+        );
+        assert_eq!(
+            prune_embedded_metadata(&schema, &mut obj),
+            ["spec.pods[p].metadata.nope"]
+        );
+        assert_eq!(obj["spec"]["pods"]["p"]["metadata"], json!({"name": "p"}));
+        assert_eq!(
+            prune_object_meta(&mut obj["metadata"], "metadata"),
+            ["metadata.bogus"]
+        );
+        assert_eq!(obj["metadata"], json!({"name": "w"}));
     }
 
     #[test]

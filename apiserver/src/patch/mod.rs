@@ -43,123 +43,31 @@ impl PatchType {
     }
 }
 
-/// Decodes a patch body (YAML accepted for apply patches).
-pub fn decode(kind: PatchType, body: &[u8]) -> Result<Value, ApiError> {
+/// Decodes a patch body (YAML accepted for apply patches) and its strict decoding errors, as
+/// upstream reports them per `fieldValidation`: fields set twice, and for JSON patches fields
+/// an operation does not have (`json patch unknown field "[0].foo"`).
+pub fn decode(kind: PatchType, body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     let format = if kind == PatchType::Apply {
         crate::codec::BodyFormat::Yaml
     } else {
         crate::codec::BodyFormat::Json
     };
-    let v = crate::codec::decode(format, body)?;
+    let (v, mut strict) = crate::codec::decode_strict(format, body)?;
     match (kind, &v) {
-        (PatchType::Json, Value::Array(_)) => Ok(v),
-        (PatchType::Json, _) => Err(ApiError::bad_request("json patch must be a list of operations")),
-        (_, Value::Object(_)) => Ok(v),
-        _ => Err(ApiError::bad_request("patch body must be a JSON object")),
-    }
-}
-
-/// The fields an apply patch body sets twice (`data.a`, `spec.containers[0].name`), for
-/// `fieldValidation` (upstream strict-decodes apply bodies). Bodies that do not decode have
-/// none (their decoding error is reported elsewhere).
-pub fn duplicate_fields(kind: PatchType, body: &[u8]) -> Vec<String> {
-    if kind != PatchType::Apply {
-        return Vec::new();
-    }
-    let found = std::cell::RefCell::new(Vec::new());
-    let seed = dup::Seed {
-        path: String::new(),
-        found: &found,
-    };
-    let decoded = match serde_yaml_ng::Deserializer::from_slice(body).next() {
-        Some(doc) => serde::de::DeserializeSeed::deserialize(seed, doc).is_ok(),
-        None => false,
-    };
-    if decoded { found.into_inner() } else { Vec::new() }
-}
-
-/// A deserializer seed that builds nothing but records keys seen twice in a map.
-mod dup {
-    use std::cell::RefCell;
-    use std::fmt;
-
-    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-
-    pub(super) struct Seed<'a> {
-        pub(super) path: String,
-        pub(super) found: &'a RefCell<Vec<String>>,
-    }
-
-    impl Seed<'_> {
-        fn child(&self, path: String) -> Self {
-            Seed {
-                path,
-                found: self.found,
-            }
-        }
-    }
-
-    impl<'de> DeserializeSeed<'de> for Seed<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Seed<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("any value")
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_unit<E>(self) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_none<E>(self) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let mut i = 0;
-            while seq
-                .next_element_seed(self.child(format!("{}[{i}]", self.path)))?
-                .is_some()
-            {
-                i += 1;
-            }
-            Ok(())
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = std::collections::HashSet::new();
-            while let Some(key) = map.next_key::<String>()? {
-                let path = if self.path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{}.{key}", self.path)
-                };
-                if !seen.insert(key) {
-                    self.found.borrow_mut().push(path.clone());
+        (PatchType::Json, Value::Array(ops)) => {
+            for (i, op) in ops.iter().enumerate() {
+                for k in op.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !matches!(k.as_str(), "op" | "path" | "from" | "value") {
+                        strict.push(format!("unknown field \"[{i}].{k}\""));
+                    }
                 }
-                map.next_value_seed(self.child(path))?;
             }
-            Ok(())
+            let strict = strict.into_iter().map(|e| format!("json patch {e}")).collect();
+            Ok((v, strict))
         }
+        (PatchType::Json, _) => Err(ApiError::bad_request("json patch must be a list of operations")),
+        (_, Value::Object(_)) => Ok((v, strict)),
+        _ => Err(ApiError::bad_request("patch body must be a JSON object")),
     }
 }
 
@@ -224,13 +132,31 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_fields_of_apply_bodies() {
+    fn strict_errors_of_patch_bodies() {
         let yaml = b"data:\n  a: x\n  a: y\nlist:\n- {n: 1, n: 2}\n";
-        assert_eq!(duplicate_fields(PatchType::Apply, yaml), ["data.a", "list[0].n"]);
+        let (v, errs) = decode(PatchType::Apply, yaml).unwrap();
+        assert_eq!(v["data"]["a"], "y");
+        assert_eq!(
+            crate::strict::warnings(&errs),
+            [
+                "line 3: key \"a\" already set in map",
+                "line 5: key \"n\" already set in map"
+            ]
+        );
         let json = br#"{"data": {"a": "x", "b": "y"}, "data": {}}"#;
-        assert_eq!(duplicate_fields(PatchType::Apply, json), ["data"]);
-        assert!(duplicate_fields(PatchType::Apply, b"a: [").is_empty());
-        assert!(duplicate_fields(PatchType::Merge, json).is_empty());
+        assert_eq!(
+            decode(PatchType::Merge, json).unwrap().1,
+            ["duplicate field \"data\""]
+        );
+        assert!(decode(PatchType::Apply, b"a: [").is_err());
+        let ops = br#"[{"op": "add", "path": "/a", "value": 1, "valu": 2, "op": "add"}]"#;
+        assert_eq!(
+            decode(PatchType::Json, ops).unwrap().1,
+            [
+                "json patch duplicate field \"[0].op\"",
+                "json patch unknown field \"[0].valu\""
+            ]
+        );
     }
 
     #[test]
@@ -250,7 +176,7 @@ mod tests {
         );
         assert_eq!(decode(PatchType::Merge, b"[1]").unwrap_err().code(), 400);
         assert_eq!(
-            decode(PatchType::Apply, b"data:\n  a: b\n").unwrap()["data"]["a"],
+            decode(PatchType::Apply, b"data:\n  a: b\n").unwrap().0["data"]["a"],
             "b"
         );
     }

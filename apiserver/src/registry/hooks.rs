@@ -22,7 +22,9 @@ pub struct ScalePaths {
 /// Behaviour of a row beyond the generic registry. Every method has a neutral default.
 pub trait ObjectHooks: Send + Sync + Debug {
     /// Normalizes an incoming body of a create, update or patch (after the kind check, before
-    /// the registry merges it with the stored object): defaulting and pruning. Returns warnings.
+    /// the registry merges it with the stored object): defaulting and pruning. Returns the
+    /// strict decoding errors of the fields it pruned (`unknown field "spec.x"`), which the
+    /// registry reports per `fieldValidation`.
     fn normalize(&self, _obj: &mut Value) -> ApiResult<Vec<String>> {
         Ok(Vec::new())
     }

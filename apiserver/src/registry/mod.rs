@@ -26,7 +26,7 @@ use crate::patch::{self, PatchType};
 use crate::query::{FieldValidation, RvMatch};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::validation::certificates::CsrWrite;
-use crate::{apply, defaults, strategy, typecheck};
+use crate::{apply, defaults, strategy, strict, typecheck};
 
 /// Registry settings.
 #[derive(Clone, Debug)]
@@ -64,6 +64,9 @@ pub struct WriteOptions {
     pub field_manager: String,
     /// `force` (apply patches): take fields other managers own.
     pub force: bool,
+    /// Strict decoding errors of the request body (fields set twice), reported with the
+    /// object's unknown fields per `field_validation`.
+    pub decode_errors: Vec<String>,
 }
 
 impl Default for WriteOptions {
@@ -73,6 +76,7 @@ impl Default for WriteOptions {
             field_validation: FieldValidation::Warn,
             field_manager: String::new(),
             force: false,
+            decode_errors: Vec::new(),
         }
     }
 }
@@ -468,10 +472,16 @@ impl Registry {
         opts: &WriteOptions,
     ) -> ApiResult<(Value, Vec<String>)> {
         check_kind(desc, &mut body)?;
-        let (mut obj, mut warnings) = typecheck::check(desc, body, opts.field_validation)?;
+        let (mut obj, unknown) = typecheck::check(desc, body, opts.field_validation)?;
+        let mut errors = opts.decode_errors.clone();
+        errors.extend(unknown);
         if let Some(hooks) = &desc.hooks {
-            warnings.extend(hooks.normalize(&mut obj)?);
+            errors.extend(hooks.normalize(&mut obj)?);
         }
+        let warnings = strict::settle(opts.field_validation, &errors, || strict::Failure::Body {
+            kind: &desc.kind,
+            version: &desc.version,
+        })?;
         Self::settle_namespace(desc, ns, &mut obj)?;
         Ok((obj, warnings))
     }
@@ -919,11 +929,23 @@ impl Registry {
                     )));
                 }
                 check_kind(desc, &mut patched)?;
-                let (mut checked, warns) = typecheck::check(desc, patched, opts.field_validation)?;
-                warnings = warns;
+                // Upstream shows the patch (strategic merge) or the patched object (JSON and
+                // merge patches) with strict errors; apply patches report theirs themselves.
+                let original = (opts.field_validation == FieldValidation::Strict
+                    && matches!(kind, PatchType::Json | PatchType::Merge))
+                .then(|| patched.clone());
+                let (mut checked, unknown) = typecheck::check(desc, patched, opts.field_validation)?;
+                let mut errors = opts.decode_errors.clone();
+                errors.extend(unknown);
                 if let Some(hooks) = &desc.hooks {
-                    warnings.extend(hooks.normalize(&mut checked)?);
+                    errors.extend(hooks.normalize(&mut checked)?);
                 }
+                warnings = strict::settle(opts.field_validation, &errors, || strict::Failure::Patch {
+                    shown: match &original {
+                        Some(patched) => serde_json::to_string(patched).unwrap_or_default(),
+                        None => strict::go_format(patch_body),
+                    },
+                })?;
                 let action = Self::prepare_update(desc, cur, checked, sub, &opts.writer(applied))?;
                 crate::admission::UpdateGate::check(gate.as_ref(), desc, name, cur, &action)?;
                 Ok(action)

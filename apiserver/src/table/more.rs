@@ -55,6 +55,12 @@ fn csr_condition(obj: &Value) -> String {
 pub(super) fn columns(desc: &ResourceDescriptor) -> Option<Vec<Column>> {
     Some(match (desc.group.as_str(), desc.resource.as_str()) {
         ("", "serviceaccounts") => vec![NAME, col("Secrets", "string", 0, "Number of secrets."), AGE],
+        ("", "componentstatuses") => vec![
+            NAME,
+            col("Status", "string", 0, "Status of the component conditions"),
+            col("Message", "string", 0, "Message of the component conditions"),
+            col("Error", "string", 0, "Error of the component conditions"),
+        ],
         ("rbac.authorization.k8s.io", "roles" | "clusterroles") => vec![NAME, CREATED_AT],
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => vec![
             NAME,
@@ -506,6 +512,19 @@ pub(super) fn cells(
 ) -> Option<Vec<Value>> {
     let pod = "/spec/template/spec/containers";
     Some(match (desc.group.as_str(), desc.resource.as_str()) {
+        ("", "componentstatuses") => {
+            let healthy = obj
+                .pointer("/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Healthy"));
+            let status = match healthy {
+                Some(c) if c["status"] == "True" => "Healthy",
+                Some(_) => "Unhealthy",
+                None => "Unknown",
+            };
+            let field = |f: &str| json!(healthy.and_then(|c| c[f].as_str()).unwrap_or(""));
+            vec![name, json!(status), field("message"), field("error")]
+        }
         ("", "serviceaccounts") => {
             let secrets = obj
                 .pointer("/secrets")

@@ -127,7 +127,7 @@ async fn apply_creates_merges_removes_and_conflicts() {
     assert_eq!(code, 400, "{v}");
     assert_eq!(
         v["message"],
-        "error strict decoding YAML: duplicate field \"data.a\""
+        "error strict decoding patch: error converting YAML to JSON: yaml: unmarshal errors:\n  line 1: key \"a\" already set in map"
     );
     let (code, headers, _) = s
         .raw(
@@ -140,7 +140,7 @@ async fn apply_creates_merges_removes_and_conflicts() {
     assert_eq!(code, 200);
     assert_eq!(
         headers.get("warning").unwrap(),
-        r#"299 - "duplicate field \"data.a\"""#
+        r#"299 - "line 1: key \"a\" already set in map""#
     );
     // apiVersion/kind must be the URL's; managedFields may not be applied.
     let mut wrong = configmap("cfg", &[]);

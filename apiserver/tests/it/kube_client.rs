@@ -18,8 +18,14 @@ pub struct Running {
 
 impl Running {
     pub async fn start() -> Running {
+        Running::start_with(|_| {}).await
+    }
+
+    /// Starts with `adjust` applied to the configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut apiserver::Config)) -> Running {
         let dir = tempfile::tempdir().unwrap();
-        let config = apiserver::Config::new(dir.path()).bind("127.0.0.1:0".parse().unwrap());
+        let mut config = apiserver::Config::new(dir.path()).bind("127.0.0.1:0".parse().unwrap());
+        adjust(&mut config);
         let server = apiserver::start(config, Arc::new(storage::mem::MemStorage::new()))
             .await
             .expect("server starts");
