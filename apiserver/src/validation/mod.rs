@@ -9,7 +9,6 @@ mod autoscaling;
 mod batch;
 mod cluster;
 mod config;
-mod cron;
 pub mod field;
 mod metadata;
 pub mod names;
