@@ -276,41 +276,7 @@ impl Reflector {
 /// Whether a `metav1.LabelSelector` object matches `labels` (an empty selector matches nothing
 /// here, as upstream's aggregation treats it).
 fn selector_matches(sel: &Value, labels: &serde_json::Map<String, Value>) -> bool {
-    let mut any = false;
-    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in m {
-            any = true;
-            if labels.get(k) != Some(v) {
-                return false;
-            }
-        }
-    }
-    for e in sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        any = true;
-        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let have = labels.get(key).and_then(Value::as_str);
-        let ok = match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-            "In" => have.is_some_and(|h| values.contains(&h)),
-            "NotIn" => have.is_none_or(|h| !values.contains(&h)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    any
+    !api_util::labels::json_selector_is_empty(sel) && api_util::labels::json_selector_matches(sel, labels)
 }
 
 /// The `(name, rules)` of each aggregated ClusterRole whose stored rules are not the union of
