@@ -146,15 +146,16 @@ impl Secured {
     /// A kubeconfig for a bearer token (no client certificate).
     fn token_kubeconfig(&self, name: &str, token: &str) -> PathBuf {
         let ca = std::fs::read_to_string(self.dir.path().join("pki/ca.crt")).unwrap();
-        let ca = base64::engine::general_purpose::STANDARD.encode(ca);
         let path = self.dir.path().join(format!("{name}.kubeconfig"));
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: k\n  context:\n    cluster: k\n    user: u\n    namespace: default\ncurrent-context: k\n",
-                self.server().url
-            ),
-        )
+        api_util::kubeconfig::Single {
+            cluster: "k",
+            server: &self.server().url,
+            ca_pem: &ca,
+            user: "u",
+            credential: api_util::kubeconfig::Credential::Token(token),
+            namespace: Some("default"),
+        }
+        .write(&path)
         .unwrap();
         path
     }
@@ -1481,10 +1482,9 @@ async fn malformed_credentials_never_admit_or_fail() {
     let dir = tempfile::tempdir().unwrap();
     let pki = apiserver::tls::Pki::load_or_create(dir.path(), &[]).unwrap();
     let verifier = pki.client_verifier().unwrap();
-    let good = rustls_pemfile::certs(&mut pki.admin_cert.as_bytes())
-        .next()
+    let good = pki::certs_from_pem(&pki.admin_cert, "admin.crt")
         .unwrap()
-        .unwrap();
+        .remove(0);
     assert!(
         apiserver::tls::verified_user(&*verifier, Some(std::slice::from_ref(&good)))
             .unwrap()
