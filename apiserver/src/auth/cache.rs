@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::rbac::{Binding, Policy, rules_of};
 use crate::descriptor::ResourceDescriptor;
 use crate::patch::PatchType;
+use crate::registry::meta_str;
 use crate::registry::{ListOptions, Registry, WatchOptions, WriteOptions};
 
 /// The RBAC resources the authorizer caches.
@@ -52,10 +53,6 @@ impl Synced {
         let mut rx = self.count.subscribe();
         let _ = rx.wait_for(|n| *n >= RESOURCES.len()).await;
     }
-}
-
-fn meta<'a>(obj: &'a Value, field: &str) -> &'a str {
-    super::serviceaccount::meta_str(obj, field)
 }
 
 /// Puts (or with `None`, removes) one object into the policy.
@@ -190,8 +187,8 @@ impl Reflector {
                 apply(
                     &mut policy,
                     &self.desc.resource,
-                    meta(item, "namespace"),
-                    meta(item, "name"),
+                    meta_str(item, "namespace"),
+                    meta_str(item, "name"),
                     Some(item),
                 );
             }
@@ -200,7 +197,7 @@ impl Reflector {
             self.raw = page
                 .items
                 .iter()
-                .map(|o| (meta(o, "name").to_string(), o.clone()))
+                .map(|o| (meta_str(o, "name").to_string(), o.clone()))
                 .collect();
             self.aggregate().await;
         }
@@ -218,10 +215,10 @@ impl Reflector {
             let mut events = self.registry.watch(self.desc.clone(), "", opts).await?;
             while let Some(ev) = events.next().await {
                 let obj = &ev["object"];
-                if let Ok(n) = meta(obj, "resourceVersion").parse::<u64>() {
+                if let Ok(n) = meta_str(obj, "resourceVersion").parse::<u64>() {
                     rv = rv.max(n);
                 }
-                let (ns, name) = (meta(obj, "namespace"), meta(obj, "name"));
+                let (ns, name) = (meta_str(obj, "namespace"), meta_str(obj, "name"));
                 match ev["type"].as_str() {
                     Some("ADDED" | "MODIFIED") => {
                         apply(&mut self.policy.write(), &self.desc.resource, ns, name, Some(obj));

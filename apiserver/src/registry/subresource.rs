@@ -277,26 +277,18 @@ impl Registry {
         })
     }
 
-    /// Create on a virtual resource.
+    /// Create on a virtual resource (a pod binding; reviews are answered by
+    /// [`crate::auth::review`]). The body is type-checked like every write.
     pub async fn create_virtual(
         &self,
         desc: &ResourceDescriptor,
         kind: VirtualKind,
         ns: &str,
         mut body: Value,
-        _user: &UserInfo,
-        dry_run: bool,
+        opts: &WriteOptions,
     ) -> ApiResult<Reply> {
         super::check_kind(desc, &mut body)?;
-        if let Some(rt) = desc.round_trip {
-            body = rt(&body).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
-                    kind = desc.kind,
-                    v = desc.version
-                ))
-            })?;
-        }
+        let (body, warnings) = crate::typecheck::check(desc, body, opts.field_validation)?;
         if kind != VirtualKind::Binding {
             // Reviews are answered by `crate::auth::review`.
             return Err(ApiError::internal(format!(
@@ -304,7 +296,9 @@ impl Registry {
             )));
         }
         let pod = meta_str(&body, "name").to_string();
-        self.bind(ns, &pod, &body, dry_run).await
+        let mut reply = self.bind(ns, &pod, &body, opts.dry_run).await?;
+        reply.warnings.extend(warnings);
+        Ok(reply)
     }
 }
 
