@@ -994,18 +994,6 @@ async fn bootstrap_policy_is_reconciled_on_restart() {
 
 // ---- stock kubectl ----
 
-fn kubectl(minor: u32) -> Option<PathBuf> {
-    let dir =
-        std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
-    let p = Path::new(&dir).join(format!("kubectl-1.{minor}"));
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("kubectl 1.{minor} not found in {dir}; skipping");
-        None
-    }
-}
-
 /// Runs kubectl and waits for it. Called from the async tests whose runtime also serves the API:
 /// `block_in_place` hands this worker's queued tasks to another thread first, so a server task
 /// parked on this worker cannot stall while kubectl waits for its answer.
@@ -1026,7 +1014,7 @@ fn run(bin: &Path, kubeconfig: &Path, home: &Path, args: &[&str]) -> (bool, Stri
 /// `auth can-i` (allow and deny, `--list`, `--as`), `create token` and using that token, a 403
 /// with upstream's message, a RoleBinding taking effect, escalation refused.
 async fn kubectl_auth_commands(minor: u32) {
-    let Some(bin) = kubectl(minor) else {
+    let Some(bin) = conformance::tools::kubectl(minor) else {
         return;
     };
     let s = Secured::start(false).await;
@@ -1133,7 +1121,7 @@ async fn kubectl_auth_commands(minor: u32) {
 
 /// `auth whoami` (SelfSubjectReview v1: kubectl 1.28+).
 async fn kubectl_whoami(minor: u32) {
-    let Some(bin) = kubectl(minor) else {
+    let Some(bin) = conformance::tools::kubectl(minor) else {
         return;
     };
     let s = Secured::start(false).await;
