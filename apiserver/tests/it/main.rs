@@ -18,4 +18,5 @@ mod resource_version;
 mod service_alloc;
 mod support;
 mod validation;
+mod virtual_writes;
 mod watch_cache;
