@@ -138,7 +138,9 @@ mod tests {
         );
         let kc = std::fs::read_to_string(dir.path().join("scheduler.kubeconfig")).unwrap();
         assert!(kc.contains("server: https://127.0.0.1:7443"));
-        assert!(kc.contains("\"system:kube-scheduler\""));
+        let kc: serde_json::Value = serde_yaml_ng::from_str(&kc).unwrap();
+        assert_eq!(kc["users"][0]["name"], "system:kube-scheduler");
+        assert_eq!(kc["contexts"][0]["context"]["user"], "system:kube-scheduler");
         // A new node name gets a new kubelet certificate.
         write_component_kubeconfigs(dir.path(), "https://127.0.0.1:7443", "n2").unwrap();
         assert_ne!(
