@@ -1,4 +1,4 @@
-//! Writes of the create-only resources (reviews, pod bindings) are type-checked like every other
+//! Writes of the create-only resources (reviews, `bindings`) are type-checked like every other
 //! write: `fieldValidation` decides what an unknown field does.
 
 use http::{Method, StatusCode};
@@ -56,7 +56,7 @@ async fn bindings_follow_field_validation() {
         "target": {"kind": "Node", "name": "n1"}, "extra": true});
     let (status, v) = s
         .post(
-            "/api/v1/namespaces/default/pods/p/binding?fieldValidation=Strict",
+            "/api/v1/namespaces/default/bindings?fieldValidation=Strict",
             binding.clone(),
         )
         .await;
@@ -68,7 +68,7 @@ async fn bindings_follow_field_validation() {
     // Without the unknown field the request reaches the binding (no such pod here).
     let (status, v) = s
         .post(
-            "/api/v1/namespaces/default/pods/p/binding?fieldValidation=Strict",
+            "/api/v1/namespaces/default/bindings?fieldValidation=Strict",
             json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
                 "target": {"kind": "Node", "name": "n1"}}),
         )
