@@ -111,25 +111,14 @@ pub fn parse_initial_cluster(value: &str) -> anyhow::Result<Vec<(String, String)
         .collect()
 }
 
-/// Parses a Go-style duration: `500ms`, `2s`, `10m`, `1h`, or a bare number of seconds.
+/// Parses a positive duration flag: a Go duration (`500ms`, `2s`, `1h30m`) or a bare number of
+/// seconds.
 pub fn parse_duration(value: &str) -> anyhow::Result<Duration> {
-    let v = value.trim();
-    let (num, unit) = match v.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => v.split_at(i),
-        None => (v, "s"),
-    };
-    let n: f64 = num.parse().with_context(|| format!("bad duration {value:?}"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => bail!("bad duration {value:?}: unknown unit {other:?}"),
-    };
-    if !secs.is_finite() || secs <= 0.0 {
+    let d = api_util::duration::parse_flag(value).with_context(|| format!("bad duration {value:?}"))?;
+    if d.is_zero() {
         bail!("duration {value:?} must be positive");
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 #[cfg(test)]

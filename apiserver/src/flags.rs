@@ -56,18 +56,9 @@ impl AuthFlags {
     }
 }
 
-/// `90`, `90s`, `30m`, `48h` as seconds.
+/// `90`, `90s`, `30m`, `1h30m` as whole seconds (a Go duration or a bare number of seconds).
 fn parse_duration_seconds(s: &str) -> Result<u64, String> {
-    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = digits.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(format!("invalid duration {s:?}: use s, m or h")),
-    };
-    Ok(n * factor)
+    api_util::duration::parse_flag(s)
+        .map(|d| d.as_secs())
+        .map_err(|e| e.to_string())
 }

@@ -477,13 +477,15 @@ impl Call {
             && kind != crate::descriptor::VirtualKind::Binding
         {
             let body = self.body_value()?;
-            let reply = crate::auth::review::create(&self.api, desc, kind, ns, body, &self.user).await?;
+            let validation = self.query.field_validation()?;
+            let reply =
+                crate::auth::review::create(&self.api, desc, kind, ns, body, &self.user, validation).await?;
             return Ok(self.render(reply, output));
         }
         if let Some(kind) = desc.virtual_kind {
             let body = self.body_value()?;
             let reply = reg
-                .create_virtual(desc, kind, ns, body, &self.user, self.query.dry_run()?)
+                .create_virtual(desc, kind, ns, body, &self.write_options()?)
                 .await?;
             return Ok(self.render(reply, output));
         }

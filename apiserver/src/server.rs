@@ -130,10 +130,12 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
     let api = ApiServer::new(config, storage);
     api.auth.load(&api.config)?;
     api.bootstrap().await?;
-    write_private(&kubeconfig, &pki.admin_kubeconfig(&url)).map_err(|source| ServeError::Io {
-        what: format!("writing {}", kubeconfig.display()),
-        source,
-    })?;
+    pki.admin_kubeconfig(&url)
+        .write(&kubeconfig)
+        .map_err(|e| ServeError::Io {
+            what: format!("writing {}", kubeconfig.display()),
+            source: e.into(),
+        })?;
     crate::auth::identities::write_component_kubeconfigs(
         &api.config.data_dir,
         &url,
@@ -157,16 +159,6 @@ pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningS
         shutdown,
         task,
     })
-}
-
-fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
-    std::fs::write(path, contents)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
 }
 
 async fn accept_loop(

@@ -3,44 +3,16 @@
 //! (client certificates optional, verified against the CA) and the identity a client certificate
 //! carries (CN = user, O = groups).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+pub use pki::PkiError as TlsError;
+use pki::{Ca, Leaf, Usage};
+use rcgen::{Issuer, KeyPair};
+use rustls::pki_types::CertificateDer;
 use rustls::server::danger::ClientCertVerifier;
 
 use crate::registry::subresource::UserInfo;
-
-/// Failures setting up TLS.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// Reading or writing a file.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Generating or parsing a certificate.
-    #[error("certificate: {0}")]
-    Cert(#[from] rcgen::Error),
-    /// Building the rustls configuration.
-    #[error("tls config: {0}")]
-    Rustls(#[from] rustls::Error),
-    /// A PEM file held no usable item.
-    #[error("{0}: no certificate or key found")]
-    Pem(PathBuf),
-    /// Building the client verifier.
-    #[error("client verifier: {0}")]
-    Verifier(String),
-}
 
 /// The certificates of a server, in PEM.
 #[derive(Clone, Debug)]
@@ -66,91 +38,23 @@ const FILES: [&str; 6] = [
     "admin.key",
 ];
 
-fn read(dir: &Path, name: &str) -> Result<String, TlsError> {
-    let path = dir.join(name);
-    std::fs::read_to_string(&path).map_err(|source| TlsError::Io { path, source })
-}
-
-fn write(dir: &Path, name: &str, contents: &str, private: bool) -> Result<(), TlsError> {
-    let path = dir.join(name);
-    let io = |source| TlsError::Io {
-        path: path.clone(),
-        source,
-    };
-    std::fs::write(&path, contents).map_err(io)?;
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    Ok(())
-}
-
-fn dn(cn: &str, orgs: &[&str]) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, cn);
-    for o in orgs {
-        dn.push(DnType::OrganizationName, *o);
-    }
-    dn
-}
-
-/// Valid from yesterday for `years` years (dates only: rcgen takes calendar dates).
-fn validity(params: &mut CertificateParams, years: i16) {
-    let yesterday = jiff::Timestamp::now()
-        .checked_sub(jiff::SignedDuration::from_hours(24))
-        .unwrap_or_else(|_| jiff::Timestamp::now())
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date();
-    let (y, m, d) = (
-        i32::from(yesterday.year()),
-        yesterday.month() as u8,
-        yesterday.day().min(28) as u8,
-    );
-    params.not_before = rcgen::date_time_ymd(y, m, d);
-    params.not_after = rcgen::date_time_ymd(y + i32::from(years), m, d);
-}
-
 impl Pki {
     /// Loads the PKI from `dir`, or creates what is missing (a new CA only when there is none).
     /// `hosts` are extra names or IPs for the serving certificate.
     pub fn load_or_create(dir: &Path, hosts: &[String]) -> Result<Pki, TlsError> {
-        std::fs::create_dir_all(dir).map_err(|source| TlsError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let read = |name: &str| pki::read_file(&dir.join(name));
+        std::fs::create_dir_all(dir).map_err(pki::io_error(dir))?;
         if FILES.iter().all(|f| dir.join(f).exists()) {
             return Ok(Pki {
-                ca_cert: read(dir, "ca.crt")?,
-                server_cert: read(dir, "apiserver.crt")?,
-                server_key: read(dir, "apiserver.key")?,
-                admin_cert: read(dir, "admin.crt")?,
-                admin_key: read(dir, "admin.key")?,
+                ca_cert: read("ca.crt")?,
+                server_cert: read("apiserver.crt")?,
+                server_key: read("apiserver.key")?,
+                admin_cert: read("admin.crt")?,
+                admin_key: read("admin.key")?,
             });
         }
-        let (ca_cert, ca_key) = if dir.join("ca.crt").exists() && dir.join("ca.key").exists() {
-            (read(dir, "ca.crt")?, read(dir, "ca.key")?)
-        } else {
-            let key = KeyPair::generate()?;
-            let mut params = CertificateParams::default();
-            params.distinguished_name = dn("keelson-ca", &[]);
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            validity(&mut params, 10);
-            let cert = params.self_signed(&key)?;
-            write(dir, "ca.crt", &cert.pem(), false)?;
-            write(dir, "ca.key", &key.serialize_pem(), true)?;
-            (cert.pem(), key.serialize_pem())
-        };
-        let ca_key_pair = KeyPair::from_pem(&ca_key)?;
-        let issuer = Issuer::from_ca_cert_pem(&ca_cert, ca_key_pair)?;
-
+        let ca = Ca::ensure(dir)?;
+        let issuer = ca.issuer()?;
         let mut names: Vec<String> = [
             "localhost",
             "127.0.0.1",
@@ -168,26 +72,28 @@ impl Pki {
                 names.push(h.clone());
             }
         }
-        let server_key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(names)?;
-        params.distinguished_name = dn("kube-apiserver", &[]);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        validity(&mut params, 1);
-        let server_cert = params.signed_by(&server_key, &issuer)?;
-        write(dir, "apiserver.crt", &server_cert.pem(), false)?;
-        write(dir, "apiserver.key", &server_key.serialize_pem(), true)?;
-
+        let (server_cert, server_key) = pki::issue(
+            &issuer,
+            &Leaf {
+                common_name: "kube-apiserver",
+                organizations: &[],
+                sans: names,
+                usage: Usage::Server,
+                years: Some(1),
+                authority_key_identifier: false,
+            },
+        )?;
+        let write =
+            |name: &str, pem: &str, private: bool| pki::write_file(&dir.join(name), pem.as_bytes(), private);
+        write("apiserver.crt", &server_cert, false)?;
+        write("apiserver.key", &server_key, true)?;
         let (admin_cert, admin_key) = issue_client_cert(&issuer, "admin", &["system:masters"])?;
-        write(dir, "admin.crt", &admin_cert, false)?;
-        write(dir, "admin.key", &admin_key, true)?;
+        write("admin.crt", &admin_cert, false)?;
+        write("admin.key", &admin_key, true)?;
         Ok(Pki {
-            ca_cert,
-            server_cert: server_cert.pem(),
-            server_key: server_key.serialize_pem(),
+            ca_cert: ca.cert_pem,
+            server_cert,
+            server_key,
             admin_cert,
             admin_key,
         })
@@ -197,7 +103,7 @@ impl Pki {
     pub fn client_verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
-        for c in certs(&self.ca_cert, Path::new("ca.crt"))? {
+        for c in pki::certs_from_pem(&self.ca_cert, "ca.crt")? {
             roots.add(c)?;
         }
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -212,24 +118,28 @@ impl Pki {
     pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = Arc::new(DeferredClientVerifier(self.client_verifier()?));
-        let key = private_key(&self.server_key, Path::new("apiserver.key"))?;
+        let key = pki::key_from_pem(&self.server_key, "apiserver.key")?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(certs(&self.server_cert, Path::new("apiserver.crt"))?, key)?;
+            .with_single_cert(pki::certs_from_pem(&self.server_cert, "apiserver.crt")?, key)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }
 
-    /// The admin kubeconfig (YAML) for a server URL, certificates embedded.
-    pub fn admin_kubeconfig(&self, server_url: &str) -> String {
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: keelson\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {}\nusers:\n- name: admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: keelson\n  context:\n    cluster: keelson\n    user: admin\n    namespace: default\ncurrent-context: keelson\npreferences: {{}}\n",
-            b64(&self.ca_cert),
-            b64(&self.admin_cert),
-            b64(&self.admin_key)
-        )
+    /// The admin kubeconfig for a server URL, certificates embedded.
+    pub fn admin_kubeconfig<'a>(&'a self, server_url: &'a str) -> api_util::kubeconfig::Single<'a> {
+        api_util::kubeconfig::Single {
+            cluster: "keelson",
+            server: server_url,
+            ca_pem: &self.ca_cert,
+            user: "admin",
+            credential: api_util::kubeconfig::Credential::ClientCertificate {
+                cert_pem: &self.admin_cert,
+                key_pem: &self.admin_key,
+            },
+            namespace: Some("default"),
+        }
     }
 }
 
@@ -296,40 +206,24 @@ pub fn verified_user(
     Ok(user_from_cert(end_entity))
 }
 
-/// Issues a client certificate (CN = user, O = groups) signed by the CA; returns (cert, key) PEM.
+/// Issues a client certificate (CN = user, O = groups, valid a year) signed by the CA; returns
+/// (cert, key) PEM.
 pub fn issue_client_cert(
     issuer: &Issuer<'_, KeyPair>,
     user: &str,
     groups: &[&str],
 ) -> Result<(String, String), TlsError> {
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = dn(user, groups);
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    validity(&mut params, 1);
-    let cert = params.signed_by(&key, issuer)?;
-    Ok((cert.pem(), key.serialize_pem()))
-}
-
-fn certs(pem: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_bytes())
-        .filter_map(Result::ok)
-        .collect();
-    if certs.is_empty() {
-        return Err(TlsError::Pem(path.to_path_buf()));
-    }
-    Ok(certs)
-}
-
-fn private_key(pem: &str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    rustls_pemfile::private_key(&mut pem.as_bytes())
-        .ok()
-        .flatten()
-        .ok_or_else(|| TlsError::Pem(path.to_path_buf()))
+    pki::issue(
+        issuer,
+        &Leaf {
+            common_name: user,
+            organizations: groups,
+            sans: Vec::new(),
+            usage: Usage::Client,
+            years: Some(1),
+            authority_key_identifier: false,
+        },
+    )
 }
 
 /// The user a verified client certificate names: CN is the user, each O a group.
@@ -360,11 +254,11 @@ mod tests {
         assert_eq!(a.ca_cert, b.ca_cert);
         assert_eq!(a.admin_key, b.admin_key);
         a.server_config().unwrap();
-        let der = certs(&a.admin_cert, Path::new("x")).unwrap().remove(0);
+        let der = pki::certs_from_pem(&a.admin_cert, "x").unwrap().remove(0);
         let user = user_from_cert(&der).unwrap();
         assert_eq!(user.name, "admin");
         assert_eq!(user.groups, ["system:masters"]);
-        let kc = a.admin_kubeconfig("https://127.0.0.1:6443");
+        let kc = a.admin_kubeconfig("https://127.0.0.1:6443").to_yaml().unwrap();
         assert!(kc.contains("server: https://127.0.0.1:6443"));
         // A lost serving cert is re-issued by the same CA.
         std::fs::remove_file(dir.path().join("apiserver.crt")).unwrap();

@@ -168,14 +168,10 @@ fn client_minor(bin: &Path) -> Result<u32, KubectlError> {
 /// The stock kubectl binaries in `dir` (default `$KEELSON_KUBE_CLIENTS` or
 /// `/var/cache/keelson-kube-clients`), oldest first: `kubectl-1.27`, `kubectl-1.33`.
 pub fn find_kubectls(dir: Option<&Path>) -> Vec<PathBuf> {
-    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| {
-        std::env::var_os("KEELSON_KUBE_CLIENTS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/cache/keelson-kube-clients"))
-    });
-    ["kubectl-1.27", "kubectl-1.33"]
+    let dir = dir.map_or_else(crate::tools::kube_clients_dir, Path::to_path_buf);
+    crate::tools::KUBECTL_MINORS
         .iter()
-        .map(|n| dir.join(n))
+        .map(|m| dir.join(format!("kubectl-1.{m}")))
         .filter(|p| p.exists())
         .collect()
 }

@@ -26,6 +26,7 @@
 pub mod cases;
 pub mod kubectl;
 pub mod suite;
+pub mod tools;
 
 pub use kubectl::{Kubectl, KubectlError, Output, find_kubectls};
 pub use suite::{CaseReport, Ctx, KNOWN_FAILURES, Outcome, Phase, Report, Suite, run_suites};

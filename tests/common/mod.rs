@@ -430,23 +430,20 @@ pub fn revision(m: &Member) -> i64 {
 }
 
 /// Polls `check` until it returns true (bounded by [`WAIT`]).
-pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+pub fn eventually(what: &str, check: impl FnMut() -> bool) {
+    conformance::tools::poll_until(what, WAIT, check);
 }
 
-/// A kubectl binary from `KEELSON_KUBE_CLIENTS` (scripts/get-kube-clients.sh puts them there).
+/// A kubectl binary from `KEELSON_KUBE_CLIENTS` (scripts/get-kube-clients.sh puts them there);
+/// these tests need it, so a missing one fails them.
 pub fn kubectl(minor: u32) -> PathBuf {
-    let dir =
-        std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
-    let path = Path::new(&dir).join(format!("kubectl-1.{minor}"));
+    let dir = conformance::tools::kube_clients_dir();
+    let path = dir.join(format!("kubectl-1.{minor}"));
     assert!(
         path.exists(),
-        "{} is missing: run scripts/get-kube-clients.sh {dir} 27 33",
-        path.display()
+        "{} is missing: run scripts/get-kube-clients.sh {} 27 33",
+        path.display(),
+        dir.display()
     );
     path
 }

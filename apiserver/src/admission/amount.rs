@@ -1,14 +1,12 @@
 //! Resource amounts that admission adds up and compares: `resource.Quantity` values (the shared
 //! [`Quantity`] of validation, which keeps the format its canonical string prints in).
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 pub use crate::validation::quantity::Quantity as Amount;
-
 /// A resource list (`{"cpu": "500m", "memory": "1Gi"}`), sorted by name.
-pub type Resources = BTreeMap<String, Amount>;
+pub use api_util::resources::ResourceList as Resources;
+pub use api_util::resources::render;
 
 /// The amounts of a JSON resource list (entries that are not quantities are skipped: validation
 /// rejects them before admission runs).
@@ -29,14 +27,6 @@ pub fn to_json(list: &Resources) -> Value {
             .map(|(k, v)| (k.clone(), v.to_json()))
             .collect::<Map<_, _>>(),
     )
-}
-
-/// `a=1,b=2` (upstream's rendering of a resource list in quota messages).
-pub fn render(list: &Resources) -> String {
-    list.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]

@@ -263,39 +263,6 @@ fn containers<'a>(pod: &'a Value, field: &str) -> impl Iterator<Item = &'a Value
         .flatten()
 }
 
-/// The requests and limits of a whole pod as upstream's `PodRequests`/`PodLimits` count them:
-/// the sum over app containers (and restartable init containers), at least the largest other
-/// init container, plus `overhead`.
-pub fn pod_resources(pod: &Value) -> (Resources, Resources) {
-    let mut totals = (Resources::new(), Resources::new());
-    let add = |into: &mut Resources, from: &Resources| {
-        for (k, v) in from {
-            let sum = into.get(k).copied().unwrap_or_default() + *v;
-            into.insert(k.clone(), sum);
-        }
-    };
-    let sidecar = |c: &&Value| c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
-    for c in containers(pod, "containers").chain(containers(pod, "initContainers").filter(sidecar)) {
-        let (req, lim) = container_resources(c);
-        add(&mut totals.0, &req);
-        add(&mut totals.1, &lim);
-    }
-    for c in containers(pod, "initContainers").filter(|c| !sidecar(c)) {
-        let (req, lim) = container_resources(c);
-        for (into, from) in [(&mut totals.0, req), (&mut totals.1, lim)] {
-            for (k, v) in from {
-                if into.get(&k).is_none_or(|cur| v > *cur) {
-                    into.insert(k, v);
-                }
-            }
-        }
-    }
-    let overhead = amount::resources(pod.pointer("/spec/overhead"));
-    add(&mut totals.0, &overhead);
-    add(&mut totals.1, &overhead);
-    totals
-}
-
 /// The violations of `limit_range` by a pod (`Container` items per container, `Pod` items for
 /// the whole pod), in upstream's words.
 pub fn check_pod(limit_range: &Value, pod: &Value) -> Vec<String> {
@@ -309,7 +276,7 @@ pub fn check_pod(limit_range: &Value, pod: &Value) -> Vec<String> {
                 }
             }
             Some("Pod") => {
-                let (req, lim) = pod_resources(pod);
+                let (req, lim) = api_util::resources::pod_requests_and_limits_json(pod).unwrap_or_default();
                 check_item("Pod", item, &req, &lim, &mut errs);
             }
             _ => {}

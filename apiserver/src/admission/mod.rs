@@ -432,7 +432,7 @@ pub async fn after_write(
             }
             for (k, v) in quota::usage(&counted, obj) {
                 if let Some(total) = used.get_mut(&k) {
-                    *total = *total + v;
+                    *total += v;
                 }
             }
         }

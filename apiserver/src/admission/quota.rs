@@ -17,11 +17,9 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::amount::{self, Amount, Resources};
-use super::limit_range::pod_resources;
 use crate::descriptor::ResourceDescriptor;
-
-/// The compute resources a pod's quota counts by their plain name too (`cpu` = `requests.cpu`).
-const PLAIN_REQUESTS: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
+use api_util::quota::compute_usage;
+pub use api_util::quota::counted_resources;
 
 /// The quota resources that require every container to state a request or limit.
 const CONTAINER_MUST_SPECIFY: [&str; 6] = [
@@ -33,223 +31,14 @@ const CONTAINER_MUST_SPECIFY: [&str; 6] = [
     "limits.memory",
 ];
 
-/// `count/<resource>` for the core group, `count/<resource>.<group>` otherwise.
-pub fn count_name(group: &str, resource: &str) -> String {
-    if group.is_empty() {
-        format!("count/{resource}")
-    } else {
-        format!("count/{resource}.{group}")
-    }
-}
-
-fn is_core(desc: &ResourceDescriptor, resource: &str) -> bool {
-    desc.group.is_empty() && desc.resource == resource
-}
-
-/// Requests and limits of a pod (or one container) as quota names.
-fn compute_usage(requests: &Resources, limits: &Resources) -> Resources {
-    let mut out = Resources::new();
-    for (k, v) in requests {
-        out.insert(format!("requests.{k}"), *v);
-        if PLAIN_REQUESTS.contains(&k.as_str()) || k.starts_with("hugepages-") {
-            out.insert(k.clone(), *v);
-        }
-    }
-    for (k, v) in limits {
-        if PLAIN_REQUESTS.contains(&k.as_str()) {
-            out.insert(format!("limits.{k}"), *v);
-        }
-    }
-    out
-}
-
-fn pod_is_terminal(pod: &Value) -> bool {
-    matches!(
-        pod.pointer("/status/phase").and_then(Value::as_str),
-        Some("Succeeded" | "Failed")
-    )
-}
-
-/// What one object uses of a quota: its object counts and, for pods, services and PVCs, the
-/// resources upstream's evaluators count.
+/// What one object uses of a quota ([`api_util::quota::usage`]).
 pub fn usage(desc: &ResourceDescriptor, obj: &Value) -> Resources {
-    let one = Amount::count(1);
-    let mut out = Resources::new();
-    if is_core(desc, "pods") && pod_is_terminal(obj) {
-        return out;
-    }
-    out.insert(count_name(&desc.group, &desc.resource), one);
-    let legacy = [
-        "pods",
-        "services",
-        "configmaps",
-        "secrets",
-        "replicationcontrollers",
-        "resourcequotas",
-        "persistentvolumeclaims",
-    ];
-    if desc.group.is_empty() && legacy.contains(&desc.resource.as_str()) {
-        out.insert(desc.resource.clone(), one);
-    }
-    if is_core(desc, "pods") {
-        let (requests, limits) = pod_resources(obj);
-        out.extend(compute_usage(&requests, &limits));
-    } else if is_core(desc, "services") {
-        let kind = obj
-            .pointer("/spec/type")
-            .and_then(Value::as_str)
-            .unwrap_or("ClusterIP");
-        let ports = obj
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        let lb_node_ports = obj
-            .pointer("/spec/allocateLoadBalancerNodePorts")
-            .and_then(Value::as_bool)
-            != Some(false);
-        if kind == "LoadBalancer" {
-            out.insert("services.loadbalancers".into(), one);
-        }
-        if kind == "NodePort" || (kind == "LoadBalancer" && lb_node_ports) {
-            out.insert("services.nodeports".into(), Amount::count(ports as i64));
-        }
-    } else if is_core(desc, "persistentvolumeclaims") {
-        let storage = obj
-            .pointer("/spec/resources/requests/storage")
-            .and_then(Amount::from_json);
-        if let Some(s) = storage {
-            out.insert("requests.storage".into(), s);
-        }
-        let class = obj
-            .pointer("/spec/storageClassName")
-            .or_else(|| obj.pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if !class.is_empty() {
-            let prefix = format!("{class}.storageclass.storage.k8s.io/");
-            out.insert(format!("{prefix}persistentvolumeclaims"), one);
-            if let Some(s) = storage {
-                out.insert(format!("{prefix}requests.storage"), s);
-            }
-        }
-    }
-    out
+    api_util::quota::usage(&desc.group, &desc.resource, obj)
 }
 
-/// The resources (group, resource) whose objects a quota resource name counts, for recomputing
-/// usage.
-pub fn counted_resources(hard: &Resources) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    for name in hard.keys() {
-        let core = |r: &str| ("".to_string(), r.to_string());
-        let row = if let Some(rest) = name.strip_prefix("count/") {
-            match rest.split_once('.') {
-                Some((r, g)) => (g.to_string(), r.to_string()),
-                None => core(rest),
-            }
-        } else if name.starts_with("services") {
-            core("services")
-        } else if name == "persistentvolumeclaims"
-            || name == "requests.storage"
-            || name.contains(".storageclass.storage.k8s.io/")
-        {
-            core("persistentvolumeclaims")
-        } else if matches!(
-            name.as_str(),
-            "configmaps" | "secrets" | "replicationcontrollers" | "resourcequotas"
-        ) {
-            core(name)
-        } else {
-            core("pods")
-        };
-        out.insert(row);
-    }
-    out
-}
-
-fn scopes(quota: &Value) -> Vec<(String, String, Vec<String>)> {
-    let mut out: Vec<(String, String, Vec<String>)> = quota
-        .pointer("/spec/scopes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(|s| (s.to_string(), "Exists".to_string(), Vec::new()))
-        .collect();
-    let selector = quota
-        .pointer("/spec/scopeSelector/matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten();
-    for expr in selector {
-        let field = |k: &str| expr.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let values = expr
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
-        out.push((field("scopeName"), field("operator"), values));
-    }
-    out
-}
-
-/// Whether a pod is BestEffort (no container requests or limits cpu or memory).
-fn best_effort(pod: &Value) -> bool {
-    let containers = ["containers", "initContainers"].into_iter().flat_map(|f| {
-        pod.pointer(&format!("/spec/{f}"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-    });
-    !containers.into_iter().any(|c| {
-        ["requests", "limits"].iter().any(|k| {
-            c.pointer(&format!("/resources/{k}"))
-                .and_then(Value::as_object)
-                .is_some_and(|m| m.contains_key("cpu") || m.contains_key("memory"))
-        })
-    })
-}
-
-/// Whether the quota's scopes select the object: every scope must match; only pods match scopes
-/// (upstream's evaluators of other resources match no scope).
+/// Whether the quota's scopes select the object ([`api_util::quota::selects`]).
 pub fn selects(quota: &Value, desc: &ResourceDescriptor, obj: &Value) -> bool {
-    let scopes = scopes(quota);
-    if scopes.is_empty() {
-        return true;
-    }
-    if !is_core(desc, "pods") {
-        return false;
-    }
-    scopes.iter().all(|(scope, op, values)| {
-        let terminating = obj
-            .pointer("/spec/activeDeadlineSeconds")
-            .and_then(Value::as_i64)
-            .is_some_and(|s| s >= 0);
-        let holds = match scope.as_str() {
-            "Terminating" => terminating,
-            "NotTerminating" => !terminating,
-            "BestEffort" => best_effort(obj),
-            "NotBestEffort" => !best_effort(obj),
-            "PriorityClass" => {
-                let class = obj.pointer("/spec/priorityClassName").and_then(Value::as_str);
-                return match op.as_str() {
-                    "In" => class.is_some_and(|c| values.iter().any(|v| v == c)),
-                    "NotIn" => class.is_none_or(|c| !values.iter().any(|v| v == c)),
-                    "Exists" => class.is_some_and(|c| !c.is_empty()),
-                    "DoesNotExist" => class.is_none_or(str::is_empty),
-                    _ => false,
-                };
-            }
-            _ => false,
-        };
-        match op.as_str() {
-            "Exists" | "In" => holds,
-            "DoesNotExist" | "NotIn" => !holds,
-            _ => false,
-        }
-    })
+    api_util::quota::selects(quota, &desc.group, &desc.resource, obj)
 }
 
 /// Upstream's "must specify" check: with cpu or memory under quota, every container states the
@@ -314,7 +103,8 @@ pub fn charge(
     if requested.is_empty() || !selects(quota, desc, obj) {
         return Ok(Resources::new());
     }
-    if is_core(desc, "pods")
+    if desc.group.is_empty()
+        && desc.resource == "pods"
         && let Some(err) = container_constraints(&hard, obj)
     {
         return Err(format!("failed quota: {name}: {err}"));

@@ -235,7 +235,7 @@ impl Logger {
             "auditID": uuid::Uuid::new_v4().to_string(),
             "requestURI": uri,
             "verb": a.verb,
-            "user": user_json(&a.user),
+            "user": a.user.to_json(),
             "sourceIPs": source_ips,
             "userAgent": user_agent,
             "requestReceivedTimestamp": timestamp(),
@@ -304,19 +304,8 @@ impl Record {
 
     /// Replaces the user (after authentication or impersonation).
     pub fn set_user(&mut self, user: &UserInfo) {
-        self.event["user"] = user_json(user);
+        self.event["user"] = user.to_json();
     }
-}
-
-fn user_json(u: &UserInfo) -> Value {
-    let mut v = json!({"username": u.name, "groups": u.groups});
-    if !u.uid.is_empty() {
-        v["uid"] = json!(u.uid);
-    }
-    if !u.extra.is_empty() {
-        v["extra"] = json!(u.extra);
-    }
-    v
 }
 
 #[cfg(test)]

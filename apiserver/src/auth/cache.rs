@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::rbac::{Binding, Policy, rules_of};
 use crate::descriptor::ResourceDescriptor;
 use crate::patch::PatchType;
+use crate::registry::meta_str;
 use crate::registry::{ListOptions, Registry, WatchOptions, WriteOptions};
 
 /// The RBAC resources the authorizer caches.
@@ -52,10 +53,6 @@ impl Synced {
         let mut rx = self.count.subscribe();
         let _ = rx.wait_for(|n| *n >= RESOURCES.len()).await;
     }
-}
-
-fn meta<'a>(obj: &'a Value, field: &str) -> &'a str {
-    super::serviceaccount::meta_str(obj, field)
 }
 
 /// Puts (or with `None`, removes) one object into the policy.
@@ -190,8 +187,8 @@ impl Reflector {
                 apply(
                     &mut policy,
                     &self.desc.resource,
-                    meta(item, "namespace"),
-                    meta(item, "name"),
+                    meta_str(item, "namespace"),
+                    meta_str(item, "name"),
                     Some(item),
                 );
             }
@@ -200,7 +197,7 @@ impl Reflector {
             self.raw = page
                 .items
                 .iter()
-                .map(|o| (meta(o, "name").to_string(), o.clone()))
+                .map(|o| (meta_str(o, "name").to_string(), o.clone()))
                 .collect();
             self.aggregate().await;
         }
@@ -218,10 +215,10 @@ impl Reflector {
             let mut events = self.registry.watch(self.desc.clone(), "", opts).await?;
             while let Some(ev) = events.next().await {
                 let obj = &ev["object"];
-                if let Ok(n) = meta(obj, "resourceVersion").parse::<u64>() {
+                if let Ok(n) = meta_str(obj, "resourceVersion").parse::<u64>() {
                     rv = rv.max(n);
                 }
-                let (ns, name) = (meta(obj, "namespace"), meta(obj, "name"));
+                let (ns, name) = (meta_str(obj, "namespace"), meta_str(obj, "name"));
                 match ev["type"].as_str() {
                     Some("ADDED" | "MODIFIED") => {
                         apply(&mut self.policy.write(), &self.desc.resource, ns, name, Some(obj));
@@ -276,41 +273,7 @@ impl Reflector {
 /// Whether a `metav1.LabelSelector` object matches `labels` (an empty selector matches nothing
 /// here, as upstream's aggregation treats it).
 fn selector_matches(sel: &Value, labels: &serde_json::Map<String, Value>) -> bool {
-    let mut any = false;
-    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in m {
-            any = true;
-            if labels.get(k) != Some(v) {
-                return false;
-            }
-        }
-    }
-    for e in sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        any = true;
-        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let have = labels.get(key).and_then(Value::as_str);
-        let ok = match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-            "In" => have.is_some_and(|h| values.contains(&h)),
-            "NotIn" => have.is_none_or(|h| !values.contains(&h)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    any
+    !api_util::labels::json_selector_is_empty(sel) && api_util::labels::json_selector_matches(sel, labels)
 }
 
 /// The `(name, rules)` of each aggregated ClusterRole whose stored rules are not the union of

@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-
 use super::AuthError;
 use crate::tls::issue_client_cert;
 
@@ -48,34 +46,6 @@ pub fn default_node_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuthError + '_ {
-    move |source| AuthError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn write_private(path: &Path, contents: &str) -> Result<(), AuthError> {
-    std::fs::write(path, contents).map_err(io(path))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
-    }
-    Ok(())
-}
-
-/// A kubeconfig for a client certificate, everything embedded.
-pub fn kubeconfig(server_url: &str, ca_pem: &str, cert_pem: &str, key_pem: &str, user: &str) -> String {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: keelson\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {}\nusers:\n- name: {user:?}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: keelson\n  context:\n    cluster: keelson\n    user: {user:?}\ncurrent-context: keelson\npreferences: {{}}\n",
-        b64(ca_pem),
-        b64(cert_pem),
-        b64(key_pem)
-    )
-}
-
 /// Creates the missing component certificates under `<data_dir>/pki` and writes every
 /// component's kubeconfig to `<data_dir>/<file>.kubeconfig`; returns the kubeconfig paths.
 pub fn write_component_kubeconfigs(
@@ -84,14 +54,15 @@ pub fn write_component_kubeconfigs(
     node_name: &str,
 ) -> Result<Vec<PathBuf>, AuthError> {
     let pki = data_dir.join("pki");
-    let read = |name: &str| {
-        let path = pki.join(name);
-        std::fs::read_to_string(&path).map_err(|source| AuthError::Io { path, source })
+    let pki_error = |e: pki::PkiError| match e {
+        pki::PkiError::Io { path, source } => AuthError::Io { path, source },
+        other => AuthError::Key(other.to_string()),
     };
-    let ca_cert = read("ca.crt")?;
-    let ca_key = read("ca.key")?;
-    let key = rcgen::KeyPair::from_pem(&ca_key).map_err(|e| AuthError::Key(e.to_string()))?;
-    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_cert, key).map_err(|e| AuthError::Key(e.to_string()))?;
+    let ca = pki::Ca {
+        cert_pem: pki::read_file(&pki.join(pki::CA_CERT)).map_err(pki_error)?,
+        key_pem: pki::read_file(&pki.join(pki::CA_KEY)).map_err(pki_error)?,
+    };
+    let issuer = ca.issuer().map_err(pki_error)?;
     let mut written = Vec::new();
     for id in identities(node_name) {
         let (crt_path, key_path) = (
@@ -109,16 +80,29 @@ pub fn write_component_kubeconfigs(
             Some(pair) => pair,
             None => {
                 let groups: Vec<&str> = id.groups.iter().map(String::as_str).collect();
-                let (c, k) = issue_client_cert(&issuer, &id.user, &groups)
-                    .map_err(|e| AuthError::Key(e.to_string()))?;
-                std::fs::write(&crt_path, &c).map_err(io(&crt_path))?;
-                write_private(&key_path, &k)?;
+                let (c, k) = issue_client_cert(&issuer, &id.user, &groups).map_err(pki_error)?;
+                pki::write_file(&crt_path, c.as_bytes(), false).map_err(pki_error)?;
+                pki::write_file(&key_path, k.as_bytes(), true).map_err(pki_error)?;
                 tracing::info!(user = %id.user, "issued a component client certificate");
                 (c, k)
             }
         };
         let path = data_dir.join(format!("{}.kubeconfig", id.file));
-        write_private(&path, &kubeconfig(server_url, &ca_cert, &cert, &key, &id.user))?;
+        let kubeconfig = api_util::kubeconfig::Single {
+            cluster: "keelson",
+            server: server_url,
+            ca_pem: &ca.cert_pem,
+            user: &id.user,
+            credential: api_util::kubeconfig::Credential::ClientCertificate {
+                cert_pem: &cert,
+                key_pem: &key,
+            },
+            namespace: None,
+        };
+        kubeconfig.write(&path).map_err(|e| AuthError::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         written.push(path);
     }
     Ok(written)
@@ -126,10 +110,9 @@ pub fn write_component_kubeconfigs(
 
 /// Whether a PEM certificate is for `user` (a renamed node gets a new certificate).
 fn cert_names(pem: &str, user: &str) -> bool {
-    rustls_pemfile::certs(&mut pem.as_bytes())
-        .filter_map(Result::ok)
-        .next()
-        .and_then(|der| crate::tls::user_from_cert(&der))
+    pki::certs_from_pem(pem, user)
+        .ok()
+        .and_then(|certs| crate::tls::user_from_cert(&certs[0]))
         .is_some_and(|u| u.name == user)
 }
 
@@ -144,10 +127,7 @@ mod tests {
         let paths = write_component_kubeconfigs(dir.path(), "https://127.0.0.1:6443", "n1").unwrap();
         assert_eq!(paths.len(), 4);
         let cert = std::fs::read_to_string(dir.path().join("pki/kubelet.crt")).unwrap();
-        let der = rustls_pemfile::certs(&mut cert.as_bytes())
-            .next()
-            .unwrap()
-            .unwrap();
+        let der = pki::certs_from_pem(&cert, "kubelet.crt").unwrap().remove(0);
         let user = crate::tls::user_from_cert(&der).unwrap();
         assert_eq!(user.name, "system:node:n1");
         assert_eq!(user.groups, ["system:nodes"]);
@@ -158,7 +138,9 @@ mod tests {
         );
         let kc = std::fs::read_to_string(dir.path().join("scheduler.kubeconfig")).unwrap();
         assert!(kc.contains("server: https://127.0.0.1:7443"));
-        assert!(kc.contains("\"system:kube-scheduler\""));
+        let kc: serde_json::Value = serde_yaml_ng::from_str(&kc).unwrap();
+        assert_eq!(kc["users"][0]["name"], "system:kube-scheduler");
+        assert_eq!(kc["contexts"][0]["context"]["user"], "system:kube-scheduler");
         // A new node name gets a new kubelet certificate.
         write_component_kubeconfigs(dir.path(), "https://127.0.0.1:7443", "n2").unwrap();
         assert_ne!(

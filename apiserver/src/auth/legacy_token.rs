@@ -8,8 +8,9 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::serviceaccount::{SA_PREFIX, Signer, TokenError, meta_str};
+use super::serviceaccount::{SA_PREFIX, Signer, TokenError};
 use crate::ApiServer;
+use crate::registry::meta_str;
 use crate::registry::subresource::UserInfo;
 
 /// The issuer (`iss`) of legacy tokens.

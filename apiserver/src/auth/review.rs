@@ -11,19 +11,9 @@ use super::{Attributes, authn, legacy_token, serviceaccount};
 use crate::ApiServer;
 use crate::descriptor::{ResourceDescriptor, VirtualKind};
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::query::FieldValidation;
 use crate::registry::Reply;
 use crate::registry::subresource::UserInfo;
-
-fn user_json(u: &UserInfo) -> Value {
-    let mut v = json!({"username": u.name, "groups": u.groups});
-    if !u.uid.is_empty() {
-        v["uid"] = json!(u.uid);
-    }
-    if !u.extra.is_empty() {
-        v["extra"] = json!(u.extra);
-    }
-    v
-}
 
 fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
@@ -141,7 +131,7 @@ async fn token_review(api: &ApiServer, spec: &Value) -> Value {
     }
     if let Some(u) = api.auth.tokens.read().lookup(token) {
         let u = authn::with_authenticated_group(u);
-        let mut status = json!({"authenticated": true, "user": user_json(&u)});
+        let mut status = json!({"authenticated": true, "user": u.to_json()});
         if !wanted.is_empty() {
             status["audiences"] = json!(wanted);
         }
@@ -174,7 +164,7 @@ async fn token_review(api: &ApiServer, spec: &Value) -> Value {
                 return json!({"authenticated": false, "user": {},
                     "error": "token audiences are invalid for the target audiences"});
             }
-            json!({"authenticated": true, "user": user_json(&u), "audiences": matched})
+            json!({"authenticated": true, "user": u.to_json(), "audiences": matched})
         }
         Err(e) => json!({"authenticated": false, "user": {}, "error": e.to_string()}),
     }
@@ -188,20 +178,13 @@ pub async fn create(
     ns: &str,
     mut body: Value,
     user: &UserInfo,
+    validation: FieldValidation,
 ) -> ApiResult<Reply> {
     crate::registry::check_kind(desc, &mut body)?;
-    if let Some(rt) = desc.round_trip {
-        body = rt(&body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
-                kind = desc.kind,
-                v = desc.version
-            ))
-        })?;
-    }
+    let (mut body, warnings) = crate::typecheck::check(desc, body, validation)?;
     let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
     let status = match (kind, desc.kind.as_str()) {
-        (VirtualKind::SelfSubjectReview, _) => json!({"userInfo": user_json(user)}),
+        (VirtualKind::SelfSubjectReview, _) => json!({"userInfo": user.to_json()}),
         (VirtualKind::RulesReview, _) => rules_review(api, user, str_at(&spec, "namespace")),
         (VirtualKind::TokenReview, _) => token_review(api, &spec).await,
         (VirtualKind::AccessReview, "SelfSubjectAccessReview") => {
@@ -242,6 +225,6 @@ pub async fn create(
     Ok(Reply {
         code: 201,
         body,
-        warnings: Vec::new(),
+        warnings,
     })
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::AuthError;
 use crate::ApiServer;
 use crate::error::{ApiError, ApiResult, FieldError, GroupResource};
+use crate::registry::meta_str;
 use crate::registry::subresource::UserInfo;
 
 /// Prefix of ServiceAccount user names.
@@ -99,14 +100,6 @@ impl std::fmt::Debug for Signer {
             .field("key_id", &self.key_id)
             .finish_non_exhaustive()
     }
-}
-
-/// `metadata.<field>` as a string ("" when absent).
-pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
-    obj.get("metadata")
-        .and_then(|m| m.get(field))
-        .and_then(Value::as_str)
-        .unwrap_or("")
 }
 
 fn b64url(bytes: &[u8]) -> String {

@@ -8,8 +8,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use prost_reflect::{DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage, Value as PValue};
 use serde_json::{Map, Number, Value};
 
-use super::duration;
 use super::schema::{FieldJson, Special, schema};
+use api_util::duration;
 
 /// A value that does not fit its field, with the JSON path to it.
 #[derive(Debug, thiserror::Error)]
@@ -429,8 +429,8 @@ fn special_from_json(special: Special, msg: &mut DynamicMessage, value: &Value) 
         }
         Special::Duration => {
             let text = value.as_str().ok_or_else(|| wrong("a duration string"))?;
-            let nanos = duration::parse(text)
-                .ok_or_else(|| ConvertError::new(format!("invalid duration {text:?}")))?;
+            let nanos =
+                duration::parse(text).map_err(|_| ConvertError::new(format!("invalid duration {text:?}")))?;
             set_number(msg, 1, PValue::I64(nanos))
         }
         Special::RawJson => {

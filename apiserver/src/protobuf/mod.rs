@@ -4,7 +4,6 @@
 //! messages of `k8s.io/api`, apimachinery, apiextensions and apiregistration.
 
 mod convert;
-mod duration;
 mod schema;
 
 use prost::Message;

@@ -171,7 +171,8 @@ pub fn now_rfc3339() -> String {
     Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+/// `metadata.<field>` as a string ("" when absent).
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     obj.get("metadata")
         .and_then(|m| m.get(field))
         .and_then(Value::as_str)

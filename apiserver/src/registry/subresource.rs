@@ -22,32 +22,27 @@ pub struct UserInfo {
     pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
-/// A label selector object as the string form `Scale.status.selector` uses.
+impl UserInfo {
+    /// The `authentication.k8s.io/v1 UserInfo` object (`username`, `groups`, and `uid`, `extra`
+    /// when set), as reviews and audit events carry it.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({"username": self.name, "groups": self.groups});
+        if !self.uid.is_empty() {
+            v["uid"] = json!(self.uid);
+        }
+        if !self.extra.is_empty() {
+            v["extra"] = json!(self.extra);
+        }
+        v
+    }
+}
+
+/// A label selector object as the string form `Scale.status.selector` uses (upstream's
+/// `LabelSelectorAsSelector(..).String()`; "" when it does not convert).
 fn selector_string(sel: &Value) -> String {
-    let mut terms = Vec::new();
-    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in m {
-            terms.push(format!("{k}={}", v.as_str().unwrap_or("")));
-        }
-    }
-    if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
-        for e in exprs {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-            let values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-                "In" => terms.push(format!("{key} in ({})", values.join(","))),
-                "NotIn" => terms.push(format!("{key} notin ({})", values.join(","))),
-                "Exists" => terms.push(key.to_string()),
-                "DoesNotExist" => terms.push(format!("!{key}")),
-                _ => {}
-            }
-        }
-    }
-    terms.join(",")
+    api_util::labels::LabelSelector::from_json(sel)
+        .map(|s| s.to_string())
+        .unwrap_or_default()
 }
 
 /// The `autoscaling/v1 Scale` view of an object with `spec.replicas`.
@@ -282,26 +277,18 @@ impl Registry {
         })
     }
 
-    /// Create on a virtual resource.
+    /// Create on a virtual resource (a pod binding; reviews are answered by
+    /// [`crate::auth::review`]). The body is type-checked like every write.
     pub async fn create_virtual(
         &self,
         desc: &ResourceDescriptor,
         kind: VirtualKind,
         ns: &str,
         mut body: Value,
-        _user: &UserInfo,
-        dry_run: bool,
+        opts: &WriteOptions,
     ) -> ApiResult<Reply> {
         super::check_kind(desc, &mut body)?;
-        if let Some(rt) = desc.round_trip {
-            body = rt(&body).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
-                    kind = desc.kind,
-                    v = desc.version
-                ))
-            })?;
-        }
+        let (body, warnings) = crate::typecheck::check(desc, body, opts.field_validation)?;
         if kind != VirtualKind::Binding {
             // Reviews are answered by `crate::auth::review`.
             return Err(ApiError::internal(format!(
@@ -309,7 +296,9 @@ impl Registry {
             )));
         }
         let pod = meta_str(&body, "name").to_string();
-        self.bind(ns, &pod, &body, dry_run).await
+        let mut reply = self.bind(ns, &pod, &body, opts.dry_run).await?;
+        reply.warnings.extend(warnings);
+        Ok(reply)
     }
 }
 

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::field::{Errs, child, int, string};
-use super::{cron, metadata, pod, workloads};
+use super::{metadata, pod, workloads};
 
 fn job_spec(spec: &Value, path: &str, errs: &mut Errs) {
     for field in [
@@ -178,7 +178,7 @@ fn schedule(spec: &Value, errs: &mut Errs) {
     if schedule.is_empty() {
         errs.required("spec.schedule", "");
     } else {
-        if let Err(e) = cron::parse(schedule) {
+        if let Err(e) = api_util::cron::check(schedule) {
             errs.invalid_str("spec.schedule", schedule, &e);
         }
         if schedule.contains("TZ") {

@@ -71,37 +71,6 @@ pub(crate) fn set_operator_values(op: &str, values: usize, path: &str, errs: &mu
     true
 }
 
-/// True when the selector selects objects with these labels (an empty selector selects all).
-pub fn selector_matches(sel: &Value, labels: Option<&Map<String, Value>>) -> bool {
-    let get = |k: &str| labels.and_then(|m| m.get(k)).and_then(Value::as_str);
-    let match_labels = sel
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| get(k) == v.as_str());
-    match_labels
-        && list(sel, "matchExpressions").iter().all(|e| {
-            let key = string(e, "key");
-            let values: Vec<&str> = list(e, "values").iter().filter_map(Value::as_str).collect();
-            match (string(e, "operator"), get(key)) {
-                ("In", Some(v)) => values.contains(&v),
-                ("NotIn", v) => v.is_none_or(|v| !values.contains(&v)),
-                ("Exists", v) => v.is_some(),
-                ("DoesNotExist", v) => v.is_none(),
-                _ => false,
-            }
-        })
-}
-
-/// True when a selector has neither `matchLabels` nor `matchExpressions`.
-pub fn selector_is_empty(sel: &Value) -> bool {
-    sel.get("matchLabels")
-        .and_then(Value::as_object)
-        .is_none_or(Map::is_empty)
-        && list(sel, "matchExpressions").is_empty()
-}
-
 /// The metadata rules of create and update alike.
 pub fn validate(obj: &Value, errs: &mut Errs) {
     let Some(meta) = obj.get("metadata") else {
@@ -257,12 +226,6 @@ mod tests {
 
     #[test]
     fn selectors() {
-        let sel = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]});
-        assert!(selector_matches(
-            &sel,
-            json!({"app": "web", "tier": "a"}).as_object()
-        ));
-        assert!(!selector_matches(&sel, json!({"app": "web"}).as_object()));
         let mut errs = Errs::default();
         label_selector(
             &json!({"matchExpressions": [{"key": "k", "operator": "In"}, {"key": "k", "operator": "Bad"}]}),

@@ -10,7 +10,6 @@ mod batch;
 pub mod certificates;
 mod cluster;
 mod config;
-mod cron;
 pub mod field;
 mod metadata;
 pub mod names;

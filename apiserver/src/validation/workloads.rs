@@ -17,7 +17,7 @@ fn selector_and_template(spec: &Value, kind: &str, errs: &mut Errs) {
         Some(sel) => {
             let before = errs.0.len();
             metadata::label_selector(sel, "spec.selector", errs);
-            if metadata::selector_is_empty(sel) {
+            if api_util::labels::json_selector_is_empty(sel) {
                 errs.invalid(
                     "spec.selector",
                     sel,
@@ -35,7 +35,8 @@ fn selector_and_template(spec: &Value, kind: &str, errs: &mut Errs) {
 /// `` `selector` does not match template `labels` `` unless the selector selects the template.
 pub fn template_matches(sel: &Value, tmpl: &Value, path: &str, errs: &mut Errs) {
     let labels = tmpl.pointer("/metadata/labels");
-    if !metadata::selector_matches(sel, labels.and_then(Value::as_object)) {
+    let empty = serde_json::Map::new();
+    if !api_util::labels::json_selector_matches(sel, labels.and_then(Value::as_object).unwrap_or(&empty)) {
         errs.invalid(
             child(path, "metadata.labels"),
             labels.unwrap_or(&Value::Null),

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::kubectl::KubectlExt;
 use crate::support::{TestServer, configmap};
 
 const NS: &str = "/api/v1/namespaces/default";
@@ -293,13 +294,13 @@ fn settle_with_kubectl(k: &crate::kubectl::Kubectl, ns: &str, resource: &str, na
 }
 
 fn kubectl_quota_and_limits(k: &crate::kubectl::Kubectl, dir: &std::path::Path) {
-    let ns = format!("admission-v{}", k.minor);
+    let ns = format!("admission-v{}", k.minor());
     k.ok(&["create", "namespace", &ns]);
     k.ok(&["create", "quota", "q", "--hard=configmaps=2,pods=1", "-n", &ns]);
     settle_with_kubectl(k, &ns, "resourcequotas", "q");
     k.ok(&["create", "configmap", "c1", "-n", &ns]);
     k.ok(&["create", "configmap", "c2", "-n", &ns]);
-    let (ok, _, err) = k.run(&["create", "configmap", "c3", "-n", &ns]);
+    let (ok, _, err) = k.attempt(&["create", "configmap", "c3", "-n", &ns]);
     assert!(!ok, "c3 was created");
     assert!(
         err.contains(
@@ -314,7 +315,7 @@ fn kubectl_quota_and_limits(k: &crate::kubectl::Kubectl, dir: &std::path::Path) 
     k.ok(&["delete", "configmap", "c1", "-n", &ns]);
     k.ok(&["create", "configmap", "c3", "-n", &ns]);
 
-    let lr = dir.join(format!("lr-{}.yaml", k.minor));
+    let lr = dir.join(format!("lr-{}.yaml", k.minor()));
     std::fs::write(
         &lr,
         "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: lr\nspec:\n  limits:\n  - type: Container\n    max: {cpu: \"1\"}\n    defaultRequest: {cpu: 100m}\n",
@@ -322,7 +323,7 @@ fn kubectl_quota_and_limits(k: &crate::kubectl::Kubectl, dir: &std::path::Path) 
     .unwrap();
     k.ok(&["apply", "-f", lr.to_str().unwrap(), "-n", &ns]);
     settle_with_kubectl(k, &ns, "limitranges", "lr");
-    let (ok, _, err) = k.run(&[
+    let (ok, _, err) = k.attempt(&[
         "run",
         "big",
         "--image=nginx",

@@ -1,8 +1,7 @@
 //! Server-side apply and managedFields: over HTTP, with kube-rs `Patch::Apply`, and with stock
 //! kubectl (`apply --server-side`, conflicts, `--force-conflicts`, `--show-managed-fields`).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use http::{HeaderMap, Method, StatusCode};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -351,36 +350,14 @@ async fn kube_rs_patch_apply_and_force() {
     assert_eq!(managers, ["ctrl-b"]);
 }
 
-fn kubectls() -> Vec<PathBuf> {
-    let dir =
-        std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
-    ["kubectl-1.27", "kubectl-1.33"]
-        .iter()
-        .map(|n| Path::new(&dir).join(n))
-        .filter(|p| p.exists())
-        .collect()
-}
-
-fn kubectl(bin: &Path, kubeconfig: &Path, home: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin)
-        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
-        .args(args)
-        .env("HOME", home)
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("kubectl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// `apply --server-side` (twice, changed), a conflict with another manager, `--force-conflicts`,
 /// `--show-managed-fields`, with validation on (kubectl 1.27 reads `/openapi/v2` for it).
 fn server_side_apply_with(bin: &Path, kubeconfig: &Path, dir: &Path, tag: &str) {
-    let home = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| kubectl(bin, kubeconfig, home.path(), args);
+    let k = conformance::Kubectl::new(bin, kubeconfig).expect("kubectl runs");
+    let run = |args: &[&str]| {
+        let out = k.run(args, &[]);
+        (out.success(), out.stdout, out.stderr)
+    };
     let ok = |args: &[&str]| {
         let (ok, out, err) = run(args);
         assert!(ok, "kubectl {tag} {args:?}: {out}\n{err}");
@@ -455,9 +432,8 @@ fn server_side_apply_with(bin: &Path, kubeconfig: &Path, dir: &Path, tag: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_kubectl_server_side_apply() {
-    let bins = kubectls();
+    let bins = conformance::tools::stock_kubectls();
     if bins.is_empty() {
-        eprintln!("no kubectl in /var/cache/keelson-kube-clients: skipped");
         return;
     }
     let running = Running::start().await;

@@ -146,15 +146,16 @@ impl Secured {
     /// A kubeconfig for a bearer token (no client certificate).
     fn token_kubeconfig(&self, name: &str, token: &str) -> PathBuf {
         let ca = std::fs::read_to_string(self.dir.path().join("pki/ca.crt")).unwrap();
-        let ca = base64::engine::general_purpose::STANDARD.encode(ca);
         let path = self.dir.path().join(format!("{name}.kubeconfig"));
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: k\n  context:\n    cluster: k\n    user: u\n    namespace: default\ncurrent-context: k\n",
-                self.server().url
-            ),
-        )
+        api_util::kubeconfig::Single {
+            cluster: "k",
+            server: &self.server().url,
+            ca_pem: &ca,
+            user: "u",
+            credential: api_util::kubeconfig::Credential::Token(token),
+            namespace: Some("default"),
+        }
+        .write(&path)
         .unwrap();
         path
     }
@@ -993,18 +994,6 @@ async fn bootstrap_policy_is_reconciled_on_restart() {
 
 // ---- stock kubectl ----
 
-fn kubectl(minor: u32) -> Option<PathBuf> {
-    let dir =
-        std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
-    let p = Path::new(&dir).join(format!("kubectl-1.{minor}"));
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("kubectl 1.{minor} not found in {dir}; skipping");
-        None
-    }
-}
-
 /// Runs kubectl and waits for it. Called from the async tests whose runtime also serves the API:
 /// `block_in_place` hands this worker's queued tasks to another thread first, so a server task
 /// parked on this worker cannot stall while kubectl waits for its answer.
@@ -1025,7 +1014,7 @@ fn run(bin: &Path, kubeconfig: &Path, home: &Path, args: &[&str]) -> (bool, Stri
 /// `auth can-i` (allow and deny, `--list`, `--as`), `create token` and using that token, a 403
 /// with upstream's message, a RoleBinding taking effect, escalation refused.
 async fn kubectl_auth_commands(minor: u32) {
-    let Some(bin) = kubectl(minor) else {
+    let Some(bin) = conformance::tools::kubectl(minor) else {
         return;
     };
     let s = Secured::start(false).await;
@@ -1132,7 +1121,7 @@ async fn kubectl_auth_commands(minor: u32) {
 
 /// `auth whoami` (SelfSubjectReview v1: kubectl 1.28+).
 async fn kubectl_whoami(minor: u32) {
-    let Some(bin) = kubectl(minor) else {
+    let Some(bin) = conformance::tools::kubectl(minor) else {
         return;
     };
     let s = Secured::start(false).await;
@@ -1481,10 +1470,9 @@ async fn malformed_credentials_never_admit_or_fail() {
     let dir = tempfile::tempdir().unwrap();
     let pki = apiserver::tls::Pki::load_or_create(dir.path(), &[]).unwrap();
     let verifier = pki.client_verifier().unwrap();
-    let good = rustls_pemfile::certs(&mut pki.admin_cert.as_bytes())
-        .next()
+    let good = pki::certs_from_pem(&pki.admin_cert, "admin.crt")
         .unwrap()
-        .unwrap();
+        .remove(0);
     assert!(
         apiserver::tls::verified_user(&*verifier, Some(std::slice::from_ref(&good)))
             .unwrap()

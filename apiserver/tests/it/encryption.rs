@@ -405,19 +405,19 @@ async fn the_flag_loads_the_file_and_a_bad_file_stops_the_server() {
 /// Runs kubectl off the runtime's threads; returns stdout.
 async fn kubectl(k: &Arc<crate::kubectl::Kubectl>, args: &[&str]) -> String {
     let (k, args): (_, Vec<String>) = (k.clone(), args.iter().map(|a| a.to_string()).collect());
-    tokio::task::spawn_blocking(move || k.ok(&args.iter().map(String::as_str).collect::<Vec<_>>()))
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || {
+        use crate::kubectl::KubectlExt;
+        k.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
 }
 
 /// Upstream's rotation procedure with stock kubectl: write with key1, restart with
 /// [key2, key1], `kubectl get secrets -o json | kubectl replace -f -`, restart with key2 only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_key_rotation_follows_the_upstream_procedure() {
-    let Some(bin) = crate::kubectl::kubectls().into_iter().next() else {
-        eprintln!(
-            "no kubectl found: run shared/tools/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33"
-        );
+    let Some(bin) = conformance::tools::kubectls().into_iter().next() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -430,12 +430,7 @@ async fn kubectl_key_rotation_follows_the_upstream_procedure() {
         apiserver::start(config, store.clone())
     };
     let client = |server: &apiserver::RunningServer| {
-        Arc::new(crate::kubectl::Kubectl {
-            minor: crate::kubectl::client_minor(&bin),
-            bin: bin.clone(),
-            kubeconfig: server.kubeconfig.clone(),
-            home: tempfile::tempdir().unwrap(),
-        })
+        Arc::new(crate::kubectl::Kubectl::new(&bin, &server.kubeconfig).expect("kubectl runs"))
     };
     let key = |name: &str| format!("/registry/secrets/default/{name}");
 

@@ -1,85 +1,41 @@
 //! Stock kubectl against the TLS server, for every kubectl found: the 1.27 and 1.33 builds that
 //! `shared/tools/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33` installs, and the
-//! system `kubectl`. Without any, the test says so and passes.
+//! system `kubectl`. Without any, the test says so and passes, except under `CI=true`, where it
+//! fails ([`conformance::tools`]).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use crate::kube_client::Running;
 
-pub(crate) fn kubectls() -> Vec<PathBuf> {
-    let dir =
-        std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
-    let mut found: Vec<PathBuf> = ["kubectl-1.27", "kubectl-1.33"]
-        .iter()
-        .map(|n| Path::new(&dir).join(n))
-        .filter(|p| p.exists())
-        .collect();
-    let system = PathBuf::from("/usr/bin/kubectl");
-    if system.exists() {
-        found.push(system);
-    }
-    found
-}
+pub(crate) use conformance::Kubectl;
 
-pub(crate) struct Kubectl {
-    pub(crate) bin: PathBuf,
-    pub(crate) kubeconfig: PathBuf,
-    pub(crate) home: tempfile::TempDir,
-    pub(crate) minor: u32,
-}
-
-impl Kubectl {
-    pub(crate) fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(&self.bin)
-            .args(["--kubeconfig", self.kubeconfig.to_str().unwrap()])
-            .args(args)
-            .env("HOME", self.home.path())
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("kubectl runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
+/// The shorthands these tests use over [`conformance::Kubectl`].
+pub(crate) trait KubectlExt {
+    /// Runs kubectl; (success, stdout, stderr).
+    fn attempt(&self, args: &[&str]) -> (bool, String, String);
     /// Runs and requires success; returns stdout.
-    pub(crate) fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(
-            ok,
-            "kubectl 1.{} {args:?} failed:\nstdout: {out}\nstderr: {err}",
-            self.minor
-        );
-        out
+    fn ok(&self, args: &[&str]) -> String;
+}
+
+impl KubectlExt for Kubectl {
+    fn attempt(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.run(args, &[]);
+        (out.success(), out.stdout, out.stderr)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, &[]);
+        assert!(out.success(), "kubectl 1.{}: {out}", self.minor());
+        out.stdout
     }
 }
 
-pub(crate) fn client_minor(bin: &Path) -> u32 {
-    let out = Command::new(bin)
-        .args(["version", "--client", "-o", "json"])
-        .output()
-        .expect("kubectl runs");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["clientVersion"]["minor"]
-        .as_str()
-        .unwrap_or("0")
-        .trim_end_matches('+')
-        .parse()
-        .unwrap_or(0)
-}
-
-/// Starts a server and runs `exercise` with every kubectl found (off the runtime's workers, so the
-/// in-process server keeps answering), each with its own HOME and a shared scratch dir. Without
-/// any kubectl, says so and returns.
+/// Starts a server and runs `exercise` with every kubectl found ([`conformance::tools::kubectls`];
+/// under `CI=true` a missing one fails), off the runtime's workers so the in-process server keeps
+/// answering, each with its own HOME and a shared scratch dir.
 pub(crate) async fn with_each_kubectl(what: &'static str, exercise: fn(&Kubectl, &Path)) {
-    let bins = kubectls();
+    let bins = conformance::tools::kubectls();
     if bins.is_empty() {
-        eprintln!(
-            "no kubectl found: run shared/tools/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33"
-        );
         return;
     }
     let running = Running::start().await;
@@ -88,13 +44,8 @@ pub(crate) async fn with_each_kubectl(what: &'static str, exercise: fn(&Kubectl,
     let path = dir.path().to_path_buf();
     tokio::task::spawn_blocking(move || {
         for bin in bins {
-            let k = Kubectl {
-                minor: client_minor(&bin),
-                bin,
-                kubeconfig: kubeconfig.clone(),
-                home: tempfile::tempdir().unwrap(),
-            };
-            eprintln!("{what} with kubectl 1.{} ({})", k.minor, k.bin.display());
+            let k = Kubectl::new(&bin, &kubeconfig).expect("kubectl runs");
+            eprintln!("{what} with kubectl 1.{} ({})", k.minor(), k.bin().display());
             exercise(&k, &path);
         }
     })
@@ -103,7 +54,7 @@ pub(crate) async fn with_each_kubectl(what: &'static str, exercise: fn(&Kubectl,
 }
 
 fn exercise(k: &Kubectl, manifests: &Path) {
-    let tag = format!("v{}", k.minor);
+    let tag = format!("v{}", k.minor());
     let out = k.ok(&["version"]);
     assert!(
         out.contains("Server Version") || out.contains("Server Version: version.Info"),
@@ -142,7 +93,7 @@ fn exercise(k: &Kubectl, manifests: &Path) {
 
     // Generators send protobuf bodies from kubectl 1.32 on (not decoded yet): use -f there.
     let cm = format!("cm-{tag}");
-    if k.minor < 32 {
+    if k.minor() < 32 {
         let out = k.ok(&["create", "configmap", &cm, "--from-literal=a=b"]);
         assert_eq!(out.trim(), format!("configmap/{cm} created"));
     } else {
@@ -155,7 +106,7 @@ fn exercise(k: &Kubectl, manifests: &Path) {
         let out = k.ok(&["create", "-f", file.to_str().unwrap()]);
         assert_eq!(out.trim(), format!("configmap/{cm} created"));
     }
-    let (ok, _, err) = k.run(&["create", "-f", manifests.join("dup.yaml").to_str().unwrap()]);
+    let (ok, _, err) = k.attempt(&["create", "-f", manifests.join("dup.yaml").to_str().unwrap()]);
     assert!(!ok && err.contains("AlreadyExists"), "{err}");
 
     let out = k.ok(&["get", "cm", &cm, "-o", "yaml"]);
@@ -207,7 +158,7 @@ fn exercise(k: &Kubectl, manifests: &Path) {
     assert_eq!(out.trim(), format!("configmap \"{cm}\" deleted"));
     let out = k.ok(&["delete", "-f", f]);
     assert!(out.contains("deleted"), "{out}");
-    let (ok, _, err) = k.run(&["get", "cm", &cm]);
+    let (ok, _, err) = k.attempt(&["get", "cm", &cm]);
     assert!(
         !ok && err.contains("NotFound") && err.contains(&format!("configmaps \"{cm}\" not found")),
         "{err}"
@@ -216,11 +167,8 @@ fn exercise(k: &Kubectl, manifests: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_kubectl_works() {
-    let bins = kubectls();
+    let bins = conformance::tools::kubectls();
     if bins.is_empty() {
-        eprintln!(
-            "no kubectl found: run shared/tools/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33"
-        );
         return;
     }
     let running = Running::start().await;
@@ -233,23 +181,13 @@ async fn stock_kubectl_works() {
     let kubeconfig = running.kubeconfig();
     let dup = manifests.path().join("dup.yaml");
     // The duplicate create needs a first copy.
-    let seed = Kubectl {
-        bin: bins[0].clone(),
-        kubeconfig: kubeconfig.clone(),
-        home: tempfile::tempdir().unwrap(),
-        minor: 0,
-    };
+    let seed = Kubectl::new(&bins[0], &kubeconfig).expect("kubectl runs");
     let manifests_path = manifests.path().to_path_buf();
     tokio::task::spawn_blocking(move || {
         seed.ok(&["create", "-f", dup.to_str().unwrap()]);
         for bin in bins {
-            let k = Kubectl {
-                minor: client_minor(&bin),
-                bin,
-                kubeconfig: kubeconfig.clone(),
-                home: tempfile::tempdir().unwrap(),
-            };
-            eprintln!("exercising kubectl 1.{} ({})", k.minor, k.bin.display());
+            let k = Kubectl::new(&bin, &kubeconfig).expect("kubectl runs");
+            eprintln!("exercising kubectl 1.{} ({})", k.minor(), k.bin().display());
             exercise(&k, &manifests_path);
         }
     })

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::kubectl::{Kubectl, with_each_kubectl};
+use crate::kubectl::{Kubectl, KubectlExt, with_each_kubectl};
 
 fn crd_yaml(group: &str) -> String {
     format!(
@@ -58,9 +58,9 @@ spec:
 }
 
 fn exercise(k: &Kubectl, dir: &Path) {
-    let group = format!("v{}.example.com", k.minor);
+    let group = format!("v{}.example.com", k.minor());
     let write = |name: &str, body: &str| {
-        let p = dir.join(format!("{}-{name}", k.minor));
+        let p = dir.join(format!("{}-{name}", k.minor()));
         std::fs::write(&p, body).unwrap();
         p.to_str().unwrap().to_string()
     };
@@ -111,7 +111,7 @@ fn exercise(k: &Kubectl, dir: &Path) {
     let out = k.ok(&["get", "wd", "w3", "-o", "jsonpath={.spec.color}"]);
     assert_eq!(out, "blue");
 
-    let (ok, _, err) = k.run(&["create", "--validate=false", "-f", &cr("w2", "green")]);
+    let (ok, _, err) = k.attempt(&["create", "--validate=false", "-f", &cr("w2", "green")]);
     assert!(!ok);
     assert!(
         err.contains("spec.color: Unsupported value: \"green\": supported values: \"red\", \"blue\""),
@@ -123,7 +123,7 @@ fn exercise(k: &Kubectl, dir: &Path) {
         out.trim(),
         format!("customresourcedefinition.apiextensions.k8s.io \"widgets.{group}\" deleted")
     );
-    let (ok, _, err) = k.run(&["get", &resource]);
+    let (ok, _, err) = k.attempt(&["get", &resource]);
     assert!(!ok, "{err}");
 }
 

@@ -22,4 +22,5 @@ mod resource_version;
 mod service_alloc;
 mod support;
 mod validation;
+mod virtual_writes;
 mod watch_cache;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use http::{Method, StatusCode};
 
-use crate::kubectl::{Kubectl, with_each_kubectl};
+use crate::kubectl::{Kubectl, KubectlExt, with_each_kubectl};
 use crate::support::TestServer;
 
 const PB_REQUEST: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
@@ -136,17 +136,17 @@ fn configmap(name: &str, value: &str) -> String {
 /// Runs and requires success with nothing on stderr (kubectl warns there when it cannot use the
 /// OpenAPI documents, e.g. "error calculating patch from openapi spec").
 fn quiet(k: &Kubectl, args: &[&str]) -> String {
-    let (ok, out, err) = k.run(args);
+    let (ok, out, err) = k.attempt(args);
     assert!(
         ok && err.is_empty(),
         "kubectl 1.{} {args:?}:\nstdout: {out}\nstderr: {err}",
-        k.minor
+        k.minor()
     );
     out
 }
 
 fn exercise(k: &Kubectl, dir: &Path) {
-    let tag = format!("oa{}", k.minor);
+    let tag = format!("oa{}", k.minor());
 
     // create -f with validation on.
     let cm = format!("cm-{tag}");
@@ -171,12 +171,12 @@ fn exercise(k: &Kubectl, dir: &Path) {
         &format!("bad-{tag}.yaml"),
         &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad-{tag}\nbogusField: 1\n"),
     );
-    let (ok, _, err) = k.run(&["create", "-f", &bad]);
+    let (ok, _, err) = k.attempt(&["create", "-f", &bad]);
     // kubectl found `fieldValidation` on the kind's PATCH operation, so the server judged it.
     assert!(
         !ok && err.contains("Error from server (BadRequest)") && err.contains("bogusField"),
         "kubectl 1.{}: {err}",
-        k.minor
+        k.minor()
     );
 
     // Client-side apply of a ConfigMap and a Deployment, then a changed container list.
@@ -209,11 +209,11 @@ fn exercise(k: &Kubectl, dir: &Path) {
         &deployment(&web, &[("sidecar", "busybox:1.36"), ("app", "nginx:1.26")]),
     );
     // diff sees the change (exit code 1) before it is applied.
-    let (ok, out, err) = k.run(&["diff", "-f", &f]);
+    let (ok, out, err) = k.attempt(&["diff", "-f", &f]);
     assert!(
         !ok && out.contains("nginx:1.26") && err.is_empty(),
         "diff 1.{}: {out}\n{err}",
-        k.minor
+        k.minor()
     );
     assert_eq!(
         quiet(k, &["apply", "-f", &f]).trim(),
@@ -238,11 +238,11 @@ fn exercise(k: &Kubectl, dir: &Path) {
         k.ok(&["get", "deploy", &web, "-o", jsonpath]),
         "app=nginx:1.27,app;"
     );
-    let (ok, out, err) = k.run(&["diff", "-f", &f]);
+    let (ok, out, err) = k.attempt(&["diff", "-f", &f]);
     assert!(
         ok && out.is_empty(),
         "no diff expected, 1.{}: {out}\n{err}",
-        k.minor
+        k.minor()
     );
 
     // edit, with an editor that rewrites the value.
@@ -255,17 +255,14 @@ fn exercise(k: &Kubectl, dir: &Path) {
         .args(["+x", &editor])
         .status()
         .unwrap();
-    let out = std::process::Command::new(&k.bin)
-        .args(["--kubeconfig", k.kubeconfig.to_str().unwrap(), "edit", "cm", &acm])
-        .env("HOME", k.home.path())
-        .env("KUBE_EDITOR", &editor)
-        .env_remove("KUBECONFIG")
+    let out = k
+        .command(&["edit", "cm", &acm], &[("KUBE_EDITOR", editor.as_str())])
         .output()
         .unwrap();
     assert!(
         out.status.success(),
         "edit 1.{}: {}",
-        k.minor,
+        k.minor(),
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(k.ok(&["get", "cm", &acm, "-o", "jsonpath={.data.a}"]), "three");
@@ -282,7 +279,11 @@ fn exercise(k: &Kubectl, dir: &Path) {
         "livenessProbe",
         "<Probe>",
     ] {
-        assert!(out.contains(want), "explain 1.{} lacks {want:?}:\n{out}", k.minor);
+        assert!(
+            out.contains(want),
+            "explain 1.{} lacks {want:?}:\n{out}",
+            k.minor()
+        );
     }
     assert!(out.contains("List of containers belonging to the pod"), "{out}");
     let out = quiet(k, &["explain", "pods"]);
@@ -300,7 +301,11 @@ fn exercise(k: &Kubectl, dir: &Path) {
         "<PodSpec>",
         "status",
     ] {
-        assert!(out.contains(want), "explain 1.{} lacks {want:?}:\n{out}", k.minor);
+        assert!(
+            out.contains(want),
+            "explain 1.{} lacks {want:?}:\n{out}",
+            k.minor()
+        );
     }
     assert!(out.contains("Pod is a collection of containers"), "{out}");
     let out = quiet(k, &["explain", "configmap.data"]);

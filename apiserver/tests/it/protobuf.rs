@@ -3,7 +3,6 @@
 //! POSTs protobuf for `kubectl create <generator>`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use apiserver::protobuf;
 use axum::body::Body;
@@ -167,45 +166,28 @@ async fn protobuf_answers_for_get_list_and_watch() {
     assert_eq!(event.1["kind"], "ConfigMap");
 }
 
-/// kubectl 1.32 and 1.33 from the clients cache or the image's google-cloud-sdk.
+/// kubectl 1.32 (optional: from the image's google-cloud-sdk or the clients cache) and 1.33
+/// ([`conformance::tools::kubectl`], required under `CI=true`).
 fn protobuf_kubectls() -> Vec<(u32, PathBuf)> {
-    let dir =
-        std::env::var("KEELSON_KUBE_CLIENTS").unwrap_or_else(|_| "/var/cache/keelson-kube-clients".into());
-    [32, 33]
+    let k132 = [
+        PathBuf::from("/usr/lib/google-cloud-sdk/bin/kubectl.1.32"),
+        conformance::tools::kube_clients_dir().join("kubectl-1.32"),
+    ]
+    .into_iter()
+    .find(|p| p.exists());
+    let k133 = conformance::tools::kubectl(33);
+    [(32, k132), (33, k133)]
         .into_iter()
-        .filter_map(|minor| {
-            [
-                PathBuf::from(&dir).join(format!("kubectl-1.{minor}")),
-                PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}")),
-            ]
-            .into_iter()
-            .find(|p| p.exists())
-            .map(|p| (minor, p))
-        })
+        .filter_map(|(minor, bin)| bin.map(|b| (minor, b)))
         .collect()
 }
 
-fn kubectl(bin: &Path, kubeconfig: &Path, home: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin)
-        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
-        .args(args)
-        .env("HOME", home)
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("kubectl runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 fn create_with_generators(minor: u32, bin: &Path, kubeconfig: &Path) {
-    let home = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| kubectl(bin, kubeconfig, home.path(), args);
+    let k = conformance::Kubectl::new(bin, kubeconfig).expect("kubectl runs");
+    let run = |args: &[&str]| {
+        let out = k.run(args, &[]);
+        (out.success(), format!("{}{}", out.stdout, out.stderr))
+    };
     let ok = |args: &[&str]| {
         let (ok, out) = run(args);
         assert!(ok, "kubectl 1.{minor} {args:?}: {out}");
@@ -345,9 +327,6 @@ fn create_with_generators(minor: u32, bin: &Path, kubeconfig: &Path) {
 async fn kubectl_132_and_133_create_with_protobuf_bodies() {
     let bins = protobuf_kubectls();
     if bins.is_empty() {
-        eprintln!(
-            "no kubectl 1.32/1.33 found: run scripts/get-kube-clients.sh /var/cache/keelson-kube-clients 32 33"
-        );
         return;
     }
     let running = Running::start().await;

@@ -4,6 +4,7 @@
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::kubectl::KubectlExt;
 use crate::support::TestServer;
 
 const NS: &str = "/api/v1/namespaces/default";
@@ -592,7 +593,7 @@ async fn networking_autoscaling_policy_and_storage_are_validated() {
 /// Objects as kubectl generators and the upstream documentation examples write them: each
 /// kubectl creates them in its own namespace, and an invalid one is refused with the causes.
 fn kubectl_creates_valid_examples(k: &crate::kubectl::Kubectl, scratch: &std::path::Path) {
-    let ns = format!("examples-{}", k.minor);
+    let ns = format!("examples-{}", k.minor());
     k.ok(&["create", "namespace", &ns]);
     let n = ["-n", ns.as_str()];
     let with_ns =
@@ -637,11 +638,11 @@ fn kubectl_creates_valid_examples(k: &crate::kubectl::Kubectl, scratch: &std::pa
         "--max=10",
         "--cpu-percent=80",
     ]);
-    let manifest = scratch.join(format!("examples-{}.yaml", k.minor));
-    let priority = format!("high-priority-{}", k.minor);
-    let class = format!("standard-{}", k.minor);
-    let pv = format!("pv-{}", k.minor);
-    let hook = format!("hooks-{}", k.minor);
+    let manifest = scratch.join(format!("examples-{}.yaml", k.minor()));
+    let priority = format!("high-priority-{}", k.minor());
+    let class = format!("standard-{}", k.minor());
+    let pv = format!("pv-{}", k.minor());
+    let hook = format!("hooks-{}", k.minor());
     std::fs::write(
         &manifest,
         format!(
@@ -761,7 +762,7 @@ spec:
     )
     .unwrap();
     k.ok(&["apply", "-f", manifest.to_str().unwrap()]);
-    let (ok, _, err) = k.run(
+    let (ok, _, err) = k.attempt(
         &with_ns(&[
             "create",
             "pdb",

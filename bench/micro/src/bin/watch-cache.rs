@@ -1,7 +1,7 @@
-//! Watch-cache benchmark (ignored by default; numbers, not assertions). Run with
+//! Watch-cache benchmark (numbers, not assertions), in-process against the in-memory store:
 //!
 //! ```text
-//! cargo test -p apiserver --release --test watch_bench -- --ignored --nocapture
+//! cargo run -p keelson-micro-bench --release --bin watch-cache
 //! ```
 //!
 //! `fan_out`: 1 000 watchers of one resource and a writer doing `UPDATES` updates; events/s
@@ -123,15 +123,14 @@ async fn fan_out(cache: bool) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "benchmark: run with --release --ignored --nocapture"]
-async fn fan_out_store_per_watch_vs_cache() {
+#[tokio::main]
+async fn main() {
     fan_out(false).await;
     fan_out(true).await;
+    list_latency_store_vs_cache().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "benchmark: run with --release --ignored --nocapture"]
+/// A list of `LIST_OBJECTS` objects from the store and from the cache.
 async fn list_latency_store_vs_cache() {
     let store = Arc::new(storage::mem::MemStorage::new());
     let direct = server(store.clone(), false).await;

@@ -1,5 +1,5 @@
-//! Cron schedules as upstream's CronJob controller parses them (robfig/cron's standard parser):
-//! five fields or a `@descriptor`; errors read like the parser's.
+//! The schedule grammar of robfig/cron's standard parser, which upstream's CronJob controller
+//! and validation use: five fields or a `@descriptor`; errors read like the parser's.
 
 const FIELDS: [(u32, u32, &[&str]); 5] = [
     (0, 59, &[]),
@@ -25,28 +25,38 @@ const DESCRIPTORS: [&str; 7] = [
     "@hourly",
 ];
 
+/// A leading `TZ=<zone>` or `CRON_TZ=<zone>`, and the rest of the schedule.
+pub(super) fn split_zone(spec: &str) -> (Option<&str>, &str) {
+    if !(spec.starts_with("TZ=") || spec.starts_with("CRON_TZ=")) {
+        return (None, spec);
+    }
+    let (zone, rest) = spec.split_once(' ').unwrap_or((spec, ""));
+    (zone.split_once('=').map(|(_, n)| n), rest.trim())
+}
+
 /// Checks a schedule; the error is the parser's message.
-pub fn parse(schedule: &str) -> Result<(), String> {
+pub fn check(schedule: &str) -> Result<(), String> {
     if schedule.is_empty() {
         return Err("empty spec string".into());
     }
     let mut spec = schedule.trim();
     // A leading TZ=/CRON_TZ= zone is accepted by the parser (the CronJob validation rejects
     // it separately).
-    if spec.starts_with("TZ=") || spec.starts_with("CRON_TZ=") {
-        let (zone, rest) = spec.split_once(' ').unwrap_or((spec, ""));
-        let name = zone.split_once('=').map_or("", |(_, n)| n);
+    let (zone, rest) = split_zone(spec);
+    if let Some(name) = zone {
         if jiff::tz::TimeZone::get(name).is_err() {
             return Err(format!("provided bad location {name}: unknown time zone {name}"));
         }
-        spec = rest.trim();
+        spec = rest;
     }
     if spec.starts_with('@') {
         if DESCRIPTORS.contains(&spec) {
             return Ok(());
         }
         if let Some(every) = spec.strip_prefix("@every ") {
-            return duration(every).map_err(|e| format!("failed to parse duration {spec}: {e}"));
+            return crate::duration::parse(every)
+                .map(|_| ())
+                .map_err(|e| format!("failed to parse duration {spec}: {e}"));
         }
         return Err(format!("unrecognized descriptor: {spec}"));
     }
@@ -115,31 +125,9 @@ fn range(expr: &str, min: u32, max: u32, names: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// A Go duration (`1h30m`, `90s`).
-fn duration(s: &str) -> Result<(), String> {
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(format!("time: invalid duration \"{s}\""));
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let unit_end = rest[digits..]
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .map_or(rest.len(), |i| digits + i);
-        let unit = &rest[digits..unit_end];
-        if digits == 0 || !["ns", "us", "µs", "ms", "s", "m", "h"].contains(&unit) {
-            return Err(format!("time: invalid duration \"{s}\""));
-        }
-        rest = &rest[unit_end..];
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::check as parse;
 
     #[test]
     fn schedules() {
