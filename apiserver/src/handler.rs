@@ -35,7 +35,10 @@ pub struct Authenticated(pub Option<UserInfo>);
 /// Builds the router of a server.
 pub fn router(api: Arc<ApiServer>) -> Router {
     Router::new()
+        // Upstream serves the discovery documents and `/version` through go-restful, which ignores
+        // a trailing slash; the health, metrics and OpenAPI paths are exact (404 with a slash).
         .route("/version", get(version))
+        .route("/version/", get(version))
         .route("/healthz", get(crate::health::healthz))
         .route("/livez", get(crate::health::livez))
         .route("/readyz", get(crate::health::readyz))
@@ -44,10 +47,15 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .route("/readyz/{check}", get(crate::health::single))
         .route("/metrics", get(crate::metrics::serve))
         .route("/api", get(core_api))
+        .route("/api/", get(core_api))
         .route("/api/{version}", get(core_resources))
+        .route("/api/{version}/", get(core_resources))
         .route("/apis", get(apis))
+        .route("/apis/", get(apis))
         .route("/apis/{group}", get(group_doc))
+        .route("/apis/{group}/", get(group_doc))
         .route("/apis/{group}/{version}", get(group_resources))
+        .route("/apis/{group}/{version}/", get(group_resources))
         .route("/api/{version}/{*rest}", any(resource))
         .route("/apis/{group}/{version}/{*rest}", any(resource))
         .merge(crate::openapi::routes(api.table.clone()))

@@ -13,6 +13,7 @@ mod kubectl;
 mod kubectl_crd;
 mod legacy_tokens;
 mod openapi;
+mod paths;
 mod protobuf;
 mod resource_version;
 mod service_alloc;
