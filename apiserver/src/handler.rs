@@ -591,6 +591,7 @@ impl Call {
                 field: "metadata.name".into(),
                 value: self.info.name.clone(),
                 negate: false,
+                source: crate::field_set::FieldValue::Text("metadata.name".into()),
             });
         }
         let send_initial_events = self.query.flag("sendInitialEvents")?;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::descriptor::ResourceDescriptor;
 use crate::error::ApiError;
+use crate::field_set::FieldValue;
 
 /// One requirement of a label selector.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -245,6 +246,8 @@ pub struct FieldRequirement {
     pub value: String,
     /// `!=` instead of `=`.
     pub negate: bool,
+    /// Where the field's value comes from in an object.
+    pub source: FieldValue,
 }
 
 /// A field selector: every requirement must hold.
@@ -272,15 +275,19 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim().to_string();
-            if !desc.field_selectable(&field) {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field}"
+            let Some(source) = desc.selectable_fields.source(&field).cloned() else {
+                return Err(ApiError::bad_request(desc.selectable_fields.refusal.message(
+                    &field,
+                    &desc.group,
+                    &desc.version,
+                    &desc.kind,
                 )));
-            }
+            };
             reqs.push(FieldRequirement {
                 field,
                 value: unescape(&value),
                 negate,
+                source,
             });
         }
         Ok(FieldSelector(reqs))
@@ -299,30 +306,10 @@ impl FieldSelector {
             .map(|r| r.value.as_str())
     }
 
-    /// True when every requirement holds for `obj` (missing fields read as "").
+    /// True when every requirement holds for `obj` (missing fields read as their type's zero
+    /// value, see [`crate::field_set`]).
     pub fn matches_object(&self, obj: &Value) -> bool {
-        self.0.iter().all(|r| {
-            let actual = field_value(obj, &r.field);
-            (actual == r.value) != r.negate
-        })
-    }
-}
-
-/// The string value of a dotted field path (`spec.nodeName`), "" when absent.
-pub fn field_value(obj: &Value, path: &str) -> String {
-    let mut cur = obj;
-    for part in path.split('.') {
-        match cur.get(part) {
-            Some(v) => cur = v,
-            None => return String::new(),
-        }
-    }
-    match cur {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => other.to_string(),
+        self.0.iter().all(|r| (r.source.read(obj) == r.value) != r.negate)
     }
 }
 
@@ -451,6 +438,23 @@ mod tests {
         assert!(s.matches_object(&json!({"metadata": {"name": "q"}})));
         let err = FieldSelector::parse("spec.containers=x", pods).unwrap_err();
         assert_eq!(err.message(), "field label not supported: spec.containers");
+        // Absent fields read as their zero values.
+        let s = FieldSelector::parse("spec.hostNetwork=false,status.podIP=", pods).unwrap();
+        assert!(s.matches_object(&json!({"metadata": {"name": "q"}})));
+        let nodes = rows.iter().find(|d| d.resource == "nodes").unwrap();
+        for sel in ["spec.unschedulable=false", "spec.unschedulable!=true"] {
+            let s = FieldSelector::parse(sel, nodes).unwrap();
+            assert!(
+                s.matches_object(&json!({"metadata": {"name": "n"}, "spec": {}})),
+                "{sel}"
+            );
+            assert!(
+                !s.matches_object(&json!({"spec": {"unschedulable": true}})),
+                "{sel}"
+            );
+        }
+        let err = FieldSelector::parse("metadata.namespace=a", nodes).unwrap_err();
+        assert_eq!(err.message(), "field label not supported: metadata.namespace");
         let cms = rows.iter().find(|d| d.resource == "configmaps").unwrap();
         let s = FieldSelector::parse(r"metadata.name=a\,b", cms).unwrap();
         assert_eq!(s.0[0].value, "a,b");

@@ -7,6 +7,7 @@ mod cel;
 mod crd;
 mod defaults;
 mod encryption;
+mod field_selectors;
 mod http_api;
 mod kube_client;
 mod kubectl;
