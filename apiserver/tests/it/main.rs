@@ -16,6 +16,7 @@ mod legacy_tokens;
 mod openapi;
 mod paths;
 mod protobuf;
+mod python_client;
 mod resource_version;
 mod service_alloc;
 mod support;
