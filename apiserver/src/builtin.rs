@@ -1,7 +1,8 @@
 //! The built-in rows of the descriptor table, generated from k8s-openapi: group, version, kind,
 //! plural, scope and list kind come from the crate's `Resource` / `ListableResource` constants;
 //! whether a type has a `status` is found by round-tripping one. The few facts k8s-openapi does not
-//! carry (short names, categories, extra subresources, selectable fields) are in [`facts`].
+//! carry (short names, categories, extra subresources) are in [`facts`]; selectable fields come
+//! from [`crate::field_set`].
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -112,7 +113,7 @@ where
         subresources: Vec::new(),
         storage_prefix: storage_prefix(K::GROUP, K::URL_PATH_SEGMENT),
         round_trip: Some(round_trip::<K>),
-        selectable_fields: Vec::new(),
+        selectable_fields: crate::field_set::FieldSet::builtin(K::GROUP, K::KIND),
         return_deleted_object: false,
         virtual_kind: None,
         openapi_schema: None,
@@ -132,7 +133,7 @@ fn sub(name: &str, kind: SubresourceKind, gvk: (&str, &str, &str), verbs: &[&str
 }
 
 /// Upstream facts k8s-openapi does not carry: short names, categories, subresources beyond
-/// `status`, selectable fields and delete answers.
+/// `status` and delete answers.
 fn facts(d: &mut ResourceDescriptor) {
     let strs = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let (short, categories): (&[&str], &[&str]) = match (d.group.as_str(), d.resource.as_str()) {
@@ -198,16 +199,6 @@ fn facts(d: &mut ResourceDescriptor) {
                 &scale_verbs,
             ));
             d.return_deleted_object = true;
-            d.selectable_fields = strs(&[
-                "spec.nodeName",
-                "spec.restartPolicy",
-                "spec.schedulerName",
-                "spec.serviceAccountName",
-                "spec.hostNetwork",
-                "status.phase",
-                "status.podIP",
-                "status.nominatedNodeName",
-            ]);
         }
         ("", "namespaces") => {
             d.subresources.push(sub(
@@ -216,12 +207,8 @@ fn facts(d: &mut ResourceDescriptor) {
                 ("", "v1", "Namespace"),
                 &["update"],
             ));
-            d.selectable_fields = strs(&["status.phase"]);
         }
-        ("", "services") => {
-            d.return_deleted_object = true;
-            d.selectable_fields = strs(&["spec.clusterIP", "spec.type"]);
-        }
+        ("", "services") => d.return_deleted_object = true,
         ("", "componentstatuses") => {
             d.verbs = Verbs::READ_ONLY;
             d.virtual_kind = Some(VirtualKind::ComponentStatus);
@@ -232,26 +219,7 @@ fn facts(d: &mut ResourceDescriptor) {
             ("authentication.k8s.io", "v1", "TokenRequest"),
             &["create"],
         )),
-        ("", "events") => {
-            d.selectable_fields = strs(&[
-                "involvedObject.kind",
-                "involvedObject.namespace",
-                "involvedObject.name",
-                "involvedObject.uid",
-                "involvedObject.apiVersion",
-                "involvedObject.resourceVersion",
-                "involvedObject.fieldPath",
-                "reason",
-                "reportingComponent",
-                "source",
-                "type",
-            ]);
-        }
-        ("", "nodes") => d.selectable_fields = strs(&["spec.unschedulable"]),
-        ("", "secrets") => d.selectable_fields = strs(&["type"]),
-        ("batch", "jobs") => d.selectable_fields = strs(&["status.successful"]),
         ("certificates.k8s.io", "certificatesigningrequests") => {
-            d.selectable_fields = strs(&["spec.signerName"]);
             let gvk = (d.group.clone(), d.version.clone(), d.kind.clone());
             d.subresources.push(sub(
                 "approval",

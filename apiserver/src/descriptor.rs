@@ -146,8 +146,8 @@ pub struct ResourceDescriptor {
     pub storage_prefix: String,
     /// The type check for built-ins; None for schemaless rows (CRDs until schemas exist).
     pub round_trip: Option<RoundTrip>,
-    /// Field selectors beyond `metadata.name` / `metadata.namespace` (JSON paths).
-    pub selectable_fields: Vec<String>,
+    /// The field selectors the type supports and where each reads its value.
+    pub selectable_fields: crate::field_set::FieldSet,
     /// DELETE answers with the deleted object instead of a `Status` (pods, services).
     pub return_deleted_object: bool,
     /// Not stored: answered by a built-in handler.
@@ -219,9 +219,7 @@ impl ResourceDescriptor {
 
     /// True when `field` is a supported field selector label.
     pub fn field_selectable(&self, field: &str) -> bool {
-        field == "metadata.name"
-            || (self.namespaced && field == "metadata.namespace")
-            || self.selectable_fields.iter().any(|f| f == field)
+        self.selectable_fields.source(field).is_some()
     }
 }
 

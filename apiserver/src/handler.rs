@@ -25,7 +25,7 @@ use crate::query::Query;
 use crate::registry::subresource::{ScaleChange, UserInfo};
 use crate::registry::{DeleteOptions, ListOptions, Reply, WatchEvent, WatchOptions, WriteOptions};
 use crate::request_info::{RequestInfo, Verb};
-use crate::selector::{FieldRequirement, FieldSelector, LabelSelector};
+use crate::selector::{FieldSelector, LabelSelector};
 use crate::table::{self, IncludeObject};
 
 /// The identity of a request, put in the request extensions by the TLS accept loop.
@@ -35,7 +35,10 @@ pub struct Authenticated(pub Option<UserInfo>);
 /// Builds the router of a server.
 pub fn router(api: Arc<ApiServer>) -> Router {
     Router::new()
+        // Upstream serves the discovery documents and `/version` through go-restful, which ignores
+        // a trailing slash; the health, metrics and OpenAPI paths are exact (404 with a slash).
         .route("/version", get(version))
+        .route("/version/", get(version))
         .route("/healthz", get(crate::health::healthz))
         .route("/livez", get(crate::health::livez))
         .route("/readyz", get(crate::health::readyz))
@@ -44,10 +47,15 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .route("/readyz/{check}", get(crate::health::single))
         .route("/metrics", get(crate::metrics::serve))
         .route("/api", get(core_api))
+        .route("/api/", get(core_api))
         .route("/api/{version}", get(core_resources))
+        .route("/api/{version}/", get(core_resources))
         .route("/apis", get(apis))
+        .route("/apis/", get(apis))
         .route("/apis/{group}", get(group_doc))
+        .route("/apis/{group}/", get(group_doc))
         .route("/apis/{group}/{version}", get(group_resources))
+        .route("/apis/{group}/{version}/", get(group_resources))
         .route("/api/{version}/{*rest}", any(resource))
         .route("/apis/{group}/{version}/{*rest}", any(resource))
         .merge(crate::openapi::routes(api.table.clone()))
@@ -673,11 +681,7 @@ impl Call {
     async fn watch(&self, output: Output) -> ApiResult<Response> {
         let mut fields = FieldSelector::parse(self.query.get("fieldSelector").unwrap_or(""), &self.desc)?;
         if !self.info.name.is_empty() {
-            fields.0.push(FieldRequirement {
-                field: "metadata.name".into(),
-                value: self.info.name.clone(),
-                negate: false,
-            });
+            fields.require_name(&self.info.name);
         }
         let send_initial_events = self.query.flag("sendInitialEvents")?;
         if send_initial_events && self.query.rv_match()? != crate::query::RvMatch::NotOlderThan {

@@ -42,6 +42,7 @@ pub mod descriptor;
 pub mod discovery;
 pub mod encryption;
 pub mod error;
+pub mod field_set;
 pub mod flags;
 pub mod handler;
 pub mod health;

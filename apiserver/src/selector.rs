@@ -1,10 +1,12 @@
 //! Label and field selectors of requests: the shared grammar and matching of [`api_util::labels`]
-//! and [`api_util::fields`], with the API server's checks (selectable fields) and errors.
+//! and [`api_util::fields`], with the API server's checks (selectable fields, read through each
+//! type's [`crate::field_set`]) and errors.
 
 use serde_json::Value;
 
 use crate::descriptor::ResourceDescriptor;
 use crate::error::ApiError;
+use crate::field_set::FieldValue;
 
 pub use api_util::fields::FieldRequirement;
 pub use api_util::labels::{LabelRequirement, LabelSelector};
@@ -16,23 +18,50 @@ impl From<api_util::labels::SelectorError> for ApiError {
     }
 }
 
+/// One requirement of a field selector and where its field's value comes from in an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelectedField {
+    /// The parsed requirement.
+    pub requirement: FieldRequirement,
+    /// How the object's value of the field is read (absent fields read as their zero value).
+    pub source: FieldValue,
+}
+
 /// A field selector: every requirement must hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FieldSelector(pub Vec<FieldRequirement>);
+pub struct FieldSelector(pub Vec<SelectedField>);
 
 impl FieldSelector {
     /// Parses the `fieldSelector` grammar ([`api_util::fields`]) and checks every field is
-    /// selectable on `desc`.
+    /// selectable on `desc`, refusing others in upstream's words for the kind.
     pub fn parse(s: &str, desc: &ResourceDescriptor) -> Result<Self, ApiError> {
         let parsed =
             api_util::fields::FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if let Some(r) = parsed.0.iter().find(|r| !desc.field_selectable(&r.field)) {
-            return Err(ApiError::bad_request(format!(
-                "field label not supported: {}",
-                r.field
-            )));
+        let mut out = Vec::with_capacity(parsed.0.len());
+        for requirement in parsed.0 {
+            let Some(source) = desc.selectable_fields.source(&requirement.field).cloned() else {
+                return Err(ApiError::bad_request(desc.selectable_fields.refusal.message(
+                    &requirement.field,
+                    &desc.group,
+                    &desc.version,
+                    &desc.kind,
+                )));
+            };
+            out.push(SelectedField { requirement, source });
         }
-        Ok(FieldSelector(parsed.0))
+        Ok(FieldSelector(out))
+    }
+
+    /// A requirement that the object's `metadata.name` is `name` (a request for one object).
+    pub fn require_name(&mut self, name: &str) {
+        self.0.push(SelectedField {
+            requirement: FieldRequirement {
+                field: "metadata.name".into(),
+                value: name.to_string(),
+                negate: false,
+            },
+            source: FieldValue::Text("metadata.name".into()),
+        });
     }
 
     /// True when the selector has no requirements.
@@ -44,34 +73,17 @@ impl FieldSelector {
     pub fn exact_name(&self) -> Option<&str> {
         self.0
             .iter()
+            .map(|f| &f.requirement)
             .find(|r| r.field == "metadata.name" && !r.negate)
             .map(|r| r.value.as_str())
     }
 
-    /// True when every requirement holds for `obj` (missing fields read as "").
+    /// True when every requirement holds for `obj` (missing fields read as their type's zero
+    /// value, see [`crate::field_set`]).
     pub fn matches_object(&self, obj: &Value) -> bool {
-        self.0.iter().all(|r| {
-            let actual = field_value(obj, &r.field);
-            (actual == r.value) != r.negate
-        })
-    }
-}
-
-/// The string value of a dotted field path (`spec.nodeName`), "" when absent.
-pub fn field_value(obj: &Value, path: &str) -> String {
-    let mut cur = obj;
-    for part in path.split('.') {
-        match cur.get(part) {
-            Some(v) => cur = v,
-            None => return String::new(),
-        }
-    }
-    match cur {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => other.to_string(),
+        self.0
+            .iter()
+            .all(|f| (f.source.read(obj) == f.requirement.value) != f.requirement.negate)
     }
 }
 
@@ -92,9 +104,26 @@ mod tests {
         assert!(s.matches_object(&json!({"metadata": {"name": "q"}})));
         let err = FieldSelector::parse("spec.containers=x", pods).unwrap_err();
         assert_eq!(err.message(), "field label not supported: spec.containers");
+        // Absent fields read as their zero values.
+        let s = FieldSelector::parse("spec.hostNetwork=false,status.podIP=", pods).unwrap();
+        assert!(s.matches_object(&json!({"metadata": {"name": "q"}})));
+        let nodes = rows.iter().find(|d| d.resource == "nodes").unwrap();
+        for sel in ["spec.unschedulable=false", "spec.unschedulable!=true"] {
+            let s = FieldSelector::parse(sel, nodes).unwrap();
+            assert!(
+                s.matches_object(&json!({"metadata": {"name": "n"}, "spec": {}})),
+                "{sel}"
+            );
+            assert!(
+                !s.matches_object(&json!({"spec": {"unschedulable": true}})),
+                "{sel}"
+            );
+        }
+        let err = FieldSelector::parse("metadata.namespace=a", nodes).unwrap_err();
+        assert_eq!(err.message(), "field label not supported: metadata.namespace");
         let cms = rows.iter().find(|d| d.resource == "configmaps").unwrap();
         let s = FieldSelector::parse(r"metadata.name=a\,b", cms).unwrap();
-        assert_eq!(s.0[0].value, "a,b");
+        assert_eq!(s.0[0].requirement.value, "a,b");
         assert!(FieldSelector::parse("nonsense", cms).is_err());
     }
 

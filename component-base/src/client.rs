@@ -83,8 +83,12 @@ pub async fn load_config(settings: &ClientSettings) -> Result<Config, ClientErro
     }
     let agent = HeaderValue::from_str(&settings.user_agent)
         .map_err(|_| ClientError::UserAgent(settings.user_agent.clone()))?;
-    config.headers.retain(|(name, _)| name != http::header::USER_AGENT);
-    config.headers.push((HeaderName::from_static("user-agent"), agent));
+    config
+        .headers
+        .retain(|(name, _)| name != http::header::USER_AGENT);
+    config
+        .headers
+        .push((HeaderName::from_static("user-agent"), agent));
     Ok(config)
 }
 

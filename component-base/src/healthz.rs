@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(report("healthz", &checks(false), ""), (200, "ok".into()));
         assert_eq!(
             report("readyz", &checks(false), "verbose"),
-            (200, "[+]ping ok\n[+]leaderElection ok\nreadyz check passed\n".into())
+            (
+                200,
+                "[+]ping ok\n[+]leaderElection ok\nreadyz check passed\n".into()
+            )
         );
     }
 
@@ -106,7 +109,10 @@ mod tests {
 
     #[test]
     fn single_checks() {
-        assert_eq!(single("healthz", &checks(false), "ping"), Some((200, "ok".into())));
+        assert_eq!(
+            single("healthz", &checks(false), "ping"),
+            Some((200, "ok".into()))
+        );
         assert_eq!(single("healthz", &checks(true), "leaderElection").unwrap().0, 500);
         assert_eq!(single("healthz", &checks(false), "nope"), None);
     }

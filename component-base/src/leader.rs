@@ -232,7 +232,11 @@ impl LeaderElection {
     /// leadership is lost or `shutdown` is cancelled; returns once the work has finished.
     /// `Ok(())` after shutdown (the lease released if so configured), `Err(Lost)` when the
     /// lease could not be renewed.
-    pub async fn run<F, Fut>(mut self, shutdown: CancellationToken, work: F) -> Result<(), LeaderElectionError>
+    pub async fn run<F, Fut>(
+        mut self,
+        shutdown: CancellationToken,
+        work: F,
+    ) -> Result<(), LeaderElectionError>
     where
         F: FnOnce(CancellationToken) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -335,7 +339,13 @@ impl LeaderElection {
             }
         };
         let Some(mut lease) = existing else {
-            let record = match decide(&Record::default(), cfg.lease_duration, &cfg.identity, cfg.lease_duration, now) {
+            let record = match decide(
+                &Record::default(),
+                cfg.lease_duration,
+                &cfg.identity,
+                cfg.lease_duration,
+                now,
+            ) {
                 Decision::Write(mut r) => {
                     r.transitions = 0;
                     r

@@ -145,7 +145,11 @@ mod tests {
         assert_eq!(le.lease_namespace, "kube-system");
         assert_eq!(
             (le.lease_duration, le.renew_deadline, le.retry_period),
-            (Duration::from_secs(15), Duration::from_secs(10), Duration::from_secs(2))
+            (
+                Duration::from_secs(15),
+                Duration::from_secs(10),
+                Duration::from_secs(2)
+            )
         );
         let c = cli.opts.client_settings(&SCHED);
         assert_eq!((c.qps, c.burst), (50.0, 100));

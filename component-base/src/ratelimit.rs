@@ -108,7 +108,10 @@ mod tests {
             assert!(ready.is_some(), "call {i} within the burst had to wait");
             svc.call(()).await.unwrap();
         }
-        assert!(svc.ready().now_or_never().is_none(), "the sixth call did not wait");
+        assert!(
+            svc.ready().now_or_never().is_none(),
+            "the sixth call did not wait"
+        );
     }
 
     #[tokio::test]

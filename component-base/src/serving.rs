@@ -241,7 +241,10 @@ impl State {
             },
             None => healthz::report(endpoint, checks, &query),
         };
-        text(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body)
+        text(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        )
     }
 
     async fn metrics(&self, req: &Request<Incoming>) -> Reply {

@@ -238,14 +238,13 @@ pub fn rows(crd: &Value, state: &Arc<CrdState>) -> Vec<ResourceDescriptor> {
                 subresources,
                 storage_prefix: crate::builtin::storage_prefix(&group, &plural),
                 round_trip: None,
-                selectable_fields: v["selectableFields"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|f| f["jsonPath"].as_str().map(dotted))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                selectable_fields: crate::field_set::FieldSet::with_custom(
+                    v["selectableFields"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f["jsonPath"].as_str().map(dotted)),
+                ),
                 return_deleted_object: false,
                 virtual_kind: None,
                 openapi_schema: schema,

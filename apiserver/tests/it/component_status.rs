@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::kube_client::Running;
-use crate::kubectl::{Kubectl, client_minor, kubectls};
+use crate::kubectl::{Kubectl, KubectlExt};
 
 /// An HTTPS server answering every request with 200 `ok` (a self-signed certificate, as the
 /// components serve by default); stops when the returned task is aborted.
@@ -136,9 +136,8 @@ async fn kube_rs_reads_probed_component_statuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_kubectl_get_cs() {
-    let bins = kubectls();
+    let bins = conformance::tools::kubectls();
     if bins.is_empty() {
-        eprintln!("no kubectl found: run scripts/get-kube-clients.sh /var/cache/keelson-kube-clients 27 33");
         return;
     }
     let (port, _server) = healthz_server().await;
@@ -147,12 +146,7 @@ async fn stock_kubectl_get_cs() {
     let kubeconfig = running.kubeconfig();
     tokio::task::spawn_blocking(move || {
         for bin in bins {
-            let k = Kubectl {
-                minor: client_minor(&bin),
-                bin,
-                kubeconfig: kubeconfig.clone(),
-                home: tempfile::tempdir().unwrap(),
-            };
+            let k = Kubectl::new(&bin, &kubeconfig).expect("kubectl runs");
             let out = k.ok(&["get", "cs"]);
             let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
             assert_eq!(rows[0], ["NAME", "STATUS", "MESSAGE", "ERROR"], "{out}");

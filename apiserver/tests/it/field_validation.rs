@@ -13,7 +13,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use serde_json::{Value, json};
 
 use crate::kube_client::Running;
-use crate::kubectl::{Kubectl, with_each_kubectl};
+use crate::kubectl::{Kubectl, KubectlExt, with_each_kubectl};
 
 const GADGETS: &str = "/apis/strict.example.com/v1/namespaces/default/gadgets";
 
@@ -472,9 +472,9 @@ async fn built_ins_per_field_validation_and_body_type() {
 }
 
 fn kubectl_on_unknown_fields(k: &Kubectl, dir: &Path) {
-    let group = format!("v{}.strict.example.com", k.minor);
+    let group = format!("v{}.strict.example.com", k.minor());
     let write = |name: &str, body: &str| {
-        let p = dir.join(format!("{}-{name}", k.minor));
+        let p = dir.join(format!("{}-{name}", k.minor()));
         std::fs::write(&p, body).unwrap();
         p.to_str().unwrap().to_string()
     };
@@ -498,7 +498,7 @@ fn kubectl_on_unknown_fields(k: &Kubectl, dir: &Path) {
     };
     // The default (--validate=true, i.e. Strict): refused with upstream's message.
     let f = cr("k1", true);
-    let (ok, _, err) = k.run(&["apply", "-f", &f]);
+    let (ok, _, err) = k.attempt(&["apply", "-f", &f]);
     assert!(!ok);
     assert_eq!(
         err.trim(),
@@ -506,16 +506,16 @@ fn kubectl_on_unknown_fields(k: &Kubectl, dir: &Path) {
             "Error from server (BadRequest): error when creating \"{f}\": Gadget in version \"v1\" cannot be handled as a Gadget: strict decoding error: unknown field \"spec.extra\""
         ),
         "kubectl 1.{}",
-        k.minor
+        k.minor()
     );
     // --validate=warn: created pruned, with a warning.
-    let (ok, out, err) = k.run(&["apply", "--validate=warn", "-f", &f]);
+    let (ok, out, err) = k.attempt(&["apply", "--validate=warn", "-f", &f]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), format!("gadget.{group}/k1 created"));
     assert!(err.contains("Warning: unknown field \"spec.extra\""), "{err}");
     // --validate=false: silently pruned.
     let f2 = cr("k2", true);
-    let (ok, _, err) = k.run(&["apply", "--validate=false", "-f", &f2]);
+    let (ok, _, err) = k.attempt(&["apply", "--validate=false", "-f", &f2]);
     assert!(ok && err.is_empty(), "{err}");
     let out = k.ok(&["get", &format!("gadgets.{group}"), "k2", "-o", "jsonpath={.spec}"]);
     assert_eq!(out, r#"{"size":1}"#);
@@ -523,7 +523,7 @@ fn kubectl_on_unknown_fields(k: &Kubectl, dir: &Path) {
     let f3 = cr("k3", false);
     k.ok(&["apply", "-f", &f3]);
     let f3 = cr("k3", true);
-    let (ok, _, err) = k.run(&["apply", "-f", &f3]);
+    let (ok, _, err) = k.attempt(&["apply", "-f", &f3]);
     assert!(!ok);
     assert!(
         err.contains("strict decoding error: unknown field \"spec.extra\""),

@@ -14,7 +14,7 @@ use kube::{Client, Config};
 use serde_json::{Value, json};
 
 use crate::kube_client::Running;
-use crate::kubectl::{Kubectl, with_each_kubectl};
+use crate::kubectl::{Kubectl, KubectlExt, with_each_kubectl};
 
 fn pod(name: &str) -> Pod {
     serde_json::from_value(json!({
@@ -161,7 +161,7 @@ async fn ephemeral_containers_with_kube_rs() {
 }
 
 fn kubectl_debug(k: &Kubectl, _: &Path) {
-    let ns = format!("debug-{}", k.minor);
+    let ns = format!("debug-{}", k.minor());
     k.ok(&["create", "namespace", &ns]);
     k.ok(&["-n", &ns, "run", "web", "--image=nginx", "--restart=Never"]);
     let debug_out = k.ok(&["-n", &ns, "debug", "web", "--image=busybox", "--target=web"]);
@@ -568,8 +568,8 @@ async fn csr_approval_and_status_with_kube_rs() {
 }
 
 fn kubectl_certificate(k: &Kubectl, dir: &Path) {
-    let yes = format!("approve-{}", k.minor);
-    let no = format!("deny-{}", k.minor);
+    let yes = format!("approve-{}", k.minor());
+    let no = format!("deny-{}", k.minor());
     for name in [&yes, &no] {
         let file = dir.join(format!("{name}.json"));
         std::fs::write(&file, serde_json::to_vec(&csr(name)).unwrap()).unwrap();
@@ -612,7 +612,7 @@ fn kubectl_certificate(k: &Kubectl, dir: &Path) {
     assert!(out.lines().nth(1).unwrap().ends_with("Approved"), "{out}");
     // Denied stays denied: kubectl refuses to approve it, and so does the server when asked
     // through the approval subresource directly.
-    let (ok, _, err) = k.run(&["certificate", "approve", &no]);
+    let (ok, _, err) = k.attempt(&["certificate", "approve", &no]);
     assert!(!ok && err.contains("already Denied"), "{err}");
     let mut both = denied;
     both["status"]["conditions"]
@@ -622,7 +622,7 @@ fn kubectl_certificate(k: &Kubectl, dir: &Path) {
     let file = dir.join(format!("{no}-both.json"));
     std::fs::write(&file, serde_json::to_vec(&both).unwrap()).unwrap();
     let uri = format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{no}/approval");
-    let (ok, out, err) = k.run(&["replace", "--raw", &uri, "-f", file.to_str().unwrap()]);
+    let (ok, out, err) = k.attempt(&["replace", "--raw", &uri, "-f", file.to_str().unwrap()]);
     assert!(!ok, "approving a denied request: {out}");
     assert!(err.contains("mutually exclusive"), "{err}");
 }

@@ -64,7 +64,10 @@ fn upstreams_consistency_rules_are_checked() {
     assert!(c.check().is_err());
     let mut c = LeaderElectionConfig::new("x");
     c.retry_period = Duration::from_secs(9);
-    assert!(c.check().is_err(), "renew deadline must exceed 1.2 x retry period");
+    assert!(
+        c.check().is_err(),
+        "renew deadline must exceed 1.2 x retry period"
+    );
 }
 
 #[test]
@@ -128,7 +131,10 @@ async fn one_candidate_leads_and_the_other_takes_over_after_a_release() {
     a_run.await.unwrap().unwrap();
     let released = Instant::now();
     until("b leads", || b_status.is_leader()).await;
-    assert!(released.elapsed() < Duration::from_millis(1500), "b waited for expiry instead of the release");
+    assert!(
+        released.elapsed() < Duration::from_millis(1500),
+        "b waited for expiry instead of the release"
+    );
     let spec = lease(&client, "demo").await;
     assert_eq!(spec.holder_identity.as_deref(), Some("b"));
     assert_eq!(spec.lease_transitions, Some(1), "a: 0 (created), b: 1");
@@ -162,9 +168,15 @@ async fn a_leader_that_cannot_renew_stops_its_work() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let outcome = tokio::time::timeout(Duration::from_secs(20), run).await.expect("run ended").unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("run ended")
+        .unwrap();
     thief.abort();
-    assert!(matches!(outcome, Err(LeaderElectionError::Lost { .. })), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(LeaderElectionError::Lost { .. })),
+        "{outcome:?}"
+    );
     stopped_rx.await.expect("the work was cancelled");
     assert!(!status.is_leader());
     server.shutdown().await;

@@ -13,11 +13,12 @@ fn cert_files(dir: &std::path::Path) -> (ServingConfig, rustls::ClientConfig) {
     std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let client =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     let serving = ServingConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         cert_file: Some(c),
@@ -32,14 +33,19 @@ async fn get(addr: SocketAddr, tls: &rustls::ClientConfig, path: &str, token: Op
     let connector = tokio_rustls::TlsConnector::from(Arc::new(tls.clone()));
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut stream = connector.connect(name, tcp).await.unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
     let text = String::from_utf8_lossy(&raw).to_string();
     let code = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (code, dechunk(&body))
 }
 
@@ -69,7 +75,13 @@ async fn health_endpoints_report_their_checks() {
     let flag = healthy.clone();
     server.add_check(
         "leaderElection",
-        Arc::new(move || if flag.load(Ordering::Acquire) { Ok(()) } else { Err("lost".into()) }),
+        Arc::new(move || {
+            if flag.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                Err("lost".into())
+            }
+        }),
     );
     server.add_ready_check("informer-sync", Arc::new(|| Ok(())));
     let shutdown = CancellationToken::new();
@@ -80,15 +92,23 @@ async fn health_endpoints_report_their_checks() {
         get(addr, &tls, "/readyz?verbose", None).await,
         (
             200,
-            "[+]ping ok\n[+]leaderElection ok\n[+]shutdown ok\n[+]informer-sync ok\nreadyz check passed\n".into()
+            "[+]ping ok\n[+]leaderElection ok\n[+]shutdown ok\n[+]informer-sync ok\nreadyz check passed\n"
+                .into()
         )
     );
     assert_eq!(get(addr, &tls, "/livez/ping", None).await, (200, "ok".into()));
-    assert_eq!(get(addr, &tls, "/livez/informer-sync", None).await.0, 404, "a readyz-only check");
+    assert_eq!(
+        get(addr, &tls, "/livez/informer-sync", None).await.0,
+        404,
+        "a readyz-only check"
+    );
     healthy.store(false, Ordering::Release);
     let (code, body) = get(addr, &tls, "/healthz", None).await;
     assert_eq!(code, 500);
-    assert!(body.contains("[-]leaderElection failed: reason withheld"), "{body}");
+    assert!(
+        body.contains("[-]leaderElection failed: reason withheld"),
+        "{body}"
+    );
     assert_eq!(get(addr, &tls, "/nothing", None).await.0, 404);
     // Without a client to review callers, metrics are refused.
     assert_eq!(get(addr, &tls, "/metrics", None).await.0, 403);
@@ -107,7 +127,10 @@ async fn metrics_need_a_caller_the_api_server_authorizes() {
     server.registry().register(Box::new(counter.clone())).unwrap();
     counter.inc_by(7);
     let shutdown = CancellationToken::new();
-    let handle = server.serve(&config, Some(client.clone()), shutdown.clone()).await.unwrap();
+    let handle = server
+        .serve(&config, Some(client.clone()), shutdown.clone())
+        .await
+        .unwrap();
     let addr = handle.addr;
 
     // A ServiceAccount's token, not yet allowed to read /metrics.
@@ -134,7 +157,10 @@ async fn metrics_need_a_caller_the_api_server_authorizes() {
 
     let (code, body) = get(addr, &tls, "/metrics", None).await;
     assert_eq!(code, 403);
-    assert!(body.contains(r#"forbidden: User \"system:anonymous\" cannot get path \"/metrics\""#), "{body}");
+    assert!(
+        body.contains(r#"forbidden: User \"system:anonymous\" cannot get path \"/metrics\""#),
+        "{body}"
+    );
     assert_eq!(get(addr, &tls, "/metrics", Some("not-a-token")).await.0, 401);
     let (code, body) = get(addr, &tls, "/metrics", Some(&token)).await;
     assert_eq!(code, 403, "{body}");
@@ -178,7 +204,10 @@ async fn metrics_need_a_caller_the_api_server_authorizes() {
     let probe = Reviewer::new(client.clone());
     let user = UserInfo {
         username: Some("system:serviceaccount:default:scraper".into()),
-        groups: Some(vec!["system:serviceaccounts".into(), "system:authenticated".into()]),
+        groups: Some(vec![
+            "system:serviceaccounts".into(),
+            "system:authenticated".into(),
+        ]),
         ..UserInfo::default()
     };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -195,7 +224,10 @@ async fn metrics_need_a_caller_the_api_server_authorizes() {
     let server = HealthServer::new();
     server.registry().register(Box::new(counter.clone())).unwrap();
     let shutdown = CancellationToken::new();
-    let handle = server.serve(&config, Some(client.clone()), shutdown.clone()).await.unwrap();
+    let handle = server
+        .serve(&config, Some(client.clone()), shutdown.clone())
+        .await
+        .unwrap();
     let (code, body) = get(handle.addr, &tls, "/metrics", Some(&token)).await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("demo_total 7"), "{body}");

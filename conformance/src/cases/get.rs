@@ -286,7 +286,7 @@ pub(crate) fn get_field_selector(c: &Ctx) -> CaseResult {
     let bad = c.fails(&["get", "configmaps", "--field-selector", "spec.nothing=1"])?;
     contains_all(
         &bad.stderr,
-        &["field label not supported: spec.nothing"],
+        &[r#""spec.nothing" is not a known field selector: only "metadata.name", "metadata.namespace""#],
         "an unknown field label",
     )
 }
