@@ -467,12 +467,15 @@ impl Call {
         self.check_verb()?;
         // Writes answer in the negotiated shape too (Table, partial metadata), as upstream; an
         // Accept header the server cannot satisfy gets JSON rather than refusing the write.
-        // Virtual kinds (reviews, bindings) have no Table.
+        // Virtual kinds that are written (reviews, bindings) have no Table; componentstatuses,
+        // read-only, have upstream's.
         let accept = accept(&self.headers);
+        let tableless = self
+            .desc
+            .virtual_kind
+            .is_some_and(|k| k != crate::descriptor::VirtualKind::ComponentStatus);
         let output = match self.verb {
-            _ if self.desc.virtual_kind.is_some() => {
-                Output::negotiate_allowing(accept, false).unwrap_or(Output::Json)
-            }
+            _ if tableless => Output::negotiate_allowing(accept, false).unwrap_or(Output::Json),
             Verb::Get | Verb::List | Verb::Watch => Output::negotiate(accept)?,
             _ => Output::negotiate(accept).unwrap_or(Output::Json),
         };

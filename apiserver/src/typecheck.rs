@@ -39,6 +39,22 @@ pub fn check(
     Ok((out, messages))
 }
 
+/// [`check`], then unknown fields settled per `validation` ([`crate::strict::settle`]): a 400
+/// under `Strict`, warnings under `Warn`. For writes with no hooks of their own (reviews,
+/// bindings).
+pub fn check_settled(
+    desc: &ResourceDescriptor,
+    obj: Value,
+    validation: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let (out, unknown) = check(desc, obj, validation)?;
+    let warnings = crate::strict::settle(validation, &unknown, || crate::strict::Failure::Body {
+        kind: &desc.kind,
+        version: &desc.version,
+    })?;
+    Ok((out, warnings))
+}
+
 /// Go omits empty maps and lists of `ObjectMeta` (all `omitempty`): a patch that removes the
 /// last label leaves no `labels: {}` behind.
 fn drop_empty_metadata(obj: &mut Value) {

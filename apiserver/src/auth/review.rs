@@ -181,7 +181,7 @@ pub async fn create(
     validation: FieldValidation,
 ) -> ApiResult<Reply> {
     crate::registry::check_kind(desc, &mut body)?;
-    let (mut body, warnings) = crate::typecheck::check(desc, body, validation)?;
+    let (mut body, warnings) = crate::typecheck::check_settled(desc, body, validation)?;
     let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
     let status = match (kind, desc.kind.as_str()) {
         (VirtualKind::SelfSubjectReview, _) => json!({"userInfo": user.to_json()}),

@@ -288,7 +288,7 @@ impl Registry {
         opts: &WriteOptions,
     ) -> ApiResult<Reply> {
         super::check_kind(desc, &mut body)?;
-        let (body, warnings) = crate::typecheck::check(desc, body, opts.field_validation)?;
+        let (body, warnings) = crate::typecheck::check_settled(desc, body, opts.field_validation)?;
         if kind != VirtualKind::Binding {
             // Reviews are answered by `crate::auth::review`.
             return Err(ApiError::internal(format!(
