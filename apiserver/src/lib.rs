@@ -54,6 +54,7 @@ pub mod protobuf;
 pub mod query;
 pub mod registry;
 pub mod request_info;
+pub mod schema_facts;
 pub mod selector;
 mod server;
 pub mod strategy;
