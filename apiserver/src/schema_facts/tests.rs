@@ -109,7 +109,7 @@ fn a_created_service_answers_its_empty_load_balancer_status() {
         )
     );
     // Without any status at all Go still writes the zero struct.
-    let mut bare = svc.clone();
+    let mut bare = svc;
     bare.as_object_mut().unwrap().remove("status");
     assert!(text(&bare).ends_with(r#""status":{"loadBalancer":{}}}"#));
 }
