@@ -23,39 +23,12 @@ use crate::support::{TestServer, configmap, deployment};
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 const META: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 const META_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+use crate::protobuf::send;
+
 const PB: &str = "application/vnd.kubernetes.protobuf";
 /// What client-go's metadata client (the controller-manager's garbage collector, quota and
 /// namespace controllers) sends for gets and watches.
 const CLIENT_GO_META: &str = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
-
-/// A request through the router: status, content type and raw body.
-async fn send(
-    s: &TestServer,
-    method: Method,
-    uri: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> (StatusCode, String, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = s
-        .api
-        .router()
-        .oneshot(req.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-    (status, ct, bytes)
-}
 
 fn assert_partial(v: &Value, api_version: &str, name: &str) {
     assert_eq!(v["kind"], "PartialObjectMetadata", "{v}");

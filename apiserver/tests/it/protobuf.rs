@@ -17,7 +17,8 @@ use crate::support::{TestServer, configmap};
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 const PB: &str = "application/vnd.kubernetes.protobuf";
 
-async fn send(
+/// A request through the router: status, content type and raw body.
+pub(crate) async fn send(
     s: &TestServer,
     method: Method,
     uri: &str,
