@@ -208,6 +208,14 @@ fn random_suffix() -> String {
         .collect()
 }
 
+/// A 422 Invalid for `name` of `desc` when `errs` is not empty.
+fn reject_invalid(desc: &ResourceDescriptor, name: &str, errs: &[FieldError]) -> ApiResult<()> {
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(&desc.qualified_kind(), &desc.group, name, errs))
+}
+
 /// Checks `apiVersion`/`kind` of a body against the row (absent is accepted and filled in).
 pub fn check_kind(desc: &ResourceDescriptor, obj: &mut Value) -> ApiResult<()> {
     let api_version = desc.api_version();
@@ -559,14 +567,7 @@ impl Registry {
             meta_mut(&mut obj)?.insert("name".into(), Value::String(name.clone()));
             defaults::on_create(desc, &mut obj);
             let errs = strategy::validate(desc, &obj);
-            if !errs.is_empty() {
-                return Err(ApiError::invalid(
-                    &desc.qualified_kind(),
-                    &desc.group,
-                    &name,
-                    &errs,
-                ));
-            }
+            reject_invalid(desc, &name, &errs)?;
             if let Some(hooks) = &desc.hooks {
                 hooks.admit(&mut obj, None)?;
             }
@@ -673,27 +674,13 @@ impl Registry {
                     };
                     errs.extend(crate::validation::validate_csr_update(&new, old, write));
                 }
-                if !errs.is_empty() {
-                    return Err(ApiError::invalid(
-                        &desc.qualified_kind(),
-                        &desc.group,
-                        &name,
-                        &errs,
-                    ));
-                }
+                reject_invalid(desc, &name, &errs)?;
             }
             Some(SubresourceKind::EphemeralContainers) => {
                 new = parts::ephemeral_containers(old, &new);
                 defaults::apply(desc, &mut new);
                 let errs = crate::validation::validate_ephemeral_containers(desc, &new, old);
-                if !errs.is_empty() {
-                    return Err(ApiError::invalid(
-                        &desc.qualified_kind(),
-                        &desc.group,
-                        &name,
-                        &errs,
-                    ));
-                }
+                reject_invalid(desc, &name, &errs)?;
             }
             Some(SubresourceKind::Approval) => {
                 new = parts::approval(old, &new, &now_rfc3339());
@@ -702,14 +689,7 @@ impl Registry {
                     ..CsrWrite::default()
                 };
                 let errs = crate::validation::validate_csr_update(&new, old, write);
-                if !errs.is_empty() {
-                    return Err(ApiError::invalid(
-                        &desc.qualified_kind(),
-                        &desc.group,
-                        &name,
-                        &errs,
-                    ));
-                }
+                reject_invalid(desc, &name, &errs)?;
             }
             Some(SubresourceKind::Finalize) => {
                 let mut merged = old.clone();
@@ -769,14 +749,7 @@ impl Registry {
                     meta_mut(&mut new)?.insert("generation".into(), json!(generation + 1));
                 }
                 let errs = strategy::validate_update(desc, &new, old);
-                if !errs.is_empty() {
-                    return Err(ApiError::invalid(
-                        &desc.qualified_kind(),
-                        &desc.group,
-                        &name,
-                        &errs,
-                    ));
-                }
+                reject_invalid(desc, &name, &errs)?;
             }
         }
         // Finalizers of an object being deleted may only go away; when the last one goes, the
