@@ -1,0 +1,2 @@
+//! Keelson's controller-manager: upstream kube-controller-manager's controllers, each a module
+//! with an idempotent reconciler, talking to the cluster only through the API (kube-rs).
