@@ -98,6 +98,47 @@ async fn foreground_deletion_deletes_blocking_dependents_first() {
 }
 
 #[tokio::test]
+async fn foreground_deletion_walks_down_a_chain_of_owners() {
+    let (server, cms) = setup("gc-chain").await;
+    let gc = start(&server.client());
+    let top = config_map(&cms, "top", vec![], &[]).await;
+    let mid = config_map(&cms, "mid", vec![owned_by(&top, true)], &[]).await;
+    config_map(&cms, "leaf", vec![owned_by(&mid, true)], &["example.com/hold"]).await;
+    cms.delete("top", &DeleteParams::foreground()).await.unwrap();
+    // The middle object has dependents of its own: it is deleted in the foreground too.
+    let mid_now = until("the middle object deleting in the foreground", 30, || async {
+        let m = cms.get("mid").await.unwrap();
+        (m.metadata.deletion_timestamp.is_some()
+            && m.finalizers().contains(&"foregroundDeletion".to_string()))
+        .then_some(m)
+    })
+    .await;
+    assert_eq!(mid_now.uid(), mid.uid());
+    until("the leaf to be marked for deletion", 30, || async {
+        cms.get("leaf")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .map(|_| ())
+    })
+    .await;
+    assert!(cms.get("top").await.is_ok(), "the top waits for the chain");
+    cms.patch(
+        "leaf",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    gone(&cms, "leaf", 30).await;
+    gone(&cms, "mid", 30).await;
+    gone(&cms, "top", 30).await;
+    gc.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn orphan_deletion_releases_dependents() {
     let (server, cms) = setup("gc-orphan").await;
     let gc = start(&server.client());
