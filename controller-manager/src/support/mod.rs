@@ -1,0 +1,6 @@
+//! Shared pieces of the discovery-driven controllers (garbage collector, namespace deletion):
+//! the server's preferred resources from discovery, and a rate-limited work queue.
+
+pub mod discovery;
+pub mod per_namespace;
+pub mod queue;
