@@ -1,0 +1,1 @@
+//! Integration tests of the scheduler against an in-process API server.
