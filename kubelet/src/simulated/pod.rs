@@ -256,10 +256,15 @@ impl SimPod {
     pub fn new(pod: &Pod, clock: &Clock) -> Self {
         let spec = pod.spec.clone().unwrap_or_default();
         let status = pod.status.as_ref();
-        let start_time = status
-            .and_then(|s| s.start_time.clone())
-            .unwrap_or_else(|| clock.time_at(clock.now));
-        let started = clock.instant_of(&start_time);
+        // A pod adopted after a restart keeps its start time; a new one starts now (the
+        // status shows whole seconds, the simulation keeps the exact instant).
+        let (start_time, started) = match status.and_then(|s| s.start_time.clone()) {
+            Some(t) => {
+                let at = clock.instant_of(&t);
+                (t, at)
+            }
+            None => (clock.time_at(clock.now), clock.now),
+        };
         let mut containers: Vec<SimContainer> = spec
             .init_containers
             .iter()

@@ -383,6 +383,11 @@ impl PodLoop {
             init_container_statuses: (!init.is_empty()).then_some(init),
             container_statuses: Some(regular),
             observed_generation: t.pod.metadata.generation,
+            // Kept as the API server set it; filled in when missing, as upstream's kubelet does.
+            qos_class: current
+                .qos_class
+                .is_none()
+                .then(|| pod_status::qos_class(spec).to_string()),
             reason,
             message,
             ..PodStatus::default()

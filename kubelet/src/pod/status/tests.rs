@@ -264,3 +264,47 @@ fn the_schedulers_condition_is_kept() {
     );
     assert_eq!(find(&c, "PodScheduled"), &scheduled);
 }
+
+#[test]
+fn qos_classes() {
+    use k8s_openapi::api::core::v1::ResourceRequirements;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use std::collections::BTreeMap;
+    let res = |req: &[(&str, &str)], lim: &[(&str, &str)]| {
+        let map = |l: &[(&str, &str)]| {
+            (!l.is_empty()).then(|| {
+                l.iter()
+                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                    .collect::<BTreeMap<_, _>>()
+            })
+        };
+        Some(ResourceRequirements {
+            requests: map(req),
+            limits: map(lim),
+            ..ResourceRequirements::default()
+        })
+    };
+    let mut s = spec(vec![], &["a"], "Always");
+    assert_eq!(qos_class(&s), "BestEffort");
+    s.containers[0].resources = res(&[("cpu", "100m")], &[]);
+    assert_eq!(qos_class(&s), "Burstable");
+    s.containers[0].resources = res(
+        &[("cpu", "1"), ("memory", "1Gi")],
+        &[("cpu", "1000m"), ("memory", "1Gi")],
+    );
+    assert_eq!(qos_class(&s), "Guaranteed");
+    s.containers[0].resources = res(
+        &[("cpu", "500m"), ("memory", "1Gi")],
+        &[("cpu", "1"), ("memory", "1Gi")],
+    );
+    assert_eq!(qos_class(&s), "Burstable");
+    s.containers[0].resources = res(
+        &[("cpu", "1"), ("memory", "1Gi")],
+        &[("cpu", "1"), ("memory", "1Gi")],
+    );
+    s.init_containers = Some(vec![container("i")]);
+    assert_eq!(qos_class(&s), "Burstable", "the init container has no limits");
+    s.containers[0].resources = res(&[("example.com/gpu", "1")], &[("example.com/gpu", "1")]);
+    s.init_containers = None;
+    assert_eq!(qos_class(&s), "BestEffort", "only cpu and memory count");
+}
