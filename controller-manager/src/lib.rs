@@ -1,2 +1,156 @@
 //! Keelson's controller-manager: upstream kube-controller-manager's controllers, each a module
 //! with an idempotent reconciler, talking to the cluster only through the API (kube-rs).
+//!
+//! The framework every controller shares: [`informer`] (one list+watch per resource type for
+//! the whole process), [`workqueue`] (upstream's rate-limited work queue), [`expectations`],
+//! [`ownership`] (adopting and releasing by controller reference), [`events`], and
+//! [`controllers`] (the table of controllers, `--controllers`). [`run`] starts the enabled
+//! controllers; [`cli::run_command`] adds the client, health and metrics serving and the
+//! leader election, as upstream's binary does.
+
+pub mod cli;
+pub mod clientbuilder;
+pub mod controllers;
+pub mod events;
+pub mod expectations;
+pub mod informer;
+pub mod ownership;
+pub mod podutil;
+pub mod replicaset;
+pub mod workqueue;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::clientbuilder::ServiceAccountClients;
+use crate::controllers::ControllerContext;
+use crate::informer::SharedInformers;
+
+/// What [`run`] needs, with upstream's defaults.
+#[derive(Clone)]
+pub struct Config {
+    /// `--controllers`: `*` (the defaults), `name` (on), `-name` (off).
+    pub controllers: Vec<String>,
+    /// `--use-service-account-credentials`: each controller runs as ServiceAccount
+    /// `kube-system/<its account>` (needs `rest_config`).
+    pub use_service_account_credentials: bool,
+    /// The connection settings the per-controller clients are built from (the manager's own
+    /// credentials are dropped from them).
+    pub rest_config: Option<kube::Config>,
+    /// `--kube-api-qps` of each per-controller client (20).
+    pub qps: f32,
+    /// `--kube-api-burst` of each per-controller client (30).
+    pub burst: u32,
+    /// `--concurrent-deployment-syncs` (5).
+    pub concurrent_deployment_syncs: usize,
+    /// `--concurrent-replicaset-syncs` (5).
+    pub concurrent_replicaset_syncs: usize,
+    /// `--concurrent-rc-syncs` (5).
+    pub concurrent_rc_syncs: usize,
+    /// This process's identity, reported in events.
+    pub identity: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            controllers: vec!["*".into()],
+            use_service_account_credentials: false,
+            rest_config: None,
+            qps: 20.0,
+            burst: 30,
+            concurrent_deployment_syncs: 5,
+            concurrent_replicaset_syncs: 5,
+            concurrent_rc_syncs: 5,
+            identity: component_base::leader::default_identity(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("controllers", &self.controllers)
+            .field(
+                "use_service_account_credentials",
+                &self.use_service_account_credentials,
+            )
+            .field("qps", &self.qps)
+            .field("burst", &self.burst)
+            .field("concurrent_deployment_syncs", &self.concurrent_deployment_syncs)
+            .field("concurrent_replicaset_syncs", &self.concurrent_replicaset_syncs)
+            .field("concurrent_rc_syncs", &self.concurrent_rc_syncs)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The manager's failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--controllers` names an unknown controller.
+    #[error(transparent)]
+    UnknownController(#[from] controllers::UnknownController),
+    /// `--use-service-account-credentials` without connection settings.
+    #[error("--use-service-account-credentials needs the client configuration (rest_config)")]
+    NoRestConfig,
+    /// A controller's ServiceAccount client could not be made.
+    #[error(transparent)]
+    ClientBuilder(#[from] clientbuilder::ClientBuilderError),
+    /// Building the manager's client.
+    #[error(transparent)]
+    Client(#[from] component_base::ClientError),
+    /// Serving health and metrics.
+    #[error(transparent)]
+    Serving(#[from] component_base::ServingError),
+    /// Leader election.
+    #[error(transparent)]
+    Leader(#[from] component_base::LeaderElectionError),
+}
+
+/// Runs the enabled controllers over shared informers until `shutdown`.
+pub async fn run(config: Config, client: kube::Client, shutdown: CancellationToken) -> Result<(), Error> {
+    let enabled = controllers::enabled(&controllers::all(), &config.controllers)?;
+    let informers = SharedInformers::new(client.clone());
+    let sa_clients = if config.use_service_account_credentials {
+        let rest = config.rest_config.clone().ok_or(Error::NoRestConfig)?;
+        Some(ServiceAccountClients::new(
+            client.clone(),
+            rest,
+            config.qps,
+            config.burst,
+            shutdown.clone(),
+        ))
+    } else {
+        None
+    };
+    let config = Arc::new(config);
+    let mut tasks = tokio::task::JoinSet::new();
+    for desc in enabled {
+        let controller_client = match &sa_clients {
+            Some(b) => b.client(desc.service_account).await?,
+            None => client.clone(),
+        };
+        let ctx = ControllerContext {
+            name: desc.name,
+            client: controller_client,
+            informers: informers.clone(),
+            config: config.clone(),
+            identity: config.identity.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tracing::info!(controller = desc.name, "starting controller");
+        let start = desc.start;
+        let name = desc.name;
+        tasks.spawn(async move {
+            if let Err(e) = start(ctx).await {
+                tracing::error!(controller = name, error = %e, "controller failed");
+            }
+        });
+    }
+    informers.start(shutdown.clone());
+    while tasks.join_next().await.is_some() {}
+    informers.stopped().await;
+    Ok(())
+}

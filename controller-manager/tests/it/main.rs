@@ -1,0 +1,5 @@
+//! Integration tests of the controller-manager against an in-process API server.
+
+mod support;
+
+mod replicaset;
