@@ -22,7 +22,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::informer::SharedInformers;
-use crate::{Config, replicaset};
+use crate::{Config, deployment, replicaset};
 
 /// Any controller's failure.
 pub type ControllerError = Box<dyn std::error::Error + Send + Sync>;
@@ -106,6 +106,10 @@ pub fn all() -> Vec<ControllerDescriptor> {
             Box::pin(replicaset::run_replica_sets(ctx))
         })
         .aliases(&["replicaset"]),
+        ControllerDescriptor::new("deployment-controller", "deployment-controller", |ctx| {
+            Box::pin(deployment::run(ctx))
+        })
+        .aliases(&["deployment"]),
     ]
 }
 
@@ -177,12 +181,21 @@ mod tests {
     fn star_enables_the_defaults_and_minus_disables() {
         assert_eq!(
             names(&["*"]),
-            ["replicationcontroller-controller", "replicaset-controller"]
+            [
+                "replicationcontroller-controller",
+                "replicaset-controller",
+                "deployment-controller"
+            ]
         );
         assert_eq!(
             names(&["*", "-replicaset-controller", "bootstrap-signer-controller"]),
-            ["replicationcontroller-controller", "bootstrap-signer-controller"]
+            [
+                "replicationcontroller-controller",
+                "deployment-controller",
+                "bootstrap-signer-controller"
+            ]
         );
+        assert_eq!(names(&["deployment"]), ["deployment-controller"]);
         assert_eq!(
             names(&["replicaset"]),
             ["replicaset-controller"],

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod clientbuilder;
 pub mod controllers;
+pub mod deployment;
 pub mod events;
 pub mod expectations;
 pub mod informer;

@@ -2,4 +2,6 @@
 
 mod support;
 
+mod deployment;
+
 mod replicaset;
