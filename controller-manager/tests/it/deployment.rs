@@ -458,3 +458,141 @@ async fn kubectl_rollout_status_history_undo_restart_pause_resume() {
     assert_eq!(d.annotations()["deployment.kubernetes.io/revision"], "5");
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn old_replica_sets_beyond_the_history_limit_are_deleted() {
+    let mut cluster = Cluster::start(&ALL).await;
+    cluster.start_kubelet("default");
+    let deploys: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    let rs_api: Api<ReplicaSet> = Api::default_namespaced(cluster.client.clone());
+    let mut d = deployment("hist", 1, "nginx:0");
+    d.spec.revision_history_limit = Some(1);
+    deploys.create(&PostParams::default(), &d).await.unwrap();
+    wait_rolled_out(&deploys, "hist", 1).await;
+    for i in 1..=3 {
+        let image = format!("nginx:{i}");
+        deploys
+            .patch(
+                "hist",
+                &PatchParams::default(),
+                &Patch::Strategic(
+                    json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}}),
+                ),
+            )
+            .await
+            .unwrap();
+        wait_rolled_out(&deploys, "hist", 1).await;
+    }
+    eventually("one old replica set kept", || async {
+        let list = rs_api
+            .list(&ListParams::default().labels("app=hist"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut revs: Vec<String> = list
+            .items
+            .iter()
+            .map(|rs| {
+                rs.annotations()
+                    .get("deployment.kubernetes.io/revision")
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        revs.sort();
+        if revs == ["3", "4"] {
+            Ok(())
+        } else {
+            Err(format!("{revs:?}"))
+        }
+    })
+    .await;
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn resizing_during_a_rollout_scales_both_replica_sets_proportionally() {
+    let mut cluster = Cluster::start(&ALL).await;
+    cluster.start_kubelet("default");
+    let deploys: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    let rs_api: Api<ReplicaSet> = Api::default_namespaced(cluster.client.clone());
+    let mut d = deployment("prop", 10, "nginx:1");
+    d.spec.strategy = serde_json::from_value(
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}}),
+    )
+    .unwrap();
+    deploys.create(&PostParams::default(), &d).await.unwrap();
+    wait_rolled_out(&deploys, "prop", 10).await;
+    // Stop the pods becoming ready, so the rollout stalls half-way.
+    cluster.stop_kubelet().await;
+    deploys
+        .patch(
+            "prop",
+            &PatchParams::default(),
+            &Patch::Strategic(
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    // surge 3, unavailable 2: old 10 -> 8, new 0 -> 5 (13 in all), then stuck.
+    let sizes = |list: &[ReplicaSet]| {
+        let mut v: Vec<(String, i32)> = list
+            .iter()
+            .map(|rs| {
+                let image = rs
+                    .spec
+                    .template
+                    .as_ref()
+                    .unwrap()
+                    .spec
+                    .as_ref()
+                    .unwrap()
+                    .containers[0]
+                    .image
+                    .clone()
+                    .unwrap();
+                (image, rs.spec.replicas.unwrap_or(0))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    eventually("a stalled rollout at 8 + 5", || async {
+        let list = rs_api
+            .list(&ListParams::default().labels("app=prop"))
+            .await
+            .map_err(|e| e.to_string())?
+            .items;
+        let got = sizes(&list);
+        if got == [("nginx:1".to_string(), 8), ("nginx:2".to_string(), 5)] {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .await;
+    deploys
+        .patch(
+            "prop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 20}})),
+        )
+        .await
+        .unwrap();
+    // 23 allowed: old 8*23/13 = 14.2 -> 14, new 5*23/13 = 8.8 -> 9.
+    eventually("proportional scale to 14 + 9", || async {
+        let list = rs_api
+            .list(&ListParams::default().labels("app=prop"))
+            .await
+            .map_err(|e| e.to_string())?
+            .items;
+        let got = sizes(&list);
+        if got == [("nginx:1".to_string(), 14), ("nginx:2".to_string(), 9)] {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .await;
+    cluster.stop().await;
+}

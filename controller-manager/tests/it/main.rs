@@ -3,5 +3,6 @@
 mod support;
 
 mod deployment;
+mod manager;
 
 mod replicaset;

@@ -209,3 +209,64 @@ async fn a_replication_controller_keeps_its_replicas() {
     .await;
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_quota_refusal_sets_replica_failure_and_a_failed_create_event() {
+    let cluster = Cluster::start(&["replicaset-controller"]).await;
+    let client = cluster.client.clone();
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::default_namespaced(client.clone());
+    let quota =
+        serde_json::from_value(json!({"metadata": {"name": "pods"}, "spec": {"hard": {"pods": "1"}}}))
+            .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let rs = rss
+        .create(&PostParams::default(), &replica_set("capped", 3))
+        .await
+        .unwrap();
+    let uid = rs.uid().unwrap();
+    let cond = eventually("ReplicaFailure", || async {
+        let s = rss.get("capped").await.unwrap().status.unwrap_or_default();
+        let c = s
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_.as_deref() == Some("ReplicaFailure"));
+        match c {
+            Some(c) if s.replicas == 1 => Ok(c),
+            other => Err(format!("{} replicas, {other:?}", s.replicas)),
+        }
+    })
+    .await;
+    assert_eq!(
+        (cond.status.as_deref(), cond.reason.as_deref()),
+        (Some("True"), Some("FailedCreate"))
+    );
+    assert!(cond.message.unwrap_or_default().contains("exceeded quota"));
+    assert_eq!(owned_pods(&pods, &uid).await.len(), 1);
+    let events: Api<Event> = Api::default_namespaced(client.clone());
+    eventually("a FailedCreate event", || async {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        let found = list.items.iter().any(|e| {
+            e.reason.as_deref() == Some("FailedCreate")
+                && e.note
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("Error creating: "))
+        });
+        if found { Ok(()) } else { Err("none yet".into()) }
+    })
+    .await;
+    // Once the quota allows it, the replica set fills up and the condition goes.
+    quotas.delete("pods", &Default::default()).await.unwrap();
+    eventually("3 pods, no failure", || async {
+        let s = rss.get("capped").await.unwrap().status.unwrap_or_default();
+        if s.replicas == 3 && s.conditions.unwrap_or_default().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}", s.replicas))
+        }
+    })
+    .await;
+    cluster.stop().await;
+}
