@@ -96,14 +96,7 @@ impl ServiceAccountClients {
             self.shutdown.clone(),
         ));
         let mut config = self.base.clone();
-        for (k, v) in config.headers.iter_mut() {
-            if *k == http::header::USER_AGENT
-                && let Ok(s) = v.to_str()
-                && let Ok(agent) = HeaderValue::from_str(&format!("{s}/{name}"))
-            {
-                *v = agent;
-            }
-        }
+        suffix_user_agent(&mut config, name);
         let auth = tower::util::MapRequestLayer::new(move |mut req: http::Request<Body>| {
             req.headers_mut()
                 .insert(http::header::AUTHORIZATION, header.read().clone());
@@ -117,6 +110,18 @@ impl ServiceAccountClients {
             .with_layer(&auth)
             .with_layer(&RateLimitLayer::new(self.qps, self.burst))
             .build())
+    }
+}
+
+/// Appends `/<name>` to the configuration's user agent (upstream's per-controller agents).
+pub fn suffix_user_agent(config: &mut kube::Config, name: &str) {
+    for (k, v) in config.headers.iter_mut() {
+        if *k == http::header::USER_AGENT
+            && let Ok(s) = v.to_str()
+            && let Ok(agent) = HeaderValue::from_str(&format!("{s}/{name}"))
+        {
+            *v = agent;
+        }
     }
 }
 

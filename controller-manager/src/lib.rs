@@ -110,7 +110,17 @@ pub enum Error {
     Leader(#[from] component_base::LeaderElectionError),
 }
 
-/// Runs the enabled controllers over shared informers until `shutdown`.
+/// A client with the manager's own credentials and its own rate limit, as upstream gives each
+/// controller (user agent suffixed with the controller's account name).
+fn own_client(rest: &kube::Config, name: &str, qps: f32, burst: u32) -> Result<kube::Client, Error> {
+    let mut rest = rest.clone();
+    clientbuilder::suffix_user_agent(&mut rest, name);
+    Ok(component_base::client::client_from_config(rest, qps, burst)?)
+}
+
+/// Runs the enabled controllers over shared informers until `shutdown`. Each controller gets
+/// its own client (and so its own QPS/burst budget) when `rest_config` is set, else shares
+/// `client`; the informers list and watch through `client`.
 pub async fn run(config: Config, client: kube::Client, shutdown: CancellationToken) -> Result<(), Error> {
     let enabled = controllers::enabled(&controllers::all(), &config.controllers)?;
     let informers = SharedInformers::new(client.clone());
@@ -129,9 +139,10 @@ pub async fn run(config: Config, client: kube::Client, shutdown: CancellationTok
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
     for desc in enabled {
-        let controller_client = match &sa_clients {
-            Some(b) => b.client(desc.service_account).await?,
-            None => client.clone(),
+        let controller_client = match (&sa_clients, &config.rest_config) {
+            (Some(b), _) => b.client(desc.service_account).await?,
+            (None, Some(rest)) => own_client(rest, desc.service_account, config.qps, config.burst)?,
+            (None, None) => client.clone(),
         };
         let ctx = ControllerContext {
             name: desc.name,
