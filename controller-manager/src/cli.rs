@@ -65,6 +65,7 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
         }
         None => None,
     };
+    let registry = health.registry().clone();
     let serving = health
         .serve(
             &args.options.serving(&DEFAULTS),
@@ -82,6 +83,7 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
         concurrent_deployment_syncs: args.concurrent_deployment_syncs,
         concurrent_replicaset_syncs: args.concurrent_replicaset_syncs,
         concurrent_rc_syncs: args.concurrent_rc_syncs,
+        metrics_registry: Some(registry),
         ..Config::default()
     };
     let outcome = match election {

@@ -41,6 +41,8 @@ pub struct ControllerContext {
     pub config: Arc<Config>,
     /// This process's identity (leader-election identity or host name), for events.
     pub identity: String,
+    /// Work-queue metrics, for [`crate::workqueue::WorkQueue::with_metrics`].
+    pub metrics: Option<crate::metrics::QueueMetrics>,
     /// Cancelled on shutdown or lost leadership.
     pub shutdown: CancellationToken,
 }

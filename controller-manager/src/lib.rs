@@ -15,6 +15,7 @@ pub mod deployment;
 pub mod events;
 pub mod expectations;
 pub mod informer;
+pub mod metrics;
 pub mod ownership;
 pub mod podutil;
 pub mod replicaset;
@@ -51,6 +52,8 @@ pub struct Config {
     pub concurrent_rc_syncs: usize,
     /// This process's identity, reported in events.
     pub identity: String,
+    /// Where the work-queue metrics go (the `/metrics` registry).
+    pub metrics_registry: Option<prometheus::Registry>,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             concurrent_replicaset_syncs: 5,
             concurrent_rc_syncs: 5,
             identity: component_base::leader::default_identity(),
+            metrics_registry: None,
         }
     }
 }
@@ -136,6 +140,13 @@ pub async fn run(config: Config, client: kube::Client, shutdown: CancellationTok
     } else {
         None
     };
+    let metrics = match metrics::QueueMetrics::new(config.metrics_registry.as_ref()) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "work-queue metrics unavailable");
+            None
+        }
+    };
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
     for desc in enabled {
@@ -150,6 +161,7 @@ pub async fn run(config: Config, client: kube::Client, shutdown: CancellationTok
             informers: informers.clone(),
             config: config.clone(),
             identity: config.identity.clone(),
+            metrics: metrics.clone(),
             shutdown: shutdown.clone(),
         };
         tracing::info!(controller = desc.name, "starting controller");

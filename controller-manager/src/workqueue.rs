@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::QueueMetrics;
+
 /// Per-item exponential backoff bounds and the overall bucket, as upstream's defaults.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimits {
@@ -91,6 +93,7 @@ struct State {
 
 struct Inner {
     name: String,
+    metrics: Option<QueueMetrics>,
     state: Mutex<State>,
     limiter: Mutex<Limiter>,
     ready: Notify,
@@ -112,9 +115,15 @@ impl WorkQueue {
 
     /// A queue with the given rate limits.
     pub fn with_limits(name: &str, limits: RateLimits) -> Self {
+        Self::with_metrics(name, limits, None)
+    }
+
+    /// A queue reporting upstream's work-queue metrics under `name`.
+    pub fn with_metrics(name: &str, limits: RateLimits, metrics: Option<QueueMetrics>) -> Self {
         let q = WorkQueue {
             inner: Arc::new(Inner {
                 name: name.to_string(),
+                metrics,
                 state: Mutex::default(),
                 limiter: Mutex::new(Limiter::new(limits)),
                 ready: Notify::new(),
@@ -138,10 +147,18 @@ impl WorkQueue {
         if st.shutting_down || !st.dirty.insert(item.clone()) {
             return;
         }
+        self.count(|m, n| m.adds.with_label_values(&[n]).inc());
         if !st.processing.contains(&item) {
             st.queue.push_back(item);
             drop(st);
+            self.count(|m, n| m.depth.with_label_values(&[n]).inc());
             self.inner.ready.notify_one();
+        }
+    }
+
+    fn count(&self, f: impl FnOnce(&QueueMetrics, &str)) {
+        if let Some(m) = &self.inner.metrics {
+            f(m, &self.inner.name);
         }
     }
 
@@ -175,6 +192,7 @@ impl WorkQueue {
     pub fn add_rate_limited(&self, item: impl Into<String>) {
         let item = item.into();
         let delay = self.inner.limiter.lock().when(&item, Instant::now());
+        self.count(|m, n| m.retries.with_label_values(&[n]).inc());
         self.add_after(item, delay);
     }
 
@@ -212,6 +230,8 @@ impl WorkQueue {
                 if let Some(item) = st.queue.pop_front() {
                     st.dirty.remove(&item);
                     st.processing.insert(item.clone());
+                    drop(st);
+                    self.count(|m, n| m.depth.with_label_values(&[n]).dec());
                     return Some(item);
                 }
             }
@@ -226,6 +246,7 @@ impl WorkQueue {
         if st.dirty.contains(item) {
             st.queue.push_back(item.to_string());
             drop(st);
+            self.count(|m, n| m.depth.with_label_values(&[n]).inc());
             self.inner.ready.notify_one();
         }
     }
@@ -297,7 +318,11 @@ pub async fn run_workers<F, Fut, E>(
         let sync = sync.clone();
         tasks.spawn(async move {
             while let Some(key) = queue.get().await {
-                match sync(key.clone()).await {
+                let started = Instant::now();
+                let result = sync(key.clone()).await;
+                let took = started.elapsed().as_secs_f64();
+                queue.count(|m, n| m.work_duration.with_label_values(&[n]).observe(took));
+                match result {
                     Ok(()) => queue.forget(&key),
                     Err(e) => {
                         if max_retries.is_none_or(|m| queue.num_requeues(&key) < m) {
@@ -367,6 +392,30 @@ mod tests {
         assert_eq!(q.get().await.unwrap(), "a");
         q.shut_down();
         assert_eq!(q.get().await, None);
+    }
+
+    #[tokio::test]
+    async fn metrics_count_adds_depth_and_retries() {
+        let registry = prometheus::Registry::new();
+        let m = QueueMetrics::new(Some(&registry)).unwrap();
+        let q = WorkQueue::with_metrics("deployment", RateLimits::default(), Some(m.clone()));
+        q.add("a");
+        q.add("a");
+        q.add("b");
+        assert_eq!(m.depth.with_label_values(&["deployment"]).get(), 2);
+        let a = q.get().await.unwrap();
+        assert_eq!(m.depth.with_label_values(&["deployment"]).get(), 1);
+        q.add_rate_limited(a.clone());
+        q.done(&a);
+        assert_eq!(m.retries.with_label_values(&["deployment"]).get(), 1);
+        assert_eq!(
+            m.adds.with_label_values(&["deployment"]).get(),
+            2,
+            "duplicates are not added"
+        );
+        let names: Vec<String> = registry.gather().iter().map(|f| f.name().to_string()).collect();
+        assert!(names.contains(&"workqueue_depth".to_string()), "{names:?}");
+        q.shut_down();
     }
 
     #[tokio::test]

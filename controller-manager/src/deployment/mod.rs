@@ -23,7 +23,7 @@ use crate::controllers::{ControllerContext, ControllerError};
 use crate::events::EventSink;
 use crate::informer::{Change, Store};
 use crate::ownership::{self, Owner};
-use crate::workqueue::{WorkQueue, run_workers};
+use crate::workqueue::{RateLimits, WorkQueue, run_workers};
 use util::reasons;
 
 /// Retries before a deployment is dropped from the queue (upstream's `maxRetries`).
@@ -56,7 +56,7 @@ pub async fn run(ctx: ControllerContext) -> Result<(), ControllerError> {
         deployments: deployments.store(),
         rss: rss.store(),
         pods: pods.store(),
-        queue: WorkQueue::new("deployment"),
+        queue: WorkQueue::with_metrics("deployment", RateLimits::default(), ctx.metrics.clone()),
         events: EventSink::new(ctx.client.clone(), "deployment-controller", &ctx.identity),
     });
     let h = c.clone();

@@ -26,7 +26,7 @@ use crate::expectations::Expectations;
 use crate::informer::{Change, Store};
 use crate::ownership::{self, Owner};
 use crate::podutil;
-use crate::workqueue::{WorkQueue, run_workers};
+use crate::workqueue::{RateLimits, WorkQueue, run_workers};
 pub use kind::{ReplicaKind, ReplicaStatus};
 
 /// Most pods created or deleted in one sync (upstream's `BurstReplicas`).
@@ -63,10 +63,11 @@ pub async fn run_replication_controllers(ctx: ControllerContext) -> Result<(), C
 
 /// Starts the controller for `R` with `workers` concurrent syncs.
 pub async fn run<R: ReplicaKind>(ctx: ControllerContext, workers: usize) -> Result<(), ControllerError> {
-    let event_source = if R::kind(&()) == "ReplicationController" {
-        "replication-controller"
+    // Upstream's event source and queue name differ for the ReplicationController manager.
+    let (event_source, queue_name) = if R::kind(&()) == "ReplicationController" {
+        ("replication-controller", "replicationmanager")
     } else {
-        R::CONTROLLER
+        (R::CONTROLLER, "replicaset")
     };
     let owners = ctx.informers.informer::<R>();
     let pods = ctx.informers.informer::<Pod>();
@@ -74,7 +75,7 @@ pub async fn run<R: ReplicaKind>(ctx: ControllerContext, workers: usize) -> Resu
         client: ctx.client.clone(),
         owners: owners.store(),
         pods: pods.store(),
-        queue: WorkQueue::new(R::CONTROLLER),
+        queue: WorkQueue::with_metrics(queue_name, RateLimits::default(), ctx.metrics.clone()),
         expectations: Arc::default(),
         events: EventSink::new(ctx.client.clone(), event_source, &ctx.identity),
         burst: BURST_REPLICAS,
