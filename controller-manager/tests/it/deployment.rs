@@ -596,3 +596,35 @@ async fn resizing_during_a_rollout_scales_both_replica_sets_proportionally() {
     .await;
     cluster.stop().await;
 }
+
+/// A measurement, not a check of speed: `cargo test -p controller-manager --test it --
+/// --ignored --nocapture thousand` prints how long 1 000 replicas take from create to available
+/// (the pod-readiness helper included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn thousand_replicas_from_create_to_available() {
+    let mut cluster = Cluster::start(&ALL).await;
+    cluster.start_kubelet("default");
+    let deploys: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    let started = std::time::Instant::now();
+    deploys
+        .create(&PostParams::default(), &deployment("big", 1000, "nginx:1"))
+        .await
+        .unwrap();
+    crate::support::eventually_within("1000 available", Duration::from_secs(300), || async {
+        let s = deploys
+            .get("big")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        if s.available_replicas == Some(1000) {
+            Ok(())
+        } else {
+            Err(format!("{:?}", s.available_replicas))
+        }
+    })
+    .await;
+    println!("1000 replicas available after {:?}", started.elapsed());
+    cluster.stop().await;
+}

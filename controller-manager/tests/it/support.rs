@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use apiserver::testing::TestServer;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -49,11 +50,18 @@ impl Cluster {
         self.kubelet = Some(tokio::spawn(async move {
             loop {
                 if let Ok(list) = pods.list(&ListParams::default()).await {
-                    for p in list.items {
-                        if p.metadata.deletion_timestamp.is_none() && !is_ready(&p) {
-                            let _ = mark_ready(&pods, &p.name_any()).await;
-                        }
-                    }
+                    let pending = list
+                        .items
+                        .into_iter()
+                        .filter(|p| p.metadata.deletion_timestamp.is_none() && !is_ready(p));
+                    futures::stream::iter(pending)
+                        .for_each_concurrent(16, |p| {
+                            let pods = pods.clone();
+                            async move {
+                                let _ = mark_ready(&pods, &p.name_any()).await;
+                            }
+                        })
+                        .await;
                 }
                 tokio::select! {
                     () = stop.cancelled() => return,
@@ -106,13 +114,22 @@ pub async fn mark_ready(pods: &Api<Pod>, name: &str) -> Result<Pod, kube::Error>
         .await
 }
 
-/// Polls `check` until it returns `Some`, failing after 30 s with the last state described.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it returns `Ok`, failing after 30 s with the last state described.
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    eventually_within(what, Duration::from_secs(30), check).await
+}
+
+/// [`eventually`] with another deadline.
+pub async fn eventually_within<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         match check().await {
             Ok(v) => return v,
