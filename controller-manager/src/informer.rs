@@ -180,7 +180,7 @@ where
                     tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
                 }
                 Ok(Event::Init) => initial.clear(),
-                Ok(Event::InitApply(obj)) => initial.push(Arc::new(obj)),
+                Ok(Event::InitApply(obj)) => initial.push(Arc::new(trimmed(obj))),
                 Ok(Event::InitDone) => {
                     let fresh = std::mem::take(&mut initial);
                     let mut old = self.store.replace(fresh.clone());
@@ -197,19 +197,26 @@ where
                     self.synced.send_replace(true);
                 }
                 Ok(Event::Apply(obj)) => {
-                    let new = Arc::new(obj);
+                    let new = Arc::new(trimmed(obj));
                     match self.store.insert(new.clone()) {
                         Some(old) => self.dispatch(&Change::Updated { old, new }),
                         None => self.dispatch(&Change::Added(new)),
                     }
                 }
                 Ok(Event::Delete(obj)) => {
-                    let last = self.store.remove(&obj).unwrap_or_else(|| Arc::new(obj));
+                    let last = self.store.remove(&obj).unwrap_or_else(|| Arc::new(trimmed(obj)));
                     self.dispatch(&Change::Deleted(last));
                 }
             }
         }
     }
+}
+
+/// Drops `managedFields` (upstream's controller-manager trims them from its caches too: they
+/// are large and no controller reads them; updates without them keep the stored ones).
+fn trimmed<K: Resource>(mut obj: K) -> K {
+    obj.meta_mut().managed_fields = None;
+    obj
 }
 
 type Starter = Box<dyn FnOnce(kube::Client, CancellationToken) -> tokio::task::JoinHandle<()> + Send>;
