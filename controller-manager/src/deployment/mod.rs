@@ -15,9 +15,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, Repli
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector as MetaSelector, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use crate::controllers::{ControllerContext, ControllerError};
 use crate::events::EventSink;
@@ -262,7 +261,7 @@ impl DeploymentController {
             if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
                 let mut s = status;
                 s.observed_generation = d.metadata.generation;
-                self.write_status(&d, &s).await?;
+                self.write_status(&mut d, &s).await?;
             }
             return Ok(());
         }
@@ -302,17 +301,23 @@ impl DeploymentController {
         Ok(list)
     }
 
-    /// Writes the deployment's status (merge patch of the status subresource).
-    async fn write_status(&self, d: &Deployment, status: &DeploymentStatus) -> Result<(), SyncError> {
+    /// Writes the deployment's status with an update of the status subresource (the verb
+    /// upstream's bootstrap role grants); `d` takes the stored result, so later writes of the
+    /// same sync carry the new resourceVersion.
+    async fn write_status(&self, d: &mut Deployment, status: &DeploymentStatus) -> Result<(), SyncError> {
         let ns = d.namespace().unwrap_or_default();
-        let body = json!({ "status": status });
-        self.d_api(&ns)
-            .patch_status(&d.name_any(), &PatchParams::default(), &Patch::Merge(body))
+        let mut body = d.clone();
+        body.status = Some(status.clone());
+        let stored = self
+            .d_api(&ns)
+            .replace_status(&d.name_any(), &PostParams::default(), &body)
             .await?;
+        d.metadata.resource_version = stored.metadata.resource_version;
+        d.status = stored.status;
         Ok(())
     }
 
-    /// Sets the deployment's revision annotation if it differs.
+    /// Sets the deployment's revision annotation if it differs (an update, as upstream).
     async fn sync_revision_annotation(&self, d: &mut Deployment, revision: &str) -> Result<bool, SyncError> {
         let current = d
             .metadata
@@ -323,14 +328,17 @@ impl DeploymentController {
             return Ok(false);
         }
         let ns = d.namespace().unwrap_or_default();
-        let body = json!({"metadata": {"annotations": {util::REVISION: revision}}});
-        self.d_api(&ns)
-            .patch(&d.name_any(), &PatchParams::default(), &Patch::Merge(body))
-            .await?;
-        d.metadata
+        let mut body = d.clone();
+        body.metadata
             .annotations
             .get_or_insert_with(Default::default)
             .insert(util::REVISION.into(), revision.into());
+        let stored = self
+            .d_api(&ns)
+            .replace(&d.name_any(), &PostParams::default(), &body)
+            .await?;
+        d.metadata.resource_version = stored.metadata.resource_version;
+        d.metadata.annotations = stored.metadata.annotations;
         Ok(true)
     }
 
@@ -375,7 +383,6 @@ impl DeploymentController {
         };
         if update {
             self.write_status(d, &status).await?;
-            d.status = Some(status);
         }
         Ok(())
     }
@@ -449,7 +456,6 @@ impl DeploymentController {
                     util::new_condition("Progressing", "True", reasons::FOUND_NEW_RS, msg, now),
                 );
                 self.write_status(d, &status).await?;
-                d.status = Some(status);
             }
             return Ok(Some(rs));
         }
@@ -554,7 +560,6 @@ impl DeploymentController {
                 util::new_condition("Progressing", "True", reasons::NEW_RS_CREATED, msg, now),
             );
             self.write_status(d, &status).await?;
-            d.status = Some(status);
         }
         Ok(Some(created))
     }
@@ -683,7 +688,7 @@ impl DeploymentController {
 
     async fn sync_status(
         &self,
-        d: &Deployment,
+        d: &mut Deployment,
         all: &[&ReplicaSet],
         new_rs: Option<&ReplicaSet>,
     ) -> Result<(), SyncError> {
@@ -929,7 +934,7 @@ impl DeploymentController {
     /// requeue at the progress deadline.
     async fn sync_rollout_status(
         &self,
-        d: &Deployment,
+        d: &mut Deployment,
         all: &[&ReplicaSet],
         new_rs: Option<&ReplicaSet>,
     ) -> Result<(), SyncError> {

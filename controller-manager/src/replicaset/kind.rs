@@ -6,8 +6,10 @@ use std::fmt::Debug;
 
 use api_util::labels::LabelSelector;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition};
-use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController, ReplicationControllerCondition};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{
+    PodTemplateSpec, ReplicationController, ReplicationControllerCondition, ReplicationControllerStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 use serde::Serialize;
@@ -45,35 +47,6 @@ pub struct ReplicaStatus {
     pub conditions: Vec<ReplicaCondition>,
 }
 
-impl ReplicaStatus {
-    /// The `{"status": ...}` merge patch that writes this status.
-    pub fn to_patch(&self) -> serde_json::Value {
-        let conditions: Vec<serde_json::Value> = self
-            .conditions
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "type": c.type_,
-                    "status": c.status,
-                    "reason": c.reason,
-                    "message": c.message,
-                    "lastTransitionTime": c.last_transition_time,
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "status": {
-                "replicas": self.replicas,
-                "fullyLabeledReplicas": self.fully_labeled_replicas,
-                "readyReplicas": self.ready_replicas,
-                "availableReplicas": self.available_replicas,
-                "observedGeneration": self.observed_generation,
-                "conditions": if conditions.is_empty() { serde_json::Value::Null } else { conditions.into() },
-            }
-        })
-    }
-}
-
 /// What the replica reconciler needs of its kind.
 pub trait ReplicaKind:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -97,6 +70,8 @@ pub trait ReplicaKind:
     fn template(&self) -> Option<&PodTemplateSpec>;
     /// The current status.
     fn replica_status(&self) -> ReplicaStatus;
+    /// A copy carrying `status`.
+    fn with_status(&self, status: &ReplicaStatus) -> Self;
 }
 
 /// The template's labels.
@@ -149,6 +124,32 @@ impl ReplicaKind for ReplicaSet {
                 })
                 .collect(),
         }
+    }
+
+    fn with_status(&self, s: &ReplicaStatus) -> Self {
+        let mut copy = self.clone();
+        let conditions: Vec<ReplicaSetCondition> = s
+            .conditions
+            .iter()
+            .map(|c| ReplicaSetCondition {
+                type_: Some(c.type_.clone()),
+                status: Some(c.status.clone()),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+                last_transition_time: c.last_transition_time.clone(),
+            })
+            .collect();
+        let old = self.status.clone().unwrap_or_default();
+        copy.status = Some(ReplicaSetStatus {
+            replicas: s.replicas,
+            fully_labeled_replicas: Some(s.fully_labeled_replicas),
+            ready_replicas: Some(s.ready_replicas),
+            available_replicas: Some(s.available_replicas),
+            observed_generation: Some(s.observed_generation),
+            conditions: (!conditions.is_empty()).then_some(conditions),
+            terminating_replicas: old.terminating_replicas,
+        });
+        copy
     }
 }
 
@@ -206,5 +207,29 @@ impl ReplicaKind for ReplicationController {
                 })
                 .collect(),
         }
+    }
+
+    fn with_status(&self, s: &ReplicaStatus) -> Self {
+        let mut copy = self.clone();
+        let conditions: Vec<ReplicationControllerCondition> = s
+            .conditions
+            .iter()
+            .map(|c| ReplicationControllerCondition {
+                type_: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+                last_transition_time: c.last_transition_time.clone(),
+            })
+            .collect();
+        copy.status = Some(ReplicationControllerStatus {
+            replicas: s.replicas,
+            fully_labeled_replicas: Some(s.fully_labeled_replicas),
+            ready_replicas: Some(s.ready_replicas),
+            available_replicas: Some(s.available_replicas),
+            observed_generation: Some(s.observed_generation),
+            conditions: (!conditions.is_empty()).then_some(conditions),
+        });
+        copy
     }
 }

@@ -17,7 +17,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt};
 
 use crate::controllers::{ControllerContext, ControllerError};
@@ -299,9 +299,7 @@ impl<R: ReplicaKind> ReplicaController<R> {
         if status::needs_update(&stored, &new, generation) {
             let mut new = new.clone();
             new.observed_generation = generation;
-            owner_api
-                .patch_status(name, &PatchParams::default(), &Patch::Merge(new.to_patch()))
-                .await?;
+            write_status(&owner_api, &owner, &new).await?;
         }
         if manage_error.is_none()
             && owner.min_ready_seconds() > 0
@@ -430,6 +428,29 @@ impl<R: ReplicaKind> ReplicaController<R> {
                 Err(Some(msg))
             }
         }
+    }
+}
+
+/// Writes the status with an update of the status subresource (the verb upstream's bootstrap
+/// roles grant), retrying once on a conflict with a fresh read, as upstream does.
+async fn write_status<R: ReplicaKind>(
+    api: &Api<R>,
+    owner: &R,
+    status: &ReplicaStatus,
+) -> Result<(), kube::Error> {
+    let name = owner.name_any();
+    match api
+        .replace_status(&name, &PostParams::default(), &owner.with_status(status))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let fresh = api.get(&name).await?;
+            api.replace_status(&name, &PostParams::default(), &fresh.with_status(status))
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
     }
 }
 
