@@ -1,16 +1,17 @@
-//! Events a controller emits about the objects it acts on (`events.k8s.io/v1`), published in
-//! the background so a reconcile never waits for them. Repeats of the same event (same object,
-//! type, reason, action and note) within six minutes become one Event with a growing `series`,
-//! as client-go's event broadcaster does; events that differ only in their note ("Created pod:
-//! a", "Created pod: b") stay separate. (kube-runtime's recorder, which component-base wraps,
-//! keys series without the note and would fold those together.)
+//! Events a controller emits about the objects it acts on, published in the background so a
+//! reconcile never waits for them. Like upstream's kube-controller-manager (client-go's
+//! `record` broadcaster) they are core `v1` Events — what `kubectl describe` and `kubectl
+//! events` list — with `source.component` set to the controller; a repeat of the same event
+//! (same object, type, reason and message) within six minutes raises the `count` and
+//! `lastTimestamp` of the first instead of creating another. (component-base's recorder writes
+//! `events.k8s.io/v1` Events and keys repeats without the message, folding "Created pod: a" and
+//! "Created pod: b" together.)
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::events::v1::{Event, EventSeries};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Resource};
@@ -116,25 +117,22 @@ async fn publish_loop(
         published.retain(|_, (at, ..)| at.elapsed() < SERIES_WINDOW);
         let ns = p.regarding.namespace.clone().unwrap_or_else(|| "default".into());
         let api: Api<Event> = Api::namespaced(client.clone(), &ns);
-        let now = Timestamp::now();
+        let now =
+            Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()));
         if let Some((at, event_ns, name, count)) = published.get_mut(&p.key)
             && *event_ns == ns
         {
-            *count += 1;
-            let series = EventSeries {
-                count: *count,
-                last_observed_time: MicroTime(now),
-            };
-            let body = serde_json::json!({ "series": series });
+            let body = serde_json::json!({ "count": *count + 1, "lastTimestamp": now });
             match api
                 .patch(name, &PatchParams::default(), &Patch::Merge(body))
                 .await
             {
                 Ok(_) => {
+                    *count += 1;
                     *at = Instant::now();
                     continue;
                 }
-                Err(e) => tracing::debug!(error = %e, "updating an event series; creating a new event"),
+                Err(e) => tracing::debug!(error = %e, "updating a repeated event; creating a new one"),
             }
         }
         let event = Event {
@@ -142,21 +140,27 @@ async fn publish_loop(
                 name: Some(format!(
                     "{}.{:x}",
                     p.regarding.name.clone().unwrap_or_else(|| component.clone()),
-                    now.as_nanosecond()
+                    Timestamp::now().as_nanosecond()
                 )),
                 namespace: Some(ns.clone()),
                 ..ObjectMeta::default()
             },
+            involved_object: p.regarding.clone(),
             action: Some(p.key.action.clone()),
             reason: Some(p.key.reason.clone()),
-            note: Some(p.key.note.clone()),
+            message: Some(p.key.note.clone()),
             type_: Some(match p.key.type_ {
                 EventType::Normal => "Normal".into(),
                 EventType::Warning => "Warning".into(),
             }),
-            event_time: Some(MicroTime(now)),
-            regarding: Some(p.regarding.clone()),
-            reporting_controller: Some(component.clone()),
+            source: Some(EventSource {
+                component: Some(component.clone()),
+                host: None,
+            }),
+            count: Some(1),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            reporting_component: Some(component.clone()),
             reporting_instance: Some(instance.clone()),
             ..Event::default()
         };

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -205,7 +205,7 @@ async fn a_deployment_rolls_out_scales_and_updates_without_dropping_below_max_un
             .items
             .into_iter()
             .filter(|e| e.reason.as_deref() == Some("ScalingReplicaSet"))
-            .filter_map(|e| e.note)
+            .filter_map(|e| e.message)
             .collect();
         let scaled_down_old = notes
             .iter()
@@ -383,6 +383,11 @@ async fn kubectl_rollout_status_history_undo_restart_pause_resume() {
     assert!(
         history.contains("REVISION") && history.contains('1') && history.contains('2'),
         "{history}"
+    );
+    let described = kubectl_ok(&cluster, &["describe", "deployment", "app"]).await;
+    assert!(
+        described.contains("ScalingReplicaSet") && described.contains("deployment-controller"),
+        "{described}"
     );
     let rev2 = kubectl_ok(
         &cluster,

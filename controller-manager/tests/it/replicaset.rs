@@ -1,8 +1,8 @@
 //! ReplicaSet and ReplicationController reconcile against the API server.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -161,6 +161,26 @@ async fn a_replica_set_creates_adopts_releases_and_scales() {
     })
     .await;
     assert!(!reasons.is_empty());
+    // One event per pod, as upstream ("Created pod: <name>"), from the controller.
+    let list = events.list(&ListParams::default()).await.unwrap().items;
+    let created: Vec<&Event> = list
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"))
+        .collect();
+    assert!(created.len() >= 3, "{created:?}");
+    for e in created {
+        assert!(
+            e.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("Created pod: web-")),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.source.as_ref().and_then(|s| s.component.as_deref()),
+            Some("replicaset-controller")
+        );
+        assert_eq!(e.involved_object.kind.as_deref(), Some("ReplicaSet"));
+    }
     cluster.stop().await;
 }
 
@@ -250,7 +270,7 @@ async fn a_quota_refusal_sets_replica_failure_and_a_failed_create_event() {
         let list = events.list(&ListParams::default()).await.unwrap();
         let found = list.items.iter().any(|e| {
             e.reason.as_deref() == Some("FailedCreate")
-                && e.note
+                && e.message
                     .as_deref()
                     .is_some_and(|n| n.starts_with("Error creating: "))
         });
