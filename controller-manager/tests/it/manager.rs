@@ -112,3 +112,84 @@ async fn controllers_can_talk_as_their_own_service_accounts() {
     shutdown.cancel();
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_service_account_credentials_each_controller_acts_as_its_account() {
+    let server = TestServer::start().await.unwrap();
+    let admin = server.client();
+    // Until the bootstrap policy has upstream's system:controller roles, grant the account
+    // what it needs here (and nothing to the other controllers' accounts).
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "test-replicaset-controller"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "replicaset-controller", "namespace": "kube-system"}]
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(admin.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let kubeconfig = Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
+    let rest = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let config = controller_manager::Config {
+        controllers: vec!["replicaset-controller".into()],
+        use_service_account_credentials: true,
+        rest_config: Some(rest),
+        ..controller_manager::Config::default()
+    };
+    let shutdown = CancellationToken::new();
+    let manager = tokio::spawn(controller_manager::run(config, admin.clone(), shutdown.clone()));
+    let rss: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::default_namespaced(admin.clone());
+    let rs = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "sa"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "sa"}},
+                 "template": {"metadata": {"labels": {"app": "sa"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}
+    }))
+    .unwrap();
+    rss.create(&PostParams::default(), &rs).await.unwrap();
+    eventually("the controller creates pods as its account", || async {
+        let s = rss
+            .get("sa")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        if s.replicas == 2 {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+    .await;
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "kube-system");
+    assert!(sas.get_opt("replicaset-controller").await.unwrap().is_some());
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), manager)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_role_the_account_is_refused() {
+    let server = TestServer::start().await.unwrap();
+    let kubeconfig = Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
+    let rest = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let builder = ServiceAccountClients::new(server.client(), rest, 20.0, 30, shutdown.clone());
+    // An account no bootstrap role is bound to: the manager's own rights do not leak into it.
+    let client = builder.client("no-role-controller").await.unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::default_namespaced(client);
+    match pods.list(&Default::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{s:?}"),
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+    shutdown.cancel();
+    server.shutdown().await;
+}
