@@ -95,7 +95,12 @@ pub async fn watch_bound(a: PodArgs) -> Result<()> {
     let mut last = Instant::now();
     while bound.len() < a.count {
         if Instant::now() > deadline {
-            bail!("only {} of {} pods bound in {} s", bound.len(), a.count, a.timeout_s);
+            bail!(
+                "only {} of {} pods bound in {} s",
+                bound.len(),
+                a.count,
+                a.timeout_s
+            );
         }
         let params = WatchParams::default().timeout(290);
         let mut events = pods.watch(&params, &rv).await?.boxed();
@@ -150,7 +155,9 @@ pub async fn rollout(a: PodArgs) -> Result<()> {
         if Instant::now() > deadline {
             bail!("the Deployment was not available in {} s", a.timeout_s);
         }
-        let params = WatchParams::default().fields("metadata.name=rollout-bench").timeout(290);
+        let params = WatchParams::default()
+            .fields("metadata.name=rollout-bench")
+            .timeout(290);
         let mut events = deployments.watch(&params, &rv).await?.boxed();
         while let Some(event) = events.try_next().await? {
             if let WatchEvent::Added(d) | WatchEvent::Modified(d) = event {

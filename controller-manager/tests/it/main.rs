@@ -1,7 +1,13 @@
-//! Integration tests of the controller-manager's controllers against an in-process API server.
+//! Integration tests of the controller-manager and its controllers against an in-process API
+//! server.
 
-mod gc;
-mod namespace;
 mod poll;
+mod support;
+
+mod deployment;
+mod gc;
+mod manager;
+mod namespace;
+mod replicaset;
 mod root_ca;
 mod serviceaccounts;
