@@ -1,9 +1,13 @@
 //! `keelson`: the all-in-one binary.
 //!
-//! - `keelson server`: the store and the Kubernetes API server in one process.
+//! - `keelson server`: the store, the Kubernetes API server, the scheduler and the
+//!   controller-manager in one process (and simulated nodes with `--simulated-nodes N`).
 //! - `keelson store`: a store member (raft + rocksdb, or in memory) serving the etcd v3 API.
 //! - `keelson kv`: an etcdctl-like client for that API.
+//! - `keelson scheduler`, `keelson controller-manager`, `keelson kubelet --simulated`: the
+//!   components on their own, against any kubeconfig.
 
+mod components;
 mod kvctl;
 mod server;
 mod store;
@@ -32,11 +36,20 @@ enum Command {
     Store(store::StoreArgs),
     /// Talk to a store over the etcd v3 API (like etcdctl).
     Kv(kvctl::KvArgs),
+    /// Run the scheduler against a cluster (kube-scheduler's flags).
+    Scheduler(scheduler::cli::Args),
+    /// Run the controller-manager against a cluster (kube-controller-manager's flags).
+    ControllerManager(controller_manager::cli::Args),
+    /// Run a node agent against a cluster; for now only `--simulated` nodes.
+    Kubelet(kubelet::cli::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The components set up their own logging from their `-v`.
+    if matches!(cli.command, Command::Server(_) | Command::Store(_) | Command::Kv(_)) {
+        init_logging();
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = worker_threads(&cli.command) {
         builder.worker_threads(workers);
@@ -53,6 +66,11 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::Store(args) => store::run(args).await,
             Command::Kv(args) => kvctl::run(args).await,
+            Command::Scheduler(args) => component(scheduler::cli::run_command(args, shutdown())).await,
+            Command::ControllerManager(args) => {
+                component(controller_manager::cli::run_command(args, shutdown())).await
+            }
+            Command::Kubelet(args) => component(kubelet::cli::run_command(args, shutdown())).await,
         }
     });
     match result {
@@ -62,6 +80,18 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+fn shutdown() -> tokio_util::sync::CancellationToken {
+    component_base::signals::shutdown_on_signals()
+}
+
+/// Runs a component's command to its end.
+async fn component<E: std::error::Error + Send + Sync + 'static>(
+    run: impl std::future::Future<Output = Result<(), E>>,
+) -> anyhow::Result<()> {
+    Ok(run.await?)
 }
 
 /// Worker threads for a store member: half of this machine's cores (at least one), shared by
@@ -94,7 +124,10 @@ fn workers_per_member(members: usize, cores: usize) -> usize {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("warn,keelson=info,apiserver=info,storage=info,storage_raft=info,storage_etcd=info")
+        EnvFilter::new(
+            "warn,keelson=info,apiserver=info,storage=info,storage_raft=info,storage_etcd=info,\
+             component_base=info,scheduler=info,controller_manager=info,kubelet=info",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,4 +1,4 @@
-//! `keelson server`: the store and the Kubernetes API server in one process.
+//! `keelson server`: the store, the Kubernetes API server and the components in one process.
 //!
 //! The store is a single raft member keeping its data under `<data-dir>/store` (or, with
 //! `--ephemeral`, an in-memory store and a throwaway data dir). The API server serves TLS on
@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use storage::Storage;
+use tokio_util::sync::CancellationToken;
 
 /// Flags of `keelson server` (kube-apiserver's names where they fit).
 #[derive(Debug, clap::Args)]
@@ -39,6 +40,9 @@ pub struct ServerArgs {
     /// Authentication, ServiceAccount tokens and audit.
     #[command(flatten)]
     auth: apiserver::flags::AuthFlags,
+    /// The scheduler, the controller-manager and simulated nodes.
+    #[command(flatten)]
+    components: crate::components::ComponentFlags,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/keelson`, else `~/.local/share/keelson`.
@@ -81,23 +85,44 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.extra_sans = crate::urls::split_list(&args.tls_san);
     config.alpha_apis = args.alpha_apis;
     args.auth.clone().apply(&mut config.auth);
+    let ports = crate::components::Ports::choose(args.secure_port == 0)?;
+    config.components = args.components.probes(ports);
     let server = apiserver::start(config, store)
         .await
         .context("starting the API server")?;
+    let stop_components = CancellationToken::new();
+    let mut components = args.components.start(&data_dir, ports, &stop_components)?;
     println!(
         "Keelson is ready: {} (kubeconfig: {})",
         server.url,
         server.kubeconfig.display()
     );
 
-    crate::store::wait_for_signal().await?;
+    let failed = tokio::select! {
+        r = crate::store::wait_for_signal() => { r?; None }
+        e = crate::components::first_failure(&mut components) => Some(e),
+    };
     tracing::info!("shutting down");
+    stop_components.cancel();
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(r) = components.join_next().await {
+            if let Ok(Err(e)) = r {
+                tracing::warn!("{e:#}");
+            }
+        }
+    });
+    if drained.await.is_err() {
+        components.abort_all();
+    }
     server.shutdown().await;
     if let Some(raft) = raft {
         crate::store::stop_raft(raft).await;
     }
     drop(temp);
-    Ok(())
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Starts the single-member store under `dir`; its peer listener only listens on loopback.
