@@ -3,6 +3,10 @@
 
 pub mod garbage_collector;
 pub mod namespace;
+pub mod node_ipam;
+pub mod node_lifecycle;
+pub mod pod_gc;
+pub mod resource_quota;
 pub mod root_ca;
 pub mod serviceaccounts;
 pub mod support;
