@@ -12,13 +12,16 @@ use api_util::quantity::Quantity;
 use api_util::quota::{counted_resources, selects, usage};
 use api_util::resources::{ResourceList, add};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, ResourceQuota, ResourceQuotaStatus};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ResourceQuota, ResourceQuotaStatus, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::fmt::Debug;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::discovery::{Discovered, discover};
@@ -65,12 +68,39 @@ pub fn hard_of(quota: &ResourceQuota) -> ResourceList {
         .collect()
 }
 
-/// The usage of `hard`'s resources by `objects` (per group and resource, as JSON) that the quota
-/// selects; every hard resource is present, zero when unused.
-pub fn used(quota: &Value, hard: &ResourceList, objects: &[(String, String, Vec<Value>)]) -> ResourceList {
+/// True for a pod whose deletion grace period has passed at `now` (upstream no longer charges
+/// it to the quota).
+fn past_grace(pod: &Value, now: Timestamp) -> bool {
+    let deleted = pod
+        .pointer("/metadata/deletionTimestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let grace = pod
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    match (deleted, grace) {
+        (Some(at), Some(g)) => at
+            .checked_add(jiff::SignedDuration::from_secs(g))
+            .is_ok_and(|end| now > end),
+        _ => false,
+    }
+}
+
+/// The usage of `hard`'s resources at `now` by `objects` (per group and resource, as JSON) that
+/// the quota selects; every hard resource is present, zero when unused.
+pub fn used(
+    quota: &Value,
+    hard: &ResourceList,
+    objects: &[(String, String, Vec<Value>)],
+    now: Timestamp,
+) -> ResourceList {
     let mut total = ResourceList::new();
     for (group, resource, items) in objects {
-        for obj in items.iter().filter(|o| selects(quota, group, resource, o)) {
+        let pods = group.is_empty() && resource == "pods";
+        let charged = items
+            .iter()
+            .filter(|o| !(pods && past_grace(o, now)) && selects(quota, group, resource, o));
+        for obj in charged {
             add(&mut total, &usage(group, resource, obj));
         }
     }
@@ -161,17 +191,15 @@ pub async fn run(
                     _ => None,
                 };
                 if let Some(Some(ns)) = ns {
-                    for rq in ctx.quotas.state() {
-                        if rq.namespace().as_deref() == Some(ns.as_str()) {
-                            q.add((ns.clone(), rq.name_any()));
-                        }
-                    }
+                    enqueue_namespace(&ctx, &q, &ns);
                 }
                 futures::future::ready(())
             })
     };
+    let service_feed = on_delete::<Service>(ctx.clone(), queue.clone());
+    let claim_feed = on_delete::<PersistentVolumeClaim>(ctx.clone(), queue.clone());
     let feed = tokio::spawn(async move {
-        tokio::join!(quota_feed, pod_feed);
+        tokio::join!(quota_feed, pod_feed, service_feed, claim_feed);
     });
     let mut workers = Vec::new();
     for _ in 0..config.concurrent_resource_quota_syncs.max(1) {
@@ -207,6 +235,38 @@ pub async fn run(
         let _ = w.await;
     }
     Ok(())
+}
+
+/// Queues every quota of `ns`.
+fn enqueue_namespace(ctx: &Ctx, queue: &WorkQueue<(String, String)>, ns: &str) {
+    for rq in ctx.quotas.state() {
+        if rq.namespace().as_deref() == Some(ns) {
+            queue.add((ns.to_string(), rq.name_any()));
+        }
+    }
+}
+
+/// Recounts a namespace's quotas when an object of type `K` is deleted there (upstream's
+/// replenishment).
+async fn on_delete<K>(ctx: Arc<Ctx>, queue: WorkQueue<(String, String)>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    watcher(Api::<K>::all(ctx.client.clone()), watcher::Config::default())
+        .default_backoff()
+        .for_each(|ev| {
+            match ev {
+                Ok(watcher::Event::Delete(obj)) => {
+                    if let Some(ns) = obj.namespace() {
+                        enqueue_namespace(&ctx, &queue, &ns);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "watching for quota replenishment failed"),
+                _ => {}
+            }
+            futures::future::ready(())
+        })
+        .await
 }
 
 async fn refresh_discovery(ctx: &Ctx) {
@@ -249,7 +309,7 @@ async fn sync(ctx: &Ctx, ns: &str, name: &str) -> Result<(), Error> {
         objects.push((group, resource, items));
     }
     let quota_json = serde_json::to_value(&quota).unwrap_or(Value::Null);
-    let used = used(&quota_json, &hard, &objects);
+    let used = used(&quota_json, &hard, &objects, Timestamp::now());
     let status = quota.status.as_ref();
     if same(status.and_then(|s| s.hard.as_ref()), &hard) && same(status.and_then(|s| s.used.as_ref()), &used)
     {
@@ -299,7 +359,7 @@ mod tests {
             ("".into(), "services".into(), vec![]),
             ("apps".into(), "deployments".into(), vec![json!({}), json!({})]),
         ];
-        let u = used(&json!({"spec": {}}), &hard, &objects);
+        let u = used(&json!({"spec": {}}), &hard, &objects, Timestamp::now());
         assert_eq!(
             u,
             list(&[
@@ -323,7 +383,26 @@ mod tests {
                 json!({"spec": {}}),
             ],
         )];
-        assert_eq!(used(&quota, &hard, &objects), list(&[("pods", "1")]));
+        assert_eq!(
+            used(&quota, &hard, &objects, Timestamp::now()),
+            list(&[("pods", "1")])
+        );
+        let gone = vec![(
+            "".to_string(),
+            "pods".to_string(),
+            vec![json!({"metadata": {"deletionTimestamp": "2020-01-01T00:00:00Z",
+                                     "deletionGracePeriodSeconds": 30}})],
+        )];
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let all = json!({"spec": {}});
+        assert_eq!(
+            used(&all, &hard, &gone, at("2020-01-01T00:00:10Z")),
+            list(&[("pods", "1")])
+        );
+        assert_eq!(
+            used(&all, &hard, &gone, at("2020-01-01T00:01:00Z")),
+            list(&[("pods", "0")])
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use component_base::events::{Event, EventType, Recorder};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::time::Instant;
@@ -153,11 +153,7 @@ impl Evictor {
 
     async fn process(self: &Arc<Self>, ns: &str, name: &str) {
         let key = (ns.to_string(), name.to_string());
-        let pod = self
-            .pods
-            .state()
-            .into_iter()
-            .find(|p| p.namespace().as_deref() == Some(ns) && p.name_any() == name);
+        let pod = self.pods.get(&ObjectRef::new(name).within(ns));
         let Some(pod) = pod.filter(|p| p.metadata.deletion_timestamp.is_none()) else {
             self.cancel(&key, None).await;
             return;
@@ -166,7 +162,7 @@ impl Evictor {
             .spec
             .as_ref()
             .and_then(|s| s.node_name.clone())
-            .and_then(|n| self.nodes.state().into_iter().find(|node| node.name_any() == n));
+            .and_then(|n| self.nodes.get(&ObjectRef::new(&n)));
         let taints = node.as_deref().map(taints_of).unwrap_or_default();
         let tolerations = pod
             .spec

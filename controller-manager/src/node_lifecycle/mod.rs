@@ -17,7 +17,7 @@ use component_base::events::{Event, EventType, Recorder};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -96,14 +96,31 @@ pub async fn run(
     let queue: WorkQueue<Key> = WorkQueue::default();
     let feed = {
         let q = queue.clone();
+        let mut no_execute: HashMap<String, Vec<Taint>> = HashMap::new();
         let node_feed = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
             .default_backoff()
             .reflect(node_writer)
             .for_each(move |ev| {
+                // Only a change of a node's NoExecute taints concerns the pods on it.
                 match ev {
-                    Ok(
-                        watcher::Event::Apply(n) | watcher::Event::InitApply(n) | watcher::Event::Delete(n),
-                    ) => q.add(Key::Node(n.name_any())),
+                    Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => {
+                        let taints: Vec<Taint> = taints_of(&n)
+                            .iter()
+                            .filter(|t| t.effect == "NoExecute")
+                            .cloned()
+                            .collect();
+                        if no_execute
+                            .get(&n.name_any())
+                            .map_or(!taints.is_empty(), |old| *old != taints)
+                        {
+                            no_execute.insert(n.name_any(), taints);
+                            q.add(Key::Node(n.name_any()));
+                        }
+                    }
+                    Ok(watcher::Event::Delete(n)) => {
+                        no_execute.remove(&n.name_any());
+                        q.add(Key::Node(n.name_any()));
+                    }
                     Err(e) => tracing::warn!(error = %e, "watching nodes failed"),
                     _ => {}
                 }
@@ -337,7 +354,7 @@ impl Monitor {
         }
     }
 
-    async fn set_taints(&self, node: &Node, taints: Vec<k8s_openapi::api::core::v1::Taint>) -> Option<Node> {
+    async fn set_taints(&self, node: &Node, taints: Vec<Taint>) -> Option<Node> {
         let patch = json!({
             "metadata": {"resourceVersion": node.resource_version()},
             "spec": {"taints": taints},
