@@ -345,5 +345,17 @@ mod tests {
         assert_eq!(missing_nodes(&pods, &nodes), HashSet::from(["gone".to_string()]));
         assert_eq!(names(&unscheduled_terminating(&pods)), ["c"]);
         assert!(terminating_out_of_service(&pods, &nodes).is_empty());
+        let out_of_service: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "down"},
+            "spec": {"taints": [{"key": OUT_OF_SERVICE, "value": "nodeshutdown", "effect": "NoExecute"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+        }))
+        .unwrap();
+        let nodes: HashMap<String, Arc<Node>> = [("down".to_string(), Arc::new(out_of_service))].into();
+        let pods = [
+            pod("stuck", 1, "Running", "down", None, true),
+            pod("live", 2, "Running", "down", None, false),
+        ];
+        assert_eq!(names(&terminating_out_of_service(&pods, &nodes)), ["stuck"]);
     }
 }

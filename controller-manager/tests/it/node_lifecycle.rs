@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use controller_manager::node_lifecycle::{self, NodeLifecycleConfig};
@@ -126,6 +126,34 @@ async fn a_silent_node_goes_unknown_is_tainted_its_pods_evicted_and_recovers() {
     assert_eq!(pod_ready(&elsewhere).as_deref(), Some("True"));
     let alive = nodes.get("alive").await.unwrap();
     assert!(unreachable_taints(&alive).is_empty());
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
+    until("a TaintManagerEviction event for the evicted pod", 30, || async {
+        let list = events.list(&Default::default()).await.unwrap();
+        list.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("TaintManagerEviction")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("quick")
+        })
+    })
+    .await;
+
+    // Cordoning a node taints it unschedulable.
+    nodes
+        .patch(
+            "alive",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
+    until("the unschedulable taint", 30, || async {
+        let n = nodes.get("alive").await.unwrap();
+        let taints = n.spec?.taints?;
+        taints
+            .iter()
+            .any(|t| t.key == "node.kubernetes.io/unschedulable" && t.effect == "NoSchedule")
+            .then_some(())
+    })
+    .await;
 
     // The kubelet comes back: the taints go and the patient pod is not evicted.
     renew(&client, "dying").await;
