@@ -64,6 +64,8 @@ pub struct Observed {
     pub probe: Instant,
     /// Ready's status at the previous pass (after this controller's own update).
     pub ready: Option<String>,
+    /// Marking the node's pods not Ready failed and is retried while the node stays not Ready.
+    pub retry_mark_pods: bool,
 }
 
 impl Observed {
@@ -74,6 +76,7 @@ impl Observed {
             signals,
             probe: now,
             ready,
+            retry_mark_pods: false,
         }
     }
 

@@ -278,13 +278,24 @@ impl Monitor {
                 }
             }
             let ready = ready_status(&node).map(str::to_string);
-            let was = self.observed.get(&name).and_then(|s| s.ready.clone());
-            if was.as_deref() == Some("True") && ready.as_deref() != Some("True") {
+            let (was, retry) = self
+                .observed
+                .get(&name)
+                .map(|s| (s.ready.clone(), s.retry_mark_pods))
+                .unwrap_or_default();
+            let not_ready = ready.as_deref() != Some("True");
+            let became_not_ready = was.as_deref() == Some("True") && not_ready;
+            if became_not_ready {
                 self.node_event(&node, "NodeNotReady").await;
-                self.mark_pods_not_ready(&name).await;
             }
+            let retry = if became_not_ready || (retry && not_ready) {
+                !self.mark_pods_not_ready(&name).await
+            } else {
+                false
+            };
             if let Some(seen) = self.observed.get_mut(&name) {
                 seen.ready = ready.clone();
+                seen.retry_mark_pods = retry;
             }
             if let Some(t) = with_no_schedule(taints_of(&node), &wanted_no_schedule(&node))
                 && let Some(n) = self.set_taints(&node, t).await
@@ -384,8 +395,10 @@ impl Monitor {
         }
     }
 
-    /// Sets the Ready condition of the node's pods to False (upstream's `MarkPodsNotReady`).
-    async fn mark_pods_not_ready(&self, node: &str) {
+    /// Sets the Ready condition of the node's pods to False (upstream's `MarkPodsNotReady`);
+    /// false when some pod could not be updated.
+    async fn mark_pods_not_ready(&self, node: &str) -> bool {
+        let mut ok = true;
         let pods = self
             .pods
             .state()
@@ -420,10 +433,13 @@ impl Monitor {
                         tracing::warn!(error = %e, "recording an event failed");
                     }
                 }
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => {
-                    tracing::warn!(pod = %format!("{ns}/{}", pod.name_any()), error = %e, "marking pod not ready failed")
+                    ok = false;
+                    tracing::warn!(pod = %format!("{ns}/{}", pod.name_any()), error = %e, "marking pod not ready failed");
                 }
             }
         }
+        ok
     }
 }
