@@ -36,6 +36,8 @@ use zones::{Limiter, Rates, ZoneState, zone_of, zone_rate, zone_states};
 
 /// The namespace of the nodes' Leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// Nodes with this label do not count towards their zone's disruption.
+pub const EXCLUDE_DISRUPTION: &str = "node.kubernetes.io/exclude-disruption";
 /// How often pending NoExecute taints are tried against the zone limiters (upstream's
 /// `nodeEvictionPeriod`).
 const TAINT_PERIOD: Duration = Duration::from_millis(100);
@@ -182,6 +184,7 @@ pub async fn run(
         pending: BTreeSet::new(),
         limiters: HashMap::new(),
         zones: BTreeMap::new(),
+        all_down: false,
     };
     let mut health_tick = tokio::time::interval(monitor.config.node_monitor_period);
     let mut taint_tick = tokio::time::interval(TAINT_PERIOD);
@@ -211,6 +214,8 @@ struct Monitor {
     limiters: HashMap<String, Limiter>,
     /// Per zone: its state and size at the last pass.
     zones: BTreeMap<String, (ZoneState, usize)>,
+    /// Every zone was fully disrupted at the last pass.
+    all_down: bool,
 }
 
 impl Monitor {
@@ -320,11 +325,20 @@ impl Monitor {
                     }
                 }
             }
-            readiness.push((zone_of(&node), ready.as_deref() == Some("True")));
+            if !node.labels().contains_key(EXCLUDE_DISRUPTION) {
+                readiness.push((zone_of(&node), ready.as_deref() == Some("True")));
+            }
         }
         self.zones = zone_states(readiness, self.config.unhealthy_zone_threshold);
         let all_down =
             !self.zones.is_empty() && self.zones.values().all(|(s, _)| *s == ZoneState::FullDisruption);
+        if self.all_down && !all_down {
+            // Back from a full disruption: every node gets its grace period again, as upstream.
+            for seen in self.observed.values_mut() {
+                seen.probe = now;
+            }
+        }
+        self.all_down = all_down;
         if all_down {
             // Upstream: every zone down means the controller is probably cut off; stop evicting
             // and lift the eviction taints.
