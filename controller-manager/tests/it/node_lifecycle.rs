@@ -168,6 +168,33 @@ async fn a_silent_node_goes_unknown_is_tainted_its_pods_evicted_and_recovers() {
         patient.metadata.deletion_timestamp.is_none(),
         "the eviction was cancelled"
     );
+
+    // A kubelet that reports NotReady (while renewing its Lease) gets the not-ready taints.
+    let heart2 = {
+        let c = client.clone();
+        tokio::spawn(async move {
+            loop {
+                renew(&c, "dying").await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    set_ready(&client, "dying", "False").await;
+    until("the not-ready taints", 30, || async {
+        let n = nodes.get("dying").await.unwrap();
+        let mut effects: Vec<String> = n
+            .spec?
+            .taints?
+            .into_iter()
+            .filter(|t| t.key == "node.kubernetes.io/not-ready")
+            .map(|t| t.effect)
+            .collect();
+        effects.sort();
+        (effects == ["NoExecute", "NoSchedule"]).then_some(())
+    })
+    .await;
+    assert!(unreachable_taints(&nodes.get("dying").await.unwrap()).is_empty());
+    heart2.abort();
     heart.abort();
     controller.stop().await;
     server.shutdown().await;
