@@ -61,6 +61,52 @@ pub struct Args {
     /// The private key (PEM) signing legacy ServiceAccount token Secrets.
     #[arg(long = "service-account-private-key-file")]
     pub service_account_private_key_file: Option<PathBuf>,
+    /// How often node health is checked.
+    #[arg(long = "node-monitor-period", default_value = "5s", value_parser = duration_flag)]
+    pub node_monitor_period: Duration,
+    /// How long a node may go unheard before it is marked unhealthy.
+    #[arg(long = "node-monitor-grace-period", default_value = "40s", value_parser = duration_flag)]
+    pub node_monitor_grace_period: Duration,
+    /// How long a starting node may go unheard before it is marked unhealthy.
+    #[arg(long = "node-startup-grace-period", default_value = "1m", value_parser = duration_flag)]
+    pub node_startup_grace_period: Duration,
+    /// Nodes per second whose pods are evicted (taints added) in a healthy zone.
+    #[arg(long = "node-eviction-rate", default_value_t = 0.1)]
+    pub node_eviction_rate: f64,
+    /// The same in an unhealthy zone of a large cluster.
+    #[arg(long = "secondary-node-eviction-rate", default_value_t = 0.01)]
+    pub secondary_node_eviction_rate: f64,
+    /// Zones with at most this many nodes count as small.
+    #[arg(long = "large-cluster-size-threshold", default_value_t = 50)]
+    pub large_cluster_size_threshold: usize,
+    /// The share of not-Ready nodes that makes a zone unhealthy.
+    #[arg(long = "unhealthy-zone-threshold", default_value_t = 0.55)]
+    pub unhealthy_zone_threshold: f64,
+    /// Assign pod CIDRs to nodes from --cluster-cidr.
+    #[arg(long = "allocate-node-cidrs", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allocate_node_cidrs: bool,
+    /// The pods' address ranges (comma-separated, IPv4 and/or IPv6).
+    #[arg(long = "cluster-cidr", default_value = "")]
+    pub cluster_cidr: String,
+    /// Prefix length of each node's range (both families).
+    #[arg(long = "node-cidr-mask-size")]
+    pub node_cidr_mask_size: Option<u8>,
+    /// Prefix length of each node's IPv4 range.
+    #[arg(long = "node-cidr-mask-size-ipv4", default_value_t = 24)]
+    pub node_cidr_mask_size_ipv4: u8,
+    /// Prefix length of each node's IPv6 range.
+    #[arg(long = "node-cidr-mask-size-ipv6", default_value_t = 64)]
+    pub node_cidr_mask_size_ipv6: u8,
+    /// Terminated pods kept before the oldest are deleted (0: never).
+    #[arg(long = "terminated-pod-gc-threshold", default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+    /// How often every quota's usage is recomputed.
+    #[arg(long = "resource-quota-sync-period", default_value = "5m", value_parser = duration_flag)]
+    pub resource_quota_sync_period: Duration,
+    /// Quotas synced concurrently.
+    #[arg(long = "concurrent-resource-quota-syncs", default_value_t = 5)]
+    pub concurrent_resource_quota_syncs: usize,
 }
 
 /// A flag value in Go's duration syntax (`5m`, `30s`).
@@ -123,6 +169,23 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
     config.garbage_collector.workers = args.concurrent_gc_syncs;
     config.namespace.workers = args.concurrent_namespace_syncs;
     config.namespace.sync_period = args.namespace_sync_period;
+    let nl = &mut config.node_lifecycle;
+    nl.node_monitor_period = args.node_monitor_period;
+    nl.node_monitor_grace_period = args.node_monitor_grace_period;
+    nl.node_startup_grace_period = args.node_startup_grace_period;
+    nl.node_eviction_rate = args.node_eviction_rate;
+    nl.secondary_node_eviction_rate = args.secondary_node_eviction_rate;
+    nl.large_cluster_size_threshold = args.large_cluster_size_threshold;
+    nl.unhealthy_zone_threshold = args.unhealthy_zone_threshold;
+    let ipam = &mut config.node_ipam;
+    ipam.allocate_node_cidrs = args.allocate_node_cidrs;
+    ipam.cluster_cidr = args.cluster_cidr;
+    ipam.node_cidr_mask_size = args.node_cidr_mask_size;
+    ipam.node_cidr_mask_size_ipv4 = args.node_cidr_mask_size_ipv4;
+    ipam.node_cidr_mask_size_ipv6 = args.node_cidr_mask_size_ipv6;
+    config.pod_gc.terminated_pod_gc_threshold = args.terminated_pod_gc_threshold;
+    config.resource_quota.resource_quota_sync_period = args.resource_quota_sync_period;
+    config.resource_quota.concurrent_resource_quota_syncs = args.concurrent_resource_quota_syncs;
     let outcome = match election {
         Some((elector, identity)) => {
             config.identity = identity;

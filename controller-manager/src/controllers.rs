@@ -22,7 +22,10 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::informer::SharedInformers;
-use crate::{Config, deployment, garbage_collector, namespace, replicaset, root_ca, serviceaccounts};
+use crate::{
+    Config, deployment, garbage_collector, namespace, node_ipam, node_lifecycle, pod_gc, replicaset,
+    resource_quota, root_ca, serviceaccounts,
+};
 
 /// Any controller's failure.
 pub type ControllerError = Box<dyn std::error::Error + Send + Sync>;
@@ -168,6 +171,41 @@ pub fn all() -> Vec<ControllerDescriptor> {
             },
         )
         .aliases(&["root-ca-cert-publisher"]),
+        // Also upstream's taint-eviction-controller: one module watches the nodes for both.
+        ControllerDescriptor::new("node-lifecycle-controller", "node-controller", |ctx| {
+            Box::pin(async move {
+                let mut config = ctx.config.node_lifecycle.clone();
+                config.instance = ctx.identity.clone();
+                boxed(node_lifecycle::run(ctx.client, config, ctx.shutdown).await)
+            })
+        })
+        .aliases(&["nodelifecycle", "taint-eviction-controller"]),
+        ControllerDescriptor::new("node-ipam-controller", "node-controller", |ctx| {
+            Box::pin(async move {
+                let mut config = ctx.config.node_ipam.clone();
+                config.instance = ctx.identity.clone();
+                boxed(node_ipam::run(ctx.client, config, ctx.shutdown).await)
+            })
+        })
+        .aliases(&["nodeipam"]),
+        ControllerDescriptor::new(
+            "pod-garbage-collector-controller",
+            "pod-garbage-collector",
+            |ctx| {
+                Box::pin(async move {
+                    let config = ctx.config.pod_gc.clone();
+                    boxed(pod_gc::run(ctx.client, config, ctx.shutdown).await)
+                })
+            },
+        )
+        .aliases(&["podgc"]),
+        ControllerDescriptor::new("resourcequota-controller", "resourcequota-controller", |ctx| {
+            Box::pin(async move {
+                let config = ctx.config.resource_quota.clone();
+                boxed(resource_quota::run(ctx.client, config, ctx.shutdown).await)
+            })
+        })
+        .aliases(&["resourcequota"]),
     ]
 }
 

@@ -18,9 +18,13 @@ pub mod garbage_collector;
 pub mod informer;
 pub mod metrics;
 pub mod namespace;
+pub mod node_ipam;
+pub mod node_lifecycle;
 pub mod ownership;
+pub mod pod_gc;
 pub mod podutil;
 pub mod replicaset;
+pub mod resource_quota;
 pub mod root_ca;
 pub mod serviceaccounts;
 pub mod support;
@@ -74,6 +78,15 @@ pub struct Config {
     pub service_account_key_file: Option<std::path::PathBuf>,
     /// `--concurrent-serviceaccount-token-syncs` (5).
     pub concurrent_serviceaccount_token_syncs: usize,
+    /// The node lifecycle controller's periods and eviction rates.
+    pub node_lifecycle: node_lifecycle::NodeLifecycleConfig,
+    /// Node IPAM (`--allocate-node-cidrs`, `--cluster-cidr`, `--node-cidr-mask-size*`).
+    pub node_ipam: node_ipam::NodeIpamConfig,
+    /// Pod GC (`--terminated-pod-gc-threshold`).
+    pub pod_gc: pod_gc::PodGcConfig,
+    /// The ResourceQuota controller (`--resource-quota-sync-period`,
+    /// `--concurrent-resource-quota-syncs`).
+    pub resource_quota: resource_quota::ResourceQuotaConfig,
 }
 
 impl Default for Config {
@@ -95,6 +108,10 @@ impl Default for Config {
             root_ca: None,
             service_account_key_file: None,
             concurrent_serviceaccount_token_syncs: 5,
+            node_lifecycle: Default::default(),
+            node_ipam: Default::default(),
+            pod_gc: Default::default(),
+            resource_quota: Default::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the controller-manager and its controllers against an in-process API
 //! server.
 
+mod fixtures;
 mod poll;
 mod support;
 
@@ -8,6 +9,10 @@ mod deployment;
 mod gc;
 mod manager;
 mod namespace;
+mod node_ipam;
+mod node_lifecycle;
+mod pod_gc;
 mod replicaset;
+mod resource_quota;
 mod root_ca;
 mod serviceaccounts;
