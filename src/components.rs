@@ -86,7 +86,10 @@ impl ComponentFlags {
     pub fn probes(&self, ports: Ports) -> Vec<apiserver::componentstatus::ComponentProbe> {
         let probe = |name: &str, port: u16| apiserver::componentstatus::ComponentProbe {
             name: name.into(),
-            url: format!("https://{}/healthz", SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+            url: format!(
+                "https://{}/healthz",
+                SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+            ),
         };
         let mut probes = Vec::new();
         if self.enabled(Component::ControllerManager) {

@@ -47,7 +47,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The components set up their own logging from their `-v`.
-    if matches!(cli.command, Command::Server(_) | Command::Store(_) | Command::Kv(_)) {
+    if matches!(
+        cli.command,
+        Command::Server(_) | Command::Store(_) | Command::Kv(_)
+    ) {
         init_logging();
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();

@@ -2,6 +2,7 @@
 //! (upstream `k8s.io/apiserver/pkg/registry/generic/registry/store.go`). Objects are JSON values.
 
 mod cached_list;
+pub mod event_versions;
 mod eviction;
 mod fresh;
 pub mod hooks;
