@@ -158,7 +158,6 @@ impl NodeLoop {
             .boxed();
         let mut inflight: FuturesUnordered<BoxFuture<'static, (usize, Outcome)>> = FuturesUnordered::new();
         let max = self.config.max_in_flight.max(1);
-        let mut listed = std::collections::HashSet::new();
         loop {
             while inflight.len() < max
                 && let Some((i, task)) = self.ready.pop_front()
@@ -178,18 +177,14 @@ impl NodeLoop {
                     self.ready.push_back((i, task));
                 }
                 event = watch.next() => match event {
-                    Some(Ok(Event::Init)) => listed.clear(),
+                    Some(Ok(Event::Init)) => {}
                     Some(Ok(Event::InitApply(n))) => {
-                        if let Some(i) = self.observe(&n) {
-                            listed.insert(i);
-                        }
+                        self.observe(&n);
                     }
                     Some(Ok(Event::InitDone)) => {
-                        for i in 0..self.nodes.len() {
-                            if !listed.contains(&i) && self.nodes[i].registered {
-                                self.deleted(i);
-                            }
-                        }
+                        // Absence from a (re)list is not taken as a deletion: nodes registered
+                        // while the list ran are missing from it. A deleted Node shows as a
+                        // delete event or as a 404 on the next status report.
                         self.directory.synced.send_replace(true);
                     }
                     Some(Ok(Event::Apply(n))) => {

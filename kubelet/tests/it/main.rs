@@ -2,6 +2,7 @@
 //! renewed Leases, pods bound to them run, complete, fail, become ready after their probe delay
 //! and are deleted with their grace period.
 
+mod measure;
 mod nodes;
 mod pods;
 
