@@ -1,17 +1,19 @@
 //! An ad hoc measurement, not a test: the simulator holding many nodes against a test server,
 //! in its own process (this test binary run again), its CPU and RSS sampled from /proc.
 //!
-//! `KUBESIM_NODES=1000 KUBESIM_SECS=60 KUBESIM_QPS=50 cargo test -p kubelet --test it -- \
-//!   --ignored --nocapture measure::a_thousand_nodes`
+//! `KUBESIM_NODES=1000 KUBESIM_SECS=60 KUBESIM_QPS=50 [KUBESIM_PODS=1000] cargo test -p kubelet \
+//!   --test it -- --ignored --nocapture measure::a_thousand_nodes`
 
 use std::time::{Duration, Instant};
 
 use apiserver::testing::TestServer;
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::ListParams;
+use kube::api::{ListParams, PostParams};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -113,6 +115,68 @@ async fn a_thousand_nodes() {
         rss0,
         rss1
     );
+    let pods = env_or("KUBESIM_PODS", 0);
+    if pods > 0 {
+        // Pods bound round robin to the nodes (as the scheduler would): time until all run.
+        let api: Api<Pod> = Api::namespaced(server.client(), "default");
+        let (cpu0, _) = sample(pid);
+        let t0 = Instant::now();
+        let creates = (0..pods).map(|i| {
+            let api = api.clone();
+            async move {
+                let pod = Pod {
+                    metadata: ObjectMeta {
+                        name: Some(format!("p-{i}")),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(PodSpec {
+                        node_name: Some(format!("sim-{}", i % nodes)),
+                        containers: vec![Container {
+                            name: "c".into(),
+                            image: Some("nginx".into()),
+                            ..Container::default()
+                        }],
+                        ..PodSpec::default()
+                    }),
+                    status: None,
+                };
+                api.create(&PostParams::default(), &pod).await.map(|_| ())
+            }
+        });
+        let results = futures::stream::iter(creates)
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
+        assert!(results.iter().all(Result::is_ok), "creating pods");
+        let created = t0.elapsed();
+        loop {
+            let list = api
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default();
+            let running = list
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            if running as u64 >= pods {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(300),
+                "only {running} pods running"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let all_running = t0.elapsed();
+        let (cpu1, rss) = sample(pid);
+        println!(
+            "pods={pods}: created in {:.1}s, all Running after {:.1}s; simulator cpu {:.2}s, rss {rss} KiB",
+            created.as_secs_f64(),
+            all_running.as_secs_f64(),
+            cpu1 - cpu0
+        );
+    }
     child.kill().ok();
     child.wait().ok();
     server.shutdown().await;
