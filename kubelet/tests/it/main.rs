@@ -63,6 +63,23 @@ impl Cluster {
         }
     }
 
+    /// A new simulator of `nodes` nodes against a running server (a restart).
+    pub fn resume(server: TestServer, client: kube::Client, nodes: usize) -> Cluster {
+        let config = kubelet::Config {
+            node_names: kubelet::Config::names("sim-", nodes),
+            node_lease_duration_seconds: 4,
+            ..kubelet::Config::default()
+        };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(kubelet::run(config, client.clone(), stop.clone()));
+        Cluster {
+            server,
+            client,
+            stop,
+            task,
+        }
+    }
+
     /// Stops the simulator and the server.
     pub async fn stop(self) {
         self.stop.cancel();

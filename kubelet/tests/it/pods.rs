@@ -330,3 +330,31 @@ async fn readiness_gates_and_other_writers_conditions_are_respected() {
     );
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_restarted_simulator_keeps_running_pods_as_they_are() {
+    let cluster = Cluster::start(1).await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "default");
+    create(&pods, &pod("steady", "sim-0", None, "Always")).await;
+    let before = phase(&pods, "steady", "Running").await;
+    let Cluster {
+        server,
+        client,
+        stop,
+        task,
+    } = cluster;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    // The same nodes again (a restart): the pod is adopted, not restarted.
+    let cluster = crate::Cluster::resume(server, client, 1);
+    create(&pods, &pod("fresh", "sim-0", None, "Always")).await;
+    let fresh = phase(&pods, "fresh", "Running").await;
+    let after = pods.get("steady").await.unwrap();
+    let (b, a) = (main_status(&before), main_status(&after));
+    assert_eq!(a.container_id, b.container_id, "same container");
+    assert_eq!(a.restart_count, 0);
+    let (ip_before, ip_after) = (before.status.unwrap().pod_ip, after.status.unwrap().pod_ip);
+    assert_eq!(ip_after, ip_before, "same IP");
+    assert_ne!(fresh.status.unwrap().pod_ip, ip_after, "its IP stays reserved");
+    cluster.stop().await;
+}
