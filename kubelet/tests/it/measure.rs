@@ -177,6 +177,15 @@ async fn a_thousand_nodes() {
             cpu1 - cpu0
         );
     }
+    let hold = env_or("KUBESIM_HOLD_SECS", 0);
+    if hold > 0 {
+        // Time to look around with kubectl.
+        println!(
+            "holding {hold}s; KUBECONFIG={}",
+            server.kubeconfig_path().display()
+        );
+        tokio::time::sleep(Duration::from_secs(hold)).await;
+    }
     child.kill().ok();
     child.wait().ok();
     server.shutdown().await;
