@@ -124,7 +124,18 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
     if !config.simulated {
         return Err(Error::NotSimulated);
     }
-    let client = component_base::build_client(&args.options.client_settings(&DEFAULTS)).await?;
+    let settings = args.options.client_settings(&DEFAULTS);
+    let renewals = config.node_names.len() as f64
+        / crate::node::lease::renew_interval(config.node_lease_duration_seconds).as_secs_f64();
+    if settings.qps > 0.0 && renewals > f64::from(settings.qps) * 0.8 {
+        tracing::warn!(
+            nodes = config.node_names.len(),
+            lease_renewals_per_second = renewals,
+            qps = settings.qps,
+            "the node leases alone need most of --kube-api-qps: renewals will lag and pods wait; raise --kube-api-qps"
+        );
+    }
+    let client = component_base::build_client(&settings).await?;
     let health = HealthServer::new();
     let serving = health
         .serve(

@@ -22,8 +22,9 @@
 //!
 //! Reaching the end ends the program with the last status. Anything else (another program,
 //! `sleep infinity`, pipes, substitutions `$(..)`/backticks, redirections, control structures
-//! such as `if`/`while`/`for`) makes the whole container run forever, as a server would. Quotes
-//! around words are removed; there is no variable expansion.
+//! such as `if`/`while`/`for`) makes the whole container run forever, as a server would (an init
+//! container, which must end, then completes at once: see [`super::pod`]). Quotes around words
+//! are removed; there is no variable expansion.
 
 use std::time::Duration;
 

@@ -57,6 +57,7 @@ struct NodeState {
     conditions: Vec<NodeCondition>,
     last_report: Option<Instant>,
     report_key: Option<delay_queue::Key>,
+    lease_key: Option<delay_queue::Key>,
     renewals: u64,
     system: NodeSystemInfo,
     addresses: Vec<NodeAddress>,
@@ -128,6 +129,7 @@ pub(super) async fn run(
             conditions: Vec::new(),
             last_report: None,
             report_key: None,
+            lease_key: None,
             renewals: 0,
             system: system_info(&template, name),
             addresses: node::addresses(name, config.node_ip(i)),
@@ -158,7 +160,6 @@ impl NodeLoop {
             .boxed();
         let mut inflight: FuturesUnordered<BoxFuture<'static, (usize, Outcome)>> = FuturesUnordered::new();
         let max = self.config.max_in_flight.max(1);
-        let mut listed = std::collections::HashSet::new();
         loop {
             while inflight.len() < max
                 && let Some((i, task)) = self.ready.pop_front()
@@ -172,24 +173,22 @@ impl NodeLoop {
                 Some((i, outcome)) = inflight.next(), if !inflight.is_empty() => self.done(i, outcome),
                 Some(expired) = self.timers.next(), if !self.timers.is_empty() => {
                     let (i, task) = expired.into_inner();
-                    if task == Task::Status {
-                        self.nodes[i].report_key = None;
+                    match task {
+                        Task::Status => self.nodes[i].report_key = None,
+                        Task::Lease => self.nodes[i].lease_key = None,
+                        Task::Register => {}
                     }
                     self.ready.push_back((i, task));
                 }
                 event = watch.next() => match event {
-                    Some(Ok(Event::Init)) => listed.clear(),
+                    Some(Ok(Event::Init)) => {}
                     Some(Ok(Event::InitApply(n))) => {
-                        if let Some(i) = self.observe(&n) {
-                            listed.insert(i);
-                        }
+                        self.observe(&n);
                     }
                     Some(Ok(Event::InitDone)) => {
-                        for i in 0..self.nodes.len() {
-                            if !listed.contains(&i) && self.nodes[i].registered {
-                                self.deleted(i);
-                            }
-                        }
+                        // Absence from a (re)list is not taken as a deletion: nodes registered
+                        // while the list ran are missing from it. A deleted Node shows as a
+                        // delete event or as a 404 on the next status report.
                         self.directory.synced.send_replace(true);
                     }
                     Some(Ok(Event::Apply(n))) => {
@@ -289,11 +288,16 @@ impl NodeLoop {
         }
     }
 
+    /// Arms `task` for node `i` after `after`, replacing its pending Lease or Status timer (one
+    /// chain of each per node).
     fn schedule(&mut self, i: usize, task: Task, after: Duration) {
         let key = self.timers.insert((i, task), after);
-        if task == Task::Status
-            && let Some(old) = self.nodes[i].report_key.replace(key)
-        {
+        let slot = match task {
+            Task::Status => &mut self.nodes[i].report_key,
+            Task::Lease => &mut self.nodes[i].lease_key,
+            Task::Register => return,
+        };
+        if let Some(old) = slot.replace(key) {
             self.timers.try_remove(&old);
         }
     }
@@ -322,7 +326,7 @@ impl NodeLoop {
                 n.uid = node.metadata.uid.clone();
                 tracing::debug!(node = %n.name, created, "node registered");
                 self.observe(&node);
-                self.ready.push_back((i, Task::Lease));
+                self.schedule(i, Task::Lease, Duration::ZERO);
                 let report = self.config.node_status_report_frequency;
                 let phase = self.phase(i);
                 let n = &mut self.nodes[i];
@@ -398,7 +402,7 @@ impl NodeLoop {
             n.registered = true;
             n.lease_exists = None;
             n.uid = node.metadata.uid.clone();
-            self.ready.push_back((i, Task::Lease));
+            self.schedule(i, Task::Lease, Duration::ZERO);
         }
         let n = &mut self.nodes[i];
         n.conditions = node
@@ -425,7 +429,7 @@ impl NodeLoop {
         }
         tracing::warn!(node = %n.name, "the Node was deleted; it is not registered again until the kubelet restarts");
         n.gone = true;
-        if let Some(key) = n.report_key.take() {
+        for key in [n.report_key.take(), n.lease_key.take()].into_iter().flatten() {
             self.timers.try_remove(&key);
         }
         self.directory.set_pod_cidr(i, None);

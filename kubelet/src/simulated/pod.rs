@@ -7,7 +7,9 @@
 //!   (init container with `restartPolicy: Always`) starts in turn, lets the next start once it has
 //!   *started* (after its startup probe's `initialDelaySeconds`), and keeps running; the regular
 //!   containers start together once all init containers are done;
-//! - a container ends as its command says ([`super::command`]); whether it restarts follows the
+//! - a container ends as its command says ([`super::command`]), except that an init container
+//!   whose command is not understood completes at once with 0 (it must end for the pod to
+//!   start); whether it restarts follows the
 //!   pod's `restartPolicy` (init containers restart only after a failure, sidecars always), with
 //!   upstream's crash-loop back-off between restarts ([`crate::pod::backoff`]);
 //! - a running container is *started* after its startup probe's initial delay and *ready* after
@@ -160,10 +162,18 @@ impl SimContainer {
             name: c.name.clone(),
             image: c.image.clone().unwrap_or_default(),
             kind,
-            behavior: command::behavior(
+            behavior: match command::behavior(
                 c.command.as_ref().unwrap_or(&empty),
                 c.args.as_ref().unwrap_or(&empty),
-            ),
+            ) {
+                // An init container must end for the pod to start: one whose program is not
+                // understood (a wait loop, a migration) completes at once.
+                Behavior::RunsForever if kind == Kind::Init => Behavior::Exits {
+                    after: Duration::ZERO,
+                    code: 0,
+                },
+                b => b,
+            },
             startup_delay: probe_delay(c.startup_probe.as_ref()),
             ready_delay: probe_delay(c.readiness_probe.as_ref()),
             restart_count: 0,

@@ -141,7 +141,7 @@ impl PodLoop {
             .boxed();
         let mut inflight: FuturesUnordered<BoxFuture<'static, (String, Outcome)>> = FuturesUnordered::new();
         let max = self.config.max_in_flight.max(1);
-        let mut listed: HashSet<String> = HashSet::new();
+        let mut initial: Vec<Pod> = Vec::new();
         loop {
             while inflight.len() < max
                 && let Some(uid) = self.queue.pop_front()
@@ -161,18 +161,23 @@ impl PodLoop {
                     self.process(&uid);
                 }
                 event = watch.next() => match event {
-                    Some(Ok(Event::Init)) => listed.clear(),
-                    Some(Ok(Event::InitApply(pod))) => {
-                        if let Some(uid) = self.observe(pod) {
-                            listed.insert(uid);
-                        }
-                    }
+                    Some(Ok(Event::Init)) => initial.clear(),
+                    Some(Ok(Event::InitApply(pod))) => initial.push(pod),
                     Some(Ok(Event::InitDone)) => {
+                        // Pods that already show an IP first, so that their addresses are
+                        // reserved before new pods are given one.
+                        initial.sort_by_key(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_none());
+                        let mut listed = HashSet::new();
+                        for pod in initial.drain(..) {
+                            if let Some(uid) = pod.metadata.uid.clone() {
+                                listed.insert(uid);
+                            }
+                            self.observe(pod);
+                        }
                         let gone: Vec<String> = self.pods.keys().filter(|u| !listed.contains(*u)).cloned().collect();
                         for uid in gone {
                             self.forget(&uid);
                         }
-                        listed.clear();
                     }
                     Some(Ok(Event::Apply(pod))) => {
                         self.observe(pod);

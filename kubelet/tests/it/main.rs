@@ -2,6 +2,7 @@
 //! renewed Leases, pods bound to them run, complete, fail, become ready after their probe delay
 //! and are deleted with their grace period.
 
+mod measure;
 mod nodes;
 mod pods;
 
@@ -52,6 +53,23 @@ impl Cluster {
             ..kubelet::Config::default()
         };
         adjust(&mut config);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(kubelet::run(config, client.clone(), stop.clone()));
+        Cluster {
+            server,
+            client,
+            stop,
+            task,
+        }
+    }
+
+    /// A new simulator of `nodes` nodes against a running server (a restart).
+    pub fn resume(server: TestServer, client: kube::Client, nodes: usize) -> Cluster {
+        let config = kubelet::Config {
+            node_names: kubelet::Config::names("sim-", nodes),
+            node_lease_duration_seconds: 4,
+            ..kubelet::Config::default()
+        };
         let stop = CancellationToken::new();
         let task = tokio::spawn(kubelet::run(config, client.clone(), stop.clone()));
         Cluster {

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 
 use crate::{Cluster, until};
 
@@ -274,5 +274,87 @@ async fn pods_on_other_nodes_are_left_alone() {
     phase(&pods, "here", "Running").await;
     let other = pods.get("elsewhere").await.unwrap();
     assert_eq!(other.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_gates_and_other_writers_conditions_are_respected() {
+    let cluster = Cluster::start(1).await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "default");
+    let mut p = pod("gated", "sim-0", None, "Always");
+    p.spec.as_mut().unwrap().readiness_gates = Some(vec![k8s_openapi::api::core::v1::PodReadinessGate {
+        condition_type: "example.com/lb-ready".into(),
+    }]);
+    create(&pods, &p).await;
+    let running = until("gated running, not Ready", 20, || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("gated").await.ok()?;
+            (condition(&p, "ContainersReady").as_deref() == Some("True")).then_some(p)
+        }
+    })
+    .await;
+    let ready = running
+        .status
+        .clone()
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("ReadinessGatesNotReady"))
+    );
+    // A load balancer controller sets its condition: the kubelet's next report keeps it and
+    // turns Ready on.
+    let gate = serde_json::json!({"status": {"conditions": [
+        {"type": "example.com/lb-ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    ]}});
+    pods.patch_status("gated", &PatchParams::default(), &Patch::Strategic(&gate))
+        .await
+        .expect("gate condition set");
+    let p = until("gated Ready", 20, || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("gated").await.ok()?;
+            (condition(&p, "Ready").as_deref() == Some("True")).then_some(p)
+        }
+    })
+    .await;
+    assert_eq!(
+        condition(&p, "example.com/lb-ready").as_deref(),
+        Some("True"),
+        "kept"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_simulator_keeps_running_pods_as_they_are() {
+    let cluster = Cluster::start(1).await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "default");
+    create(&pods, &pod("steady", "sim-0", None, "Always")).await;
+    let before = phase(&pods, "steady", "Running").await;
+    let Cluster {
+        server,
+        client,
+        stop,
+        task,
+    } = cluster;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    // The same nodes again (a restart): the pod is adopted, not restarted.
+    let cluster = crate::Cluster::resume(server, client, 1);
+    create(&pods, &pod("fresh", "sim-0", None, "Always")).await;
+    let fresh = phase(&pods, "fresh", "Running").await;
+    let after = pods.get("steady").await.unwrap();
+    let (b, a) = (main_status(&before), main_status(&after));
+    assert_eq!(a.container_id, b.container_id, "same container");
+    assert_eq!(a.restart_count, 0);
+    let (ip_before, ip_after) = (before.status.unwrap().pod_ip, after.status.unwrap().pod_ip);
+    assert_eq!(ip_after, ip_before, "same IP");
+    assert_ne!(fresh.status.unwrap().pod_ip, ip_after, "its IP stays reserved");
     cluster.stop().await;
 }
