@@ -12,6 +12,7 @@ pub mod config;
 pub mod framework;
 pub mod informer;
 pub mod metrics;
+pub mod nominator;
 pub mod plugins;
 pub mod preemption;
 pub mod profile;
@@ -26,5 +27,8 @@ pub mod writes;
 pub use framework::{Code, CycleState, FilterPlugin, PreFilterResult, PreScore, ScorePlugin, Status};
 pub use profile::Profile;
 pub use runtime::{Config, Error, run};
-pub use schedule::{FitError, ScheduleError, ScheduleResult, SchedulingState, schedule_one};
+pub use schedule::{
+    FitError, Nominated, ScheduleError, ScheduleResult, SchedulingState, schedule_one,
+    schedule_one_with_nominated,
+};
 pub use snapshot::{NodeInfo, PodInfo, Snapshot};

@@ -20,10 +20,11 @@ use crate::cache::{Cache, is_terminal};
 use crate::cluster_event::ClusterEvent;
 use crate::informer::{self, Change};
 use crate::metrics::Metrics;
+use crate::nominator::Nominator;
 use crate::preemption::{self, Plan};
 use crate::profile::Profile;
 use crate::queue::{PodKey, QueueConfig, QueuedPod, SchedulingQueue, is_gated};
-use crate::schedule::{ScheduleError, SchedulingState, schedule_one};
+use crate::schedule::{ScheduleError, SchedulingState, schedule_one_with_nominated};
 use crate::snapshot::PodInfo;
 use crate::writes::{self, EventSink, PodEvent};
 
@@ -83,6 +84,7 @@ pub const REPORTING_CONTROLLER: &str = "default-scheduler";
 struct State {
     cache: Cache,
     queue: SchedulingQueue,
+    nominator: Nominator,
 }
 
 struct Shared {
@@ -130,6 +132,7 @@ impl Shared {
         if info.node_name.is_some() {
             let mut st = self.state.lock();
             st.queue.delete(&key);
+            st.nominator.remove(&key);
             if let Some(ev) = st.cache.set_assigned_pod(info) {
                 self.moved(&mut st, ev);
             }
@@ -145,9 +148,11 @@ impl Shared {
             }
             if responsible {
                 st.queue.add(info.clone(), Instant::now());
+                st.nominator.update(info.clone());
                 self.wake.notify_one();
             } else {
                 st.queue.delete(&key);
+                st.nominator.remove(&key);
             }
         }
         if gated {
@@ -175,6 +180,7 @@ impl Shared {
         );
         let mut st = self.state.lock();
         st.queue.delete(&key);
+        st.nominator.remove(&key);
         if let Some(ev) = st.cache.remove_pod(&key) {
             self.moved(&mut st, ev);
         }
@@ -293,10 +299,17 @@ fn attempt(shared: &Shared, st: &mut State, qp: &QueuedPod, cycle: &mut Scheduli
         return Outcome::Skip;
     };
     let now = Instant::now();
-    match schedule_one(&qp.pod, st.cache.snapshot(), profile, cycle) {
+    match schedule_one_with_nominated(
+        &qp.pod,
+        st.cache.snapshot(),
+        profile,
+        cycle,
+        st.nominator.by_node(),
+    ) {
         Ok(result) => match st.cache.assume(qp.pod.clone(), &result.node) {
             Ok(()) => {
                 st.queue.done(&key);
+                st.nominator.remove(&key);
                 Outcome::Bind(result.node)
             }
             Err(e) => {
@@ -556,6 +569,7 @@ pub async fn run(config: Config, client: kube::Client, shutdown: CancellationTok
         state: Mutex::new(State {
             cache: Cache::new(),
             queue: SchedulingQueue::new(config.queue.clone()),
+            nominator: Nominator::default(),
         }),
         wake: Notify::new(),
         profiles,

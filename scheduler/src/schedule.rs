@@ -2,8 +2,9 @@
 //! (`percentageOfNodesToScore`), PreScore / Score / NormalizeScore with weights, and a random
 //! pick among the best; or a [`FitError`] whose message is upstream's.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -250,6 +251,10 @@ pub(crate) fn run_filters(
     Ok(())
 }
 
+/// Pods nominated to nodes by preemption (`status.nominatedNodeName`) and not bound yet, by
+/// node name (upstream's nominator).
+pub type Nominated = HashMap<String, Vec<Arc<PodInfo>>>;
+
 /// Picks a node for `pod` in `snapshot` with `profile`'s plugins, or explains why none fits
 /// (with preemption's verdict in the message, as upstream's scheduler reports it).
 pub fn schedule_one(
@@ -257,6 +262,19 @@ pub fn schedule_one(
     snapshot: &Snapshot,
     profile: &Profile,
     cycle: &mut SchedulingState,
+) -> Result<ScheduleResult, ScheduleError> {
+    schedule_one_with_nominated(pod, snapshot, profile, cycle, &Nominated::new())
+}
+
+/// [`schedule_one`], counting on each node the pods nominated to it with at least `pod`'s
+/// priority (so the room preemption made is kept for them), as upstream's
+/// `RunFilterPluginsWithNominatedPods`: a node must pass the filters both with and without them.
+pub fn schedule_one_with_nominated(
+    pod: &PodInfo,
+    snapshot: &Snapshot,
+    profile: &Profile,
+    cycle: &mut SchedulingState,
+    nominated: &Nominated,
 ) -> Result<ScheduleResult, ScheduleError> {
     if snapshot.is_empty() {
         return Err(ScheduleError::NoNodes);
@@ -287,7 +305,7 @@ pub fn schedule_one(
                 .collect()
         }
     };
-    let feasible = find_feasible(profile, &pre, pod, &nodes, &mut diagnosis, cycle);
+    let feasible = find_feasible(profile, &pre, pod, &nodes, &mut diagnosis, cycle, nominated);
     let evaluated = feasible.len() + diagnosis.node_to_status.len();
     if feasible.is_empty() {
         return Err(fit_error(pod, snapshot, profile, diagnosis).into());
@@ -316,6 +334,7 @@ fn find_feasible<'a>(
     nodes: &[&'a NodeInfo],
     diagnosis: &mut Diagnosis,
     cycle: &mut SchedulingState,
+    nominated: &Nominated,
 ) -> Vec<&'a NodeInfo> {
     let want = num_feasible_nodes_to_find(profile.percentage_of_nodes_to_score, nodes.len());
     let mut feasible = Vec::new();
@@ -330,7 +349,7 @@ fn find_feasible<'a>(
         }
         let node = nodes[(start + k) % nodes.len()];
         processed += 1;
-        match run_filters(profile, pre, pod, node) {
+        match filter_with_nominated(profile, pre, pod, node, nominated) {
             Ok(()) => feasible.push(node),
             Err(status) => {
                 diagnosis.unschedulable_plugins.insert(status.plugin);
@@ -340,6 +359,31 @@ fn find_feasible<'a>(
     }
     cycle.next_start_node_index = (start + processed) % nodes.len();
     feasible
+}
+
+/// Runs the filters on `node`, first with the pods nominated to it that are at least as
+/// important as `pod` (other than `pod` itself) counted on it, then as it is.
+fn filter_with_nominated(
+    profile: &Profile,
+    pre: &PreFiltered,
+    pod: &PodInfo,
+    node: &NodeInfo,
+    nominated: &Nominated,
+) -> Result<(), Status> {
+    let ahead: Vec<&Arc<PodInfo>> = nominated
+        .get(&node.name)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.priority >= pod.priority && !(p.namespace == pod.namespace && p.name == pod.name))
+        .collect();
+    if !ahead.is_empty() {
+        let mut with = node.clone();
+        for p in ahead {
+            with.add_pod(p.clone());
+        }
+        run_filters(profile, pre, pod, &with)?;
+    }
+    run_filters(profile, pre, pod, node)
 }
 
 /// Each feasible node's weighted sum of normalised scores (1 each without score plugins).
@@ -572,6 +616,30 @@ mod tests {
         let ok = run(&wanting("1", two), &s).unwrap();
         assert_eq!((ok.evaluated, ok.feasible), (2, 2));
         assert_eq!(ok.node, "c", "least allocated prefers the bigger node");
+    }
+
+    #[test]
+    fn room_made_for_a_nominated_pod_is_kept_for_it() {
+        let s = Snapshot::new([sized("n", "2", json!({}))], [], []);
+        let nominee = Arc::new(pod(
+            "nominee",
+            json!({"spec": {"priority": 100, "containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "2"}}}]}}),
+        ));
+        let nominated: Nominated = [("n".to_string(), vec![nominee.clone()])].into();
+        let profile = Profile::default_profile();
+        let mut cycle = SchedulingState::seeded(1);
+        // A lower-priority pod does not get the room.
+        let low = wanting("1", json!({"spec": {"priority": 10}}));
+        let err = schedule_one_with_nominated(&low, &s, &profile, &mut cycle, &nominated).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("0/1 nodes are available: 1 Insufficient cpu."),
+            "{err}"
+        );
+        // A higher-priority one does, and so does the nominee itself.
+        let high = wanting("1", json!({"spec": {"priority": 1000}}));
+        assert!(schedule_one_with_nominated(&high, &s, &profile, &mut cycle, &nominated).is_ok());
+        assert!(schedule_one_with_nominated(&nominee, &s, &profile, &mut cycle, &nominated).is_ok());
     }
 
     #[test]

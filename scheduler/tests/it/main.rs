@@ -2,6 +2,8 @@
 //! the `system:kube-scheduler` identity the server writes to its data dir (so its bootstrap RBAC
 //! role is proven sufficient); the test plays the admin creating nodes and pods.
 
+mod bench;
+mod command;
 mod preemption;
 mod scheduling;
 
@@ -24,19 +26,24 @@ pub struct Harness {
     /// Its admin client.
     pub admin: kube::Client,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), scheduler::Error>>,
+    task: Option<tokio::task::JoinHandle<Result<(), scheduler::Error>>>,
 }
 
 impl Harness {
     /// Starts a server and a scheduler with `config` (its client as system:kube-scheduler).
     pub async fn start(config: scheduler::Config) -> Harness {
         let server = TestServer::start().await.expect("test server");
+        Self::from_server(server, config, 0.0, 0).await
+    }
+
+    /// Starts a scheduler against a running server, with a client rate limit (0: none).
+    pub async fn from_server(server: TestServer, config: scheduler::Config, qps: f32, burst: u32) -> Harness {
         let admin = server.client();
         let client = build_client(&ClientSettings {
             kubeconfig: Some(server.data_dir().join("scheduler.kubeconfig")),
             master: None,
-            qps: 0.0,
-            burst: 0,
+            qps,
+            burst,
             user_agent: "kube-scheduler/test".into(),
         })
         .await
@@ -47,18 +54,30 @@ impl Harness {
             server,
             admin,
             stop,
-            task,
+            task: Some(task),
+        }
+    }
+
+    /// The helpers over a server whose scheduler runs elsewhere.
+    pub fn without_scheduler(server: TestServer) -> Harness {
+        Harness {
+            admin: server.client(),
+            server,
+            stop: CancellationToken::new(),
+            task: None,
         }
     }
 
     /// Stops the scheduler (it must end cleanly) and the server.
     pub async fn stop(self) {
         self.stop.cancel();
-        let outcome = tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("the scheduler stops on shutdown")
-            .expect("the scheduler task did not panic");
-        assert!(outcome.is_ok(), "{outcome:?}");
+        if let Some(task) = self.task {
+            let outcome = tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("the scheduler stops on shutdown")
+                .expect("the scheduler task did not panic");
+            assert!(outcome.is_ok(), "{outcome:?}");
+        }
         self.server.shutdown().await;
     }
 
