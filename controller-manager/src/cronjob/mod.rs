@@ -225,7 +225,7 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<(), Error> {
                         &cj,
                         false,
                         "SawCompletedJob",
-                        format!("Saw completed job: {}, condition: {cond}", job.name_any()),
+                        format!("Saw completed job: {}, status: {cond}", job.name_any()),
                     )
                     .await;
                 }

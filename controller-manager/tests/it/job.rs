@@ -245,3 +245,65 @@ async fn a_pod_failure_policy_fails_the_job_at_once() {
     controller.stop().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn suspending_a_job_removes_its_pods_and_resuming_starts_new_ones() {
+    let server = apiserver::testing::TestServer::start()
+        .await
+        .expect("server starts");
+    let client = server.client();
+    let c = client.clone();
+    let controller = Running::spawn(move |t| job::run(c, config(), t));
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+
+    create_job(
+        &client,
+        "default",
+        "pausable",
+        json!({"parallelism": 2, "completions": 2}),
+    )
+    .await;
+    until("two running pods", 30, || async {
+        let pods = pods_of(&client, "default", "pausable").await;
+        (pods.iter().filter(|p| running(p)).count() == 2).then_some(())
+    })
+    .await;
+    let suspend = |on: bool| json!({"spec": {"suspend": on}});
+    jobs.patch("pausable", &PatchParams::default(), &Patch::Merge(&suspend(true)))
+        .await
+        .unwrap();
+    let suspended = until("the job suspended with no pods", 30, || async {
+        let job = jobs.get("pausable").await.unwrap();
+        let pods = pods_of(&client, "default", "pausable").await;
+        (pods.is_empty() && job.status.as_ref()?.active == Some(0)).then_some(job)
+    })
+    .await;
+    let (reason, message) = condition(&suspended, "Suspended").expect("Suspended=True");
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        ("JobSuspended", "Job suspended")
+    );
+    assert_eq!(
+        suspended.status.as_ref().unwrap().failed,
+        Some(0),
+        "suspension is no failure"
+    );
+
+    jobs.patch(
+        "pausable",
+        &PatchParams::default(),
+        &Patch::Merge(&suspend(false)),
+    )
+    .await
+    .unwrap();
+    let done = drive(&client, "default", "pausable", 2, |_| 0).await;
+    assert!(condition(&done, "Complete").is_some());
+    let resumed = done.status.unwrap().conditions.unwrap();
+    let cond = resumed.iter().find(|c| c.type_ == "Suspended").unwrap();
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_deref()),
+        ("False", Some("JobResumed"))
+    );
+    controller.stop().await;
+    server.shutdown().await;
+}
