@@ -136,13 +136,17 @@ pub async fn run(client: Client, config: JobConfig, shutdown: CancellationToken)
             q.add((job.namespace().unwrap_or_default(), job.name_any()));
         },
     );
-    let q = queue.clone();
+    let (q, job_store) = (queue.clone(), jobs.clone());
     let pods = informer::spawn(
         Api::<Pod>::all(client.clone()),
         shutdown.clone(),
         move |pod: &Pod| {
             if let Some((_, name)) = owning_job(pod) {
                 q.add((pod.namespace().unwrap_or_default(), name));
+            } else {
+                for job in job_store.state_filter(|j| adoptable(j, pod)) {
+                    q.add((job.namespace().unwrap_or_default(), job.name_any()));
+                }
             }
         },
     );
@@ -222,6 +226,55 @@ async fn remove_finalizer(api: &Api<Pod>, pod: &Pod) -> Result<(), Error> {
     }
 }
 
+/// Adopts pods the Job's selector matches that have no controller (upstream's ClaimPods):
+/// they get the Job as controller and the tracking finalizer; their update queues the Job again.
+async fn adopt_orphans(ctx: &Ctx, job: &Job, api: &Api<Pod>) -> Result<Vec<Pod>, Error> {
+    let mut adopted = Vec::new();
+    let orphans = ctx.pods.state_filter(|p| adoptable(job, p));
+    for pod in orphans {
+        let mut owners = pod.owner_references().to_vec();
+        owners.push(pods::controller_ref(job));
+        let mut finalizers = pod.finalizers().to_vec();
+        if !finalizers.iter().any(|f| f == decide::TRACKING_FINALIZER) {
+            finalizers.push(decide::TRACKING_FINALIZER.into());
+        }
+        let patch = json!({"metadata": {"ownerReferences": owners, "finalizers": finalizers,
+            "resourceVersion": pod.resource_version()}});
+        match api
+            .patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(p) => {
+                tracing::info!(job = %job.name_any(), pod = %pod.name_any(), "adopted an orphan pod");
+                adopted.push(p);
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(adopted)
+}
+
+/// True when `pod` has no controller and `job`'s selector picks it.
+fn adoptable(job: &Job, pod: &Pod) -> bool {
+    if pod.namespace() != job.namespace()
+        || pod.metadata.deletion_timestamp.is_some()
+        || pod.owner_references().iter().any(|o| o.controller == Some(true))
+    {
+        return false;
+    }
+    let Some(selector) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+        return false;
+    };
+    match api_util::labels::LabelSelector::from_label_selector(selector) {
+        Ok(s) => !s.is_empty() && s.matches(pod.labels()),
+        Err(e) => {
+            tracing::debug!(job = %job.name_any(), "unusable selector: {e:?}");
+            false
+        }
+    }
+}
+
 async fn sync(ctx: &Ctx, key: &Key) -> Result<(), Error> {
     let (ns, name) = key;
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -250,7 +303,12 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<(), Error> {
     let owned = ctx.pods.state_filter(|p| {
         p.namespace().as_deref() == Some(ns) && owning_job(p).is_some_and(|(u, _)| u == uid)
     });
-    let pods: Vec<&Pod> = owned.iter().map(|p| p.as_ref()).collect();
+    let adopted = if job.metadata.deletion_timestamp.is_none() {
+        adopt_orphans(ctx, &job, &pods_api).await?
+    } else {
+        Vec::new()
+    };
+    let pods: Vec<&Pod> = owned.iter().map(|p| p.as_ref()).chain(adopted.iter()).collect();
     if job.metadata.deletion_timestamp.is_some() {
         for pod in pods
             .iter()

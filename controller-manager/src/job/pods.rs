@@ -11,6 +11,18 @@ use super::decide::{COMPLETION_INDEX, INDEX_FAILURE_COUNT, TRACKING_FINALIZER};
 /// The environment variable holding an Indexed Job pod's index.
 pub const INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
 
+/// The reference making `job` its pods' controller.
+pub fn controller_ref(job: &Job) -> OwnerReference {
+    OwnerReference {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        name: job.name_any(),
+        uid: job.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
 /// A pod of `job` (for `index` in Indexed mode, whose earlier failures were `failures`).
 pub fn new_pod(job: &Job, index: Option<i32>, failures: i32) -> Pod {
     let name = job.name_any();
@@ -64,14 +76,7 @@ pub fn new_pod(job: &Job, index: Option<i32>, failures: i32) -> Pod {
             labels: Some(labels),
             annotations: (!annotations.is_empty()).then_some(annotations),
             finalizers: Some(finalizers),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "batch/v1".into(),
-                kind: "Job".into(),
-                name,
-                uid: job.uid().unwrap_or_default(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]),
+            owner_references: Some(vec![controller_ref(job)]),
             ..ObjectMeta::default()
         },
         spec: Some(pod_spec),

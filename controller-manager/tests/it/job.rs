@@ -307,3 +307,60 @@ async fn suspending_a_job_removes_its_pods_and_resuming_starts_new_ones() {
     controller.stop().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_job_adopts_an_orphan_pod_its_selector_picks() {
+    let server = apiserver::testing::TestServer::start()
+        .await
+        .expect("server starts");
+    let client = server.client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stray", "labels": {"app": "adopt"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &orphan).await.unwrap();
+    let job: Job = serde_json::from_value(json!({"metadata": {"name": "adopter"}, "spec": {
+        "manualSelector": true, "selector": {"matchLabels": {"app": "adopt"}},
+        "template": {"metadata": {"labels": {"app": "adopt"}}, "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox"}]}}}}))
+    .unwrap();
+    let job = Api::<Job>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &job)
+        .await
+        .unwrap();
+    let c = client.clone();
+    let controller = Running::spawn(move |t| job::run(c, config(), t));
+    let adopted = until("the orphan adopted", 30, || async {
+        let p = pods.get("stray").await.unwrap();
+        (p.owner_references().first()?.uid == job.uid().unwrap()).then_some(p)
+    })
+    .await;
+    assert!(
+        adopted
+            .finalizers()
+            .iter()
+            .any(|f| f == "batch.kubernetes.io/job-tracking")
+    );
+    finish(&client, &adopted, 0).await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let done = until("the job complete", 30, || async {
+        let j = jobs.get("adopter").await.unwrap();
+        condition(&j, "Complete").map(|_| j)
+    })
+    .await;
+    assert_eq!(done.status.unwrap().succeeded, Some(1));
+    let all = pods
+        .list(&ListParams::default().labels("app=adopt"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        all.len(),
+        1,
+        "the adopted pod did the work, no other pod was created"
+    );
+    controller.stop().await;
+    server.shutdown().await;
+}
