@@ -83,6 +83,33 @@ pub fn too_late(cj: &CronJob, scheduled: Timestamp, now: Timestamp) -> bool {
         .is_some_and(|deadline| deadline < now)
 }
 
+/// What to do about a due schedule time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Past `startingDeadlineSeconds`: report `MissSchedule`, start nothing.
+    TooLate,
+    /// Its Job exists already.
+    AlreadyStarted,
+    /// `Forbid` and a Job still runs: report `JobAlreadyActive`.
+    Forbidden,
+    /// Create the Job, deleting the running ones first when `replace` (`Replace`).
+    Create {
+        /// Delete the active Jobs first.
+        replace: bool,
+    },
+}
+
+/// The decision for a due time under `concurrencyPolicy` (`Allow` when unset).
+pub fn start(policy: Option<&str>, active: usize, exists: bool, too_late: bool) -> Start {
+    match policy.unwrap_or("Allow") {
+        _ if too_late => Start::TooLate,
+        _ if exists => Start::AlreadyStarted,
+        "Forbid" if active > 0 => Start::Forbidden,
+        "Replace" => Start::Create { replace: active > 0 },
+        _ => Start::Create { replace: false },
+    }
+}
+
 /// How long from `now` until the schedule's next time.
 pub fn until_next(schedule: &Schedule, now: Timestamp) -> Option<Duration> {
     let next = schedule.next_after(now)?;
@@ -226,6 +253,22 @@ mod tests {
         );
         assert!(!too_late(&bounded, d.time, now));
         assert!(too_late(&bounded, ts("2026-01-01T12:56:00Z"), now));
+    }
+
+    #[test]
+    fn concurrency_policies_decide_around_running_jobs() {
+        assert_eq!(start(None, 2, false, false), Start::Create { replace: false });
+        assert_eq!(start(Some("Forbid"), 1, false, false), Start::Forbidden);
+        assert_eq!(
+            start(Some("Forbid"), 0, false, false),
+            Start::Create { replace: false }
+        );
+        assert_eq!(
+            start(Some("Replace"), 1, false, false),
+            Start::Create { replace: true }
+        );
+        assert_eq!(start(Some("Replace"), 1, true, false), Start::AlreadyStarted);
+        assert_eq!(start(Some("Allow"), 0, false, true), Start::TooLate);
     }
 
     #[test]

@@ -291,8 +291,9 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<(), Error> {
             }
             let job_name = decide::job_name(&cj, due.time);
             let exists = owned.iter().any(|j| j.name_any() == job_name);
-            let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
-            if decide::too_late(&cj, due.time, now) {
+            let policy = spec.concurrency_policy.as_deref();
+            let start = decide::start(policy, active.len(), exists, decide::too_late(&cj, due.time, now));
+            if start == decide::Start::TooLate {
                 record(
                     ctx,
                     &cj,
@@ -301,9 +302,9 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<(), Error> {
                     format!("Missed scheduled time to start a job: {}", rfc1123z(due.time)),
                 )
                 .await;
-            } else if exists {
+            } else if start == decide::Start::AlreadyStarted {
                 status.last_schedule_time = Some(Time(due.time));
-            } else if policy == "Forbid" && !active.is_empty() {
+            } else if start == decide::Start::Forbidden {
                 record(
                     ctx,
                     &cj,
@@ -314,7 +315,7 @@ async fn sync(ctx: &Ctx, key: &Key) -> Result<(), Error> {
                 )
                 .await;
             } else {
-                if policy == "Replace" {
+                if start == (decide::Start::Create { replace: true }) {
                     for r in std::mem::take(&mut active) {
                         let old = r.name.clone().unwrap_or_default();
                         match jobs_api.delete(&old, &DeleteParams::background()).await {

@@ -146,6 +146,21 @@ async fn a_parallel_job_completes_and_releases_its_pods() {
         );
         assert_eq!(pod.owner_references()[0].controller, Some(true));
     }
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
+    until("SuccessfulCreate and Completed events", 30, || async {
+        let reasons: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("pi"))
+            .filter_map(|e| e.reason)
+            .collect();
+        (reasons.iter().any(|r| r == "SuccessfulCreate") && reasons.iter().any(|r| r == "Completed"))
+            .then_some(())
+    })
+    .await;
     controller.stop().await;
     server.shutdown().await;
 }

@@ -297,3 +297,24 @@ fn finished_jobs_only_release_finalizers() {
     assert!(p.create.is_empty() && p.delete.is_empty());
     assert_eq!(Some(&p.status), j.status.as_ref());
 }
+
+#[test]
+fn a_success_policy_ends_an_indexed_job_early_and_drops_the_rest() {
+    let mut j = job(
+        json!({"completionMode": "Indexed", "completions": 5, "parallelism": 5}),
+        json!({"completedIndexes": "0", "succeeded": 1, "startTime": NOW}),
+    );
+    j.spec.as_mut().unwrap().success_policy = Some(
+        serde_json::from_value(json!({"rules": [{"succeededIndexes": "0-2", "succeededCount": 1}]})).unwrap(),
+    );
+    let running = pod("r", "Running", true, Some(3), None);
+    let p = plan(&j, &[&running], now(), Backoff::default());
+    let met = cond(&p, "SuccessCriteriaMet").unwrap();
+    assert_eq!(
+        (met.reason.as_deref(), met.message.as_deref()),
+        (Some("SuccessPolicy"), Some("Matched rules at index 0"))
+    );
+    assert_eq!(p.delete, vec!["r".to_string()]);
+    assert!(p.create.is_empty());
+    assert!(cond(&p, "Complete").is_none(), "not before the pod is gone");
+}
