@@ -149,3 +149,95 @@ async fn history_limits_prune_old_finished_jobs() {
     controller.stop().await;
     server.shutdown().await;
 }
+
+/// A clock `offset` seconds ahead of the wall clock, movable by the test.
+fn movable(offset: Arc<std::sync::atomic::AtomicI64>) -> CronJobConfig {
+    CronJobConfig {
+        clock: Arc::new(move || {
+            Timestamp::now() + SignedDuration::from_secs(offset.load(std::sync::atomic::Ordering::SeqCst))
+        }),
+        ..CronJobConfig::default()
+    }
+}
+
+/// Runs a CronJob with `policy` through two schedule times while its first Job still runs;
+/// answers the names of the CronJob's Jobs after the second.
+async fn second_run(policy: &str) -> (String, Vec<String>) {
+    let server = apiserver::testing::TestServer::start()
+        .await
+        .expect("server starts");
+    let client = server.client();
+    let offset = Arc::new(std::sync::atomic::AtomicI64::new(130));
+    let (c, o) = (client.clone(), offset.clone());
+    let controller = Running::spawn(move |t| cronjob::run(c, movable(o), t));
+    create_cronjob(
+        &client,
+        "cc",
+        json!({"schedule": "* * * * *", "concurrencyPolicy": policy}),
+    )
+    .await;
+    let cjs: Api<CronJob> = Api::namespaced(client.clone(), "default");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let first = until("the first job", 30, || async {
+        let active = cjs.get("cc").await.unwrap().status?.active?;
+        active[0].name.clone()
+    })
+    .await;
+    offset.fetch_add(60, std::sync::atomic::Ordering::SeqCst);
+    // Any change of the CronJob makes the controller look again at the shifted time.
+    let touch = json!({"metadata": {"annotations": {"touched": "yes"}}});
+    cjs.patch("cc", &PatchParams::default(), &Patch::Merge(&touch))
+        .await
+        .unwrap();
+    let names = until("the second schedule time handled", 30, || async {
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
+        let reasons: Vec<String> = events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("cc"))
+            .filter_map(|e| e.reason)
+            .collect();
+        let names: Vec<String> = jobs
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|j| j.metadata.deletion_timestamp.is_none())
+            .map(|j| j.name_any())
+            .collect();
+        let handled = match policy {
+            "Forbid" => reasons.iter().any(|r| r == "JobAlreadyActive"),
+            "Replace" => names.len() == 1 && names[0] != first,
+            _ => names.len() == 2,
+        };
+        handled.then_some(names)
+    })
+    .await;
+    controller.stop().await;
+    server.shutdown().await;
+    (first, names)
+}
+
+#[tokio::test]
+async fn forbid_skips_a_run_while_one_is_active() {
+    let (first, names) = second_run("Forbid").await;
+    assert_eq!(names, vec![first]);
+}
+
+#[tokio::test]
+async fn replace_deletes_the_running_job_for_the_new_one() {
+    let (first, names) = second_run("Replace").await;
+    assert_eq!(names.len(), 1);
+    assert_ne!(names[0], first);
+}
+
+#[tokio::test]
+async fn allow_runs_jobs_side_by_side() {
+    let (first, names) = second_run("Allow").await;
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&first));
+}
