@@ -127,7 +127,8 @@ fn owning_job(pod: &Pod) -> Option<(String, String)> {
 
 /// Runs the Job controller until `shutdown` is cancelled.
 pub async fn run(client: Client, config: JobConfig, shutdown: CancellationToken) -> Result<(), Error> {
-    let queue: WorkQueue<Key> = WorkQueue::default();
+    // Upstream's DefaultJobApiBackOff (1 s) up to MaxJobApiBackOff (1 min).
+    let queue: WorkQueue<Key> = WorkQueue::new(Duration::from_secs(1), Duration::from_secs(60));
     let q = queue.clone();
     let jobs = informer::spawn(
         Api::<Job>::all(client.clone()),
