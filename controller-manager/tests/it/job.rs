@@ -379,3 +379,50 @@ async fn a_job_adopts_an_orphan_pod_its_selector_picks() {
     controller.stop().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_index_out_of_retries_fails_the_job_once_every_index_is_decided() {
+    let server = apiserver::testing::TestServer::start()
+        .await
+        .expect("server starts");
+    let client = server.client();
+    let c = client.clone();
+    let controller = Running::spawn(move |t| job::run(c, config(), t));
+
+    create_job(
+        &client,
+        "default",
+        "perindex",
+        json!({"completionMode": "Indexed", "completions": 2,
+        "parallelism": 2, "backoffLimitPerIndex": 1}),
+    )
+    .await;
+    let index = |p: &Pod| {
+        p.annotations()
+            .get("batch.kubernetes.io/job-completion-index")
+            .cloned()
+    };
+    let done = drive(&client, "default", "perindex", 2, |p| {
+        if index(p).as_deref() == Some("0") { 3 } else { 0 }
+    })
+    .await;
+    let (reason, message) = condition(&done, "Failed").expect("the job failed");
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        ("FailedIndexes", "Job has failed indexes")
+    );
+    let status = done.status.unwrap();
+    assert_eq!(status.failed_indexes.as_deref(), Some("0"));
+    assert_eq!(status.completed_indexes.as_deref(), Some("1"));
+    assert_eq!(status.failed, Some(2), "index 0 ran twice");
+    let retried = pods_of(&client, "default", "perindex").await;
+    let counts: Vec<String> = retried
+        .iter()
+        .filter(|p| index(p).as_deref() == Some("0"))
+        .map(|p| p.annotations()["batch.kubernetes.io/job-index-failure-count"].clone())
+        .collect();
+    assert_eq!(counts.len(), 2);
+    assert!(counts.contains(&"0".to_string()) && counts.contains(&"1".to_string()));
+    controller.stop().await;
+    server.shutdown().await;
+}
