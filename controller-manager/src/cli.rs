@@ -107,6 +107,15 @@ pub struct Args {
     /// Quotas synced concurrently.
     #[arg(long = "concurrent-resource-quota-syncs", default_value_t = 5)]
     pub concurrent_resource_quota_syncs: usize,
+    /// Jobs synced concurrently.
+    #[arg(long = "concurrent-job-syncs", default_value_t = 5)]
+    pub concurrent_job_syncs: u16,
+    /// CronJobs synced concurrently.
+    #[arg(long = "concurrent-cron-job-syncs", default_value_t = 5)]
+    pub concurrent_cron_job_syncs: u16,
+    /// Finished Jobs checked for their TTL concurrently.
+    #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5)]
+    pub concurrent_ttl_after_finished_syncs: u16,
 }
 
 /// A flag value in Go's duration syntax (`5m`, `30s`).
@@ -186,6 +195,9 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
     config.pod_gc.terminated_pod_gc_threshold = args.terminated_pod_gc_threshold;
     config.resource_quota.resource_quota_sync_period = args.resource_quota_sync_period;
     config.resource_quota.concurrent_resource_quota_syncs = args.concurrent_resource_quota_syncs;
+    config.job.workers = args.concurrent_job_syncs;
+    config.cronjob.workers = args.concurrent_cron_job_syncs;
+    config.ttl_after_finished.workers = args.concurrent_ttl_after_finished_syncs;
     let outcome = match election {
         Some((elector, identity)) => {
             config.identity = identity;

@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::informer::SharedInformers;
 use crate::{
-    Config, deployment, garbage_collector, namespace, node_ipam, node_lifecycle, pod_gc, replicaset,
-    resource_quota, root_ca, serviceaccounts,
+    Config, cronjob, deployment, garbage_collector, job, namespace, node_ipam, node_lifecycle, pod_gc,
+    replicaset, resource_quota, root_ca, serviceaccounts, ttl_after_finished,
 };
 
 /// Any controller's failure.
@@ -206,6 +206,33 @@ pub fn all() -> Vec<ControllerDescriptor> {
             })
         })
         .aliases(&["resourcequota"]),
+        ControllerDescriptor::new("job-controller", "job-controller", |ctx| {
+            Box::pin(async move {
+                let mut config = ctx.config.job.clone();
+                config.identity = ctx.identity.clone();
+                boxed(job::run(ctx.client, config, ctx.shutdown).await)
+            })
+        })
+        .aliases(&["job"]),
+        ControllerDescriptor::new("cronjob-controller", "cronjob-controller", |ctx| {
+            Box::pin(async move {
+                let mut config = ctx.config.cronjob.clone();
+                config.identity = ctx.identity.clone();
+                boxed(cronjob::run(ctx.client, config, ctx.shutdown).await)
+            })
+        })
+        .aliases(&["cronjob"]),
+        ControllerDescriptor::new(
+            "ttl-after-finished-controller",
+            "ttl-after-finished-controller",
+            |ctx| {
+                Box::pin(async move {
+                    let config = ctx.config.ttl_after_finished.clone();
+                    boxed(ttl_after_finished::run(ctx.client, config, ctx.shutdown).await)
+                })
+            },
+        )
+        .aliases(&["ttl-after-finished"]),
     ]
 }
 

@@ -11,11 +11,13 @@
 pub mod cli;
 pub mod clientbuilder;
 pub mod controllers;
+pub mod cronjob;
 pub mod deployment;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
 pub mod informer;
+pub mod job;
 pub mod metrics;
 pub mod namespace;
 pub mod node_ipam;
@@ -28,6 +30,7 @@ pub mod resource_quota;
 pub mod root_ca;
 pub mod serviceaccounts;
 pub mod support;
+pub mod ttl_after_finished;
 pub mod workqueue;
 
 use std::sync::Arc;
@@ -87,6 +90,12 @@ pub struct Config {
     /// The ResourceQuota controller (`--resource-quota-sync-period`,
     /// `--concurrent-resource-quota-syncs`).
     pub resource_quota: resource_quota::ResourceQuotaConfig,
+    /// The Job controller (`--concurrent-job-syncs`).
+    pub job: job::JobConfig,
+    /// The CronJob controller (`--concurrent-cron-job-syncs`).
+    pub cronjob: cronjob::CronJobConfig,
+    /// The TTL-after-finished controller (`--concurrent-ttl-after-finished-syncs`).
+    pub ttl_after_finished: ttl_after_finished::TtlAfterFinishedConfig,
 }
 
 impl Default for Config {
@@ -112,6 +121,9 @@ impl Default for Config {
             node_ipam: Default::default(),
             pod_gc: Default::default(),
             resource_quota: Default::default(),
+            job: Default::default(),
+            cronjob: Default::default(),
+            ttl_after_finished: Default::default(),
         }
     }
 }

@@ -5,8 +5,10 @@ mod fixtures;
 mod poll;
 mod support;
 
+mod cronjob;
 mod deployment;
 mod gc;
+mod job;
 mod manager;
 mod namespace;
 mod node_ipam;
@@ -16,3 +18,4 @@ mod replicaset;
 mod resource_quota;
 mod root_ca;
 mod serviceaccounts;
+mod ttl;
