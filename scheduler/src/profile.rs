@@ -36,6 +36,8 @@ pub struct Profile {
     pub scores: Vec<WeightedScore>,
     /// Percentage of nodes to find feasible before scoring; `None` or 0: adaptive.
     pub percentage_of_nodes_to_score: Option<i32>,
+    /// Whether DefaultPreemption (PostFilter) runs.
+    pub preemption: bool,
 }
 
 impl Profile {
@@ -68,6 +70,7 @@ impl Profile {
                 score(Arc::new(ImageLocality), 1),
             ],
             percentage_of_nodes_to_score: None,
+            preemption: true,
         }
     }
 }
@@ -89,6 +92,7 @@ impl std::fmt::Debug for Profile {
                     .collect::<Vec<_>>(),
             )
             .field("percentage_of_nodes_to_score", &self.percentage_of_nodes_to_score)
+            .field("preemption", &self.preemption)
             .finish()
     }
 }

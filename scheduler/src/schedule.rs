@@ -391,7 +391,11 @@ fn select_host(totals: &[i64], rng: &mut StdRng) -> usize {
 
 /// Builds the fit error, asking preemption whether evicting lower-priority pods could help.
 fn fit_error(pod: &PodInfo, snapshot: &Snapshot, profile: &Profile, mut diagnosis: Diagnosis) -> FitError {
-    let verdict = preemption::evaluate(pod, snapshot, profile, &diagnosis);
+    let verdict = if profile.preemption {
+        preemption::evaluate(pod, snapshot, profile, &diagnosis)
+    } else {
+        preemption::Verdict::default()
+    };
     diagnosis.post_filter_msg = verdict.message;
     FitError {
         num_all_nodes: snapshot.len(),

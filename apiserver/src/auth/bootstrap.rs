@@ -32,12 +32,12 @@ fn strs(xs: &[&str]) -> Vec<String> {
 }
 
 /// A resource rule.
-fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
+pub(super) fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
     json!({"verbs": strs(verbs), "apiGroups": strs(groups), "resources": strs(resources)})
 }
 
 /// A resource rule limited to some object names.
-fn named(verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]) -> Value {
+pub(super) fn named(verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]) -> Value {
     let mut r = rule(verbs, groups, resources);
     r["resourceNames"] = json!(strs(names));
     r
@@ -48,7 +48,8 @@ fn urls(verbs: &[&str], paths: &[&str]) -> Value {
     json!({"verbs": strs(verbs), "nonResourceURLs": strs(paths)})
 }
 
-fn events_rule() -> Vec<Value> {
+/// Writing events (core and `events.k8s.io`).
+pub(super) fn events_rule() -> Vec<Value> {
     vec![rule(
         &["create", "patch", "update"],
         &["", "events.k8s.io"],
@@ -56,7 +57,8 @@ fn events_rule() -> Vec<Value> {
     )]
 }
 
-fn cluster_role(name: &str, rules: Vec<Value>) -> Value {
+/// A bootstrap ClusterRole.
+pub(super) fn cluster_role(name: &str, rules: Vec<Value>) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
@@ -444,10 +446,12 @@ pub fn cluster_roles() -> Vec<Value> {
         &["endpointslices"],
     ));
     roles.push(cluster_role("system:node-proxier", proxier));
+    roles.extend(super::controller_roles::roles());
     roles
 }
 
-fn binding(role: &str, subjects: &[(&str, &str)]) -> Value {
+/// A bootstrap ClusterRoleBinding of `role` to users or groups.
+pub(super) fn binding(role: &str, subjects: &[(&str, &str)]) -> Value {
     let subjects: Vec<Value> = subjects
         .iter()
         .map(|(kind, name)| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name}))
@@ -463,7 +467,7 @@ fn binding(role: &str, subjects: &[(&str, &str)]) -> Value {
 
 /// The bootstrap ClusterRoleBindings.
 pub fn cluster_role_bindings() -> Vec<Value> {
-    vec![
+    let mut bindings = vec![
         binding("cluster-admin", &[("Group", "system:masters")]),
         binding("system:discovery", &[("Group", "system:authenticated")]),
         binding("system:basic-user", &[("Group", "system:authenticated")]),
@@ -485,7 +489,9 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         ),
         binding("system:node", &[("Group", "system:nodes")]),
         binding("system:node-proxier", &[("User", "system:kube-proxy")]),
-    ]
+    ];
+    bindings.extend(super::controller_roles::bindings());
+    bindings
 }
 
 fn autoupdate(obj: &Value) -> bool {

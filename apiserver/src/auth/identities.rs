@@ -1,7 +1,8 @@
 //! Per-component client identities: a client certificate signed by the cluster CA and a
 //! kubeconfig next to `admin.kubeconfig` for the scheduler (`system:kube-scheduler`), the
 //! controller-manager (`system:kube-controller-manager`), kube-proxy (`system:kube-proxy`) and the
-//! kubelet of this node (`system:node:<name>` in `system:nodes`). Certificates are created once and
+//! kubelet of this node (`system:node:<name>` in `system:nodes`), and the simulated-node agent
+//! (`system:keelson:simulated-nodes`). Certificates are created once and
 //! reused; kubeconfigs are rewritten on every start (the server URL may change).
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,11 @@ pub fn identities(node_name: &str) -> Vec<Identity> {
         id("controller-manager", "system:kube-controller-manager", &[]),
         id("kube-proxy", "system:kube-proxy", &[]),
         id("kubelet", &format!("system:node:{node_name}"), &["system:nodes"]),
+        id(
+            "simulated-nodes",
+            super::controller_roles::SIMULATED_NODES_USER,
+            &[],
+        ),
     ]
 }
 
@@ -125,7 +131,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         crate::tls::Pki::load_or_create(&dir.path().join("pki"), &[]).unwrap();
         let paths = write_component_kubeconfigs(dir.path(), "https://127.0.0.1:6443", "n1").unwrap();
-        assert_eq!(paths.len(), 4);
+        assert_eq!(paths.len(), 5);
         let cert = std::fs::read_to_string(dir.path().join("pki/kubelet.crt")).unwrap();
         let der = pki::certs_from_pem(&cert, "kubelet.crt").unwrap().remove(0);
         let user = crate::tls::user_from_cert(&der).unwrap();

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod authn;
 pub mod bootstrap;
 pub mod cache;
+pub mod controller_roles;
 pub mod escalation;
 pub mod identities;
 pub mod impersonation;

@@ -2,6 +2,7 @@
 //! (upstream `k8s.io/apiserver/pkg/registry/generic/registry/store.go`). Objects are JSON values.
 
 mod cached_list;
+mod eviction;
 mod fresh;
 pub mod hooks;
 pub(crate) mod parts;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{DeleteOptions, Registry, Reply, WriteOptions, meta_str};
+use super::{Registry, Reply, WriteOptions, meta_str};
 use crate::descriptor::{ResourceDescriptor, VirtualKind};
 use crate::error::{ApiError, ApiResult};
 use crate::objstore::{UpdateAction, Written};
@@ -244,32 +244,6 @@ impl Registry {
             Ok(UpdateAction::Put(new))
         })
         .await?;
-        Ok(Reply {
-            code: 201,
-            body: success_status(201),
-            warnings: Vec::new(),
-        })
-    }
-
-    /// POST `pods/<name>/eviction`: deletes the pod (disruption budgets are not checked yet).
-    pub async fn evict(
-        &self,
-        desc: &ResourceDescriptor,
-        ns: &str,
-        name: &str,
-        body: &Value,
-    ) -> ApiResult<Reply> {
-        let opts = DeleteOptions {
-            grace_period_seconds: body
-                .pointer("/deleteOptions/gracePeriodSeconds")
-                .and_then(Value::as_i64),
-            dry_run: body
-                .pointer("/deleteOptions/dryRun")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|v| v == "All")),
-            ..Default::default()
-        };
-        self.delete(desc, ns, name, &opts).await?;
         Ok(Reply {
             code: 201,
             body: success_status(201),

@@ -8,6 +8,7 @@ mod component_status;
 mod crd;
 mod defaults;
 mod encryption;
+mod eviction;
 mod field_selectors;
 mod field_validation;
 mod http_api;

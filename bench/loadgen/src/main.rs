@@ -8,6 +8,7 @@ mod api;
 mod conn;
 mod driver;
 mod kv;
+mod pods;
 mod ready;
 mod report;
 mod stats;
@@ -57,6 +58,12 @@ enum Cmd {
     Api(api::ApiArgs),
     /// Wait until an API server answers a GET with its kubeconfig; print the start-up time.
     ApiWaitReady(api::ApiWaitArgs),
+    /// Create many pending pods (the scheduler benchmark's load).
+    CreatePods(pods::PodArgs),
+    /// Wait until the pods of a namespace are bound; report pods bound per second.
+    WatchBound(pods::PodArgs),
+    /// Create a Deployment of N replicas and wait until all are available.
+    Rollout(pods::PodArgs),
     /// Read RESULT lines from files (or stdin with `-`) and print the API server report with goals.
     ApiReport {
         /// Label of the API server in the RESULT lines.
@@ -168,6 +175,9 @@ fn main() -> Result<()> {
         Cmd::Report { files } => println!("{}", report::render(&read_results(&files)?)),
         Cmd::Api(a) => rt.block_on(api::run(a))?,
         Cmd::ApiWaitReady(a) => rt.block_on(api::wait_ready(a))?,
+        Cmd::CreatePods(a) => rt.block_on(pods::create_pods(a))?,
+        Cmd::WatchBound(a) => rt.block_on(pods::watch_bound(a))?,
+        Cmd::Rollout(a) => rt.block_on(pods::rollout(a))?,
         Cmd::ApiReport { target, files } => {
             println!("{}", api::report::render(&read_results(&files)?, &target));
         }

@@ -1,9 +1,15 @@
-//! Integration tests of the controller-manager's controllers against an in-process API server.
+//! Integration tests of the controller-manager and its controllers against an in-process API
+//! server.
 
+mod poll;
+mod support;
+
+mod deployment;
 mod disruption;
 mod endpoints;
 mod gc;
+mod manager;
 mod namespace;
-mod poll;
+mod replicaset;
 mod root_ca;
 mod serviceaccounts;

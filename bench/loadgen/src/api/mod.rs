@@ -3,7 +3,7 @@
 //! counterpart of each case (same writes: 256-byte values) right before or after it, so that the
 //! API layer's overhead is a ratio from the same run.
 
-mod objects;
+pub mod objects;
 mod ops;
 pub mod ready;
 pub mod report;

@@ -1,0 +1,183 @@
+//! `keelson controller-manager`: upstream kube-controller-manager's flags, the client, health
+//! and metrics on port 10257, one leader election for the process (Lease
+//! `kube-system/kube-controller-manager`), then [`crate::run`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use component_base::client::{client_from_config, load_config};
+use component_base::options::ComponentDefaults;
+use component_base::{ComponentOptions, HealthServer, LeaderElection};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Config, Error};
+
+/// kube-controller-manager's name, QPS, burst and port.
+pub const DEFAULTS: ComponentDefaults = ComponentDefaults {
+    name: "kube-controller-manager",
+    qps: 20.0,
+    burst: 30,
+    secure_port: 10257,
+};
+
+/// The command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The flags every component takes.
+    #[command(flatten)]
+    pub options: ComponentOptions,
+    /// Controllers to enable: `*` enables the defaults, `foo` enables foo, `-foo` disables foo.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
+    /// Run each controller with its own ServiceAccount's credentials.
+    #[arg(long = "use-service-account-credentials", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub use_service_account_credentials: bool,
+    /// Deployments synced concurrently.
+    #[arg(long = "concurrent-deployment-syncs", default_value_t = 5)]
+    pub concurrent_deployment_syncs: usize,
+    /// ReplicaSets synced concurrently.
+    #[arg(long = "concurrent-replicaset-syncs", default_value_t = 5)]
+    pub concurrent_replicaset_syncs: usize,
+    /// ReplicationControllers synced concurrently.
+    #[arg(long = "concurrent-rc-syncs", default_value_t = 5)]
+    pub concurrent_rc_syncs: usize,
+    /// Garbage collector workers.
+    #[arg(long = "concurrent-gc-syncs", default_value_t = 20)]
+    pub concurrent_gc_syncs: usize,
+    /// Namespaces deleted concurrently.
+    #[arg(long = "concurrent-namespace-syncs", default_value_t = 10)]
+    pub concurrent_namespace_syncs: usize,
+    /// How often every namespace is looked at again.
+    #[arg(long = "namespace-sync-period", default_value = "5m", value_parser = duration_flag)]
+    pub namespace_sync_period: Duration,
+    /// Legacy token Secrets synced concurrently.
+    #[arg(long = "concurrent-serviceaccount-token-syncs", default_value_t = 5)]
+    pub concurrent_serviceaccount_token_syncs: usize,
+    /// The CA bundle published as `kube-root-ca.crt` in every namespace and put in token Secrets.
+    #[arg(long = "root-ca-file")]
+    pub root_ca_file: Option<PathBuf>,
+    /// The private key (PEM) signing legacy ServiceAccount token Secrets.
+    #[arg(long = "service-account-private-key-file")]
+    pub service_account_private_key_file: Option<PathBuf>,
+}
+
+/// A flag value in Go's duration syntax (`5m`, `30s`).
+fn duration_flag(s: &str) -> Result<Duration, String> {
+    api_util::duration::parse_std(s).map_err(|e| e.to_string())
+}
+
+/// Runs the controller-manager as upstream's binary does, until `shutdown`.
+pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), Error> {
+    component_base::logging::init(args.options.verbosity);
+    let root_ca = match &args.root_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|source| Error::ReadFile {
+            path: path.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    let settings = args.options.client_settings(&DEFAULTS);
+    let rest = load_config(&settings).await?;
+    let client = client_from_config(rest.clone(), settings.qps, settings.burst)?;
+    let mut health = HealthServer::new();
+    let election = match args.options.leader_election(&DEFAULTS) {
+        Some(le) => {
+            let lease_duration = le.lease_duration;
+            let identity = le.identity.clone();
+            let elector = LeaderElection::new(client.clone(), le)?;
+            let status = elector.status();
+            health.add_check(
+                "leaderElection",
+                Arc::new(move || status.healthy(lease_duration, Duration::from_secs(20))),
+            );
+            Some((elector, identity))
+        }
+        None => None,
+    };
+    let registry = health.registry().clone();
+    let serving = health
+        .serve(
+            &args.options.serving(&DEFAULTS),
+            Some(client.clone()),
+            shutdown.clone(),
+        )
+        .await?;
+    tracing::info!(addr = %serving.addr, "serving health and metrics");
+    let mut config = Config {
+        controllers: args.controllers,
+        use_service_account_credentials: args.use_service_account_credentials,
+        rest_config: Some(rest),
+        qps: settings.qps,
+        burst: settings.burst,
+        concurrent_deployment_syncs: args.concurrent_deployment_syncs,
+        concurrent_replicaset_syncs: args.concurrent_replicaset_syncs,
+        concurrent_rc_syncs: args.concurrent_rc_syncs,
+        metrics_registry: Some(registry),
+        root_ca,
+        service_account_key_file: args.service_account_private_key_file,
+        concurrent_serviceaccount_token_syncs: args.concurrent_serviceaccount_token_syncs,
+        ..Config::default()
+    };
+    config.garbage_collector.workers = args.concurrent_gc_syncs;
+    config.namespace.workers = args.concurrent_namespace_syncs;
+    config.namespace.sync_period = args.namespace_sync_period;
+    let outcome = match election {
+        Some((elector, identity)) => {
+            config.identity = identity;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let led = elector
+                .run(shutdown.clone(), move |token| async move {
+                    let _ = tx.send(crate::run(config, client, token).await);
+                })
+                .await;
+            match (led, rx.await) {
+                (Err(e), _) => Err(e.into()),
+                (Ok(()), Ok(r)) => r,
+                (Ok(()), Err(_)) => Ok(()),
+            }
+        }
+        None => crate::run(config, client, shutdown.clone()).await,
+    };
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, "controller-manager stopped");
+    }
+    serving.stopped().await;
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn defaults_are_upstreams() {
+        let cli = Cli::parse_from(["x"]);
+        assert_eq!(cli.args.controllers, ["*"]);
+        assert!(!cli.args.use_service_account_credentials);
+        assert_eq!(cli.args.concurrent_deployment_syncs, 5);
+        let le = cli.args.options.leader_election(&DEFAULTS).unwrap();
+        assert_eq!(
+            (le.lease_namespace.as_str(), le.lease_name.as_str()),
+            ("kube-system", "kube-controller-manager")
+        );
+        assert_eq!(cli.args.options.serving(&DEFAULTS).bind.port(), 10257);
+        let c = cli.args.options.client_settings(&DEFAULTS);
+        assert_eq!((c.qps, c.burst), (20.0, 30));
+        let cli = Cli::parse_from([
+            "x",
+            "--controllers=*,-deployment-controller",
+            "--use-service-account-credentials",
+        ]);
+        assert_eq!(cli.args.controllers, ["*", "-deployment-controller"]);
+        assert!(cli.args.use_service_account_credentials);
+    }
+}
