@@ -142,10 +142,9 @@ async fn budget_status_follows_pods_and_the_controllers_scale() {
     server.shutdown().await;
 }
 
-/// Needs the API server's budget check in `pods/eviction` (apiserver/src/registry/eviction.rs,
-/// not on this branch yet: here every eviction deletes).
+/// The API server's `pods/eviction` takes one allowed disruption, then answers 429.
 #[tokio::test]
-#[ignore = "needs the API server's PodDisruptionBudget check in pods/eviction"]
+
 async fn an_eviction_is_refused_when_the_budget_is_spent() {
     let server = apiserver::testing::TestServer::start()
         .await
