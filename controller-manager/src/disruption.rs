@@ -17,14 +17,13 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatu
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::informer::{self, Key, Requeue};
+use crate::informer::SharedInformers;
+use crate::support::informer::{self, Cache, Key, Requeue};
 use crate::support::pods;
 use crate::support::queue::WorkQueue;
 
@@ -271,8 +270,8 @@ async fn expected_scale(client: &Client, ns: &str, pods_of: &[&Pod]) -> Result<i
 }
 
 struct Stores {
-    pdbs: Store<PodDisruptionBudget>,
-    pods: Store<Pod>,
+    pdbs: Cache<PodDisruptionBudget>,
+    pods: Cache<Pod>,
 }
 
 fn now() -> Time {
@@ -295,7 +294,7 @@ async fn write_status(
 }
 
 async fn sync(client: Client, stores: Arc<Stores>, key: Key) -> Result<Requeue, Error> {
-    let Some(pdb) = stores.pdbs.get(&key.object_ref()) else {
+    let Some(pdb) = stores.pdbs.get(&key) else {
         return Ok(None);
     };
     if pdb.metadata.deletion_timestamp.is_some() {
@@ -318,9 +317,8 @@ async fn sync(client: Client, stores: Arc<Stores>, key: Key) -> Result<Requeue, 
         None => Vec::new(),
         Some(sel) => stores
             .pods
-            .state()
+            .list(&key.namespace)
             .into_iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(key.namespace.as_str()))
             .filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
             .collect(),
     };
@@ -379,8 +377,8 @@ pub fn disruption_target_expiry(pod: &Pod) -> Option<jiff::Timestamp> {
     Some(since + jiff::SignedDuration::from_secs(STALE_DISRUPTION_TIMEOUT.as_secs() as i64))
 }
 
-async fn sync_stale_pod(client: Client, pods_store: Store<Pod>, key: Key) -> Result<Requeue, Error> {
-    let Some(pod) = pods_store.get(&key.object_ref()) else {
+async fn sync_stale_pod(client: Client, pods_store: Cache<Pod>, key: Key) -> Result<Requeue, Error> {
+    let Some(pod) = pods_store.get(&key) else {
         return Ok(None);
     };
     let Some(expiry) = disruption_target_expiry(&pod) else {
@@ -403,69 +401,69 @@ async fn sync_stale_pod(client: Client, pods_store: Store<Pod>, key: Key) -> Res
 }
 
 /// Queues every budget of `namespace`.
-fn enqueue_namespace(pdbs: &Store<PodDisruptionBudget>, queue: &WorkQueue<Key>, namespace: Option<&str>) {
-    for pdb in pdbs.state() {
-        if pdb.metadata.namespace.as_deref() == namespace {
-            queue.add(Key::of(pdb.as_ref()));
-        }
+fn enqueue_namespace(pdbs: &Cache<PodDisruptionBudget>, queue: &WorkQueue<Key>, namespace: Option<&str>) {
+    for pdb in pdbs.list(namespace.unwrap_or_default()) {
+        queue.add(Key::of(pdb.as_ref()));
     }
 }
 
-fn watch_scale<K>(
-    client: &Client,
-    shutdown: &CancellationToken,
-    pdbs: &Store<PodDisruptionBudget>,
-    queue: &WorkQueue<Key>,
-) -> Store<K>
+/// Re-syncs a namespace's budgets when a workload (and so maybe its scale) changes.
+fn watch_scale<K>(informers: &SharedInformers, pdbs: &Cache<PodDisruptionBudget>, queue: &WorkQueue<Key>)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (pdbs, queue) = (pdbs.clone(), queue.clone());
-    informer::watch(
-        Api::<K>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        move |o: &K, _| enqueue_namespace(&pdbs, &queue, o.meta().namespace.as_deref()),
-    )
+    informer::watch(informers, move |o: &K, _| {
+        enqueue_namespace(&pdbs, &queue, o.meta().namespace.as_deref())
+    });
 }
 
-/// Runs the controller until `shutdown` is cancelled.
-pub async fn run(
+/// Runs the controller over informers of its own until `shutdown` is cancelled.
+pub async fn run(client: Client, config: DisruptionConfig, shutdown: CancellationToken) -> Result<(), Error> {
+    let c = client.clone();
+    let token = shutdown.clone();
+    informer::standalone(client, shutdown, move |informers| {
+        run_shared(c, config, informers, token)
+    })
+    .await
+}
+
+/// Runs the controller over the process's shared informers until `shutdown` is cancelled.
+pub async fn run_shared(
     client: Client,
     _config: DisruptionConfig,
+    informers: SharedInformers,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let queue: WorkQueue<Key> = WorkQueue::default();
     let stale: WorkQueue<Key> = WorkQueue::default();
     let q = queue.clone();
-    let pdbs = informer::watch(
-        Api::<PodDisruptionBudget>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        move |pdb: &PodDisruptionBudget, _| q.add(Key::of(pdb)),
-    );
+    let pdbs = informer::watch(&informers, move |pdb: &PodDisruptionBudget, _| {
+        q.add(Key::of(pdb))
+    });
     let (q, s, p) = (queue.clone(), stale.clone(), pdbs.clone());
-    let pods_store = informer::watch(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        move |pod: &Pod, deleted| {
-            enqueue_namespace(&p, &q, pod.metadata.namespace.as_deref());
-            if !deleted && disruption_target_expiry(pod).is_some() {
-                s.add(Key::of(pod));
-            }
-        },
-    );
-    let _rs = watch_scale::<ReplicaSet>(&client, &shutdown, &pdbs, &queue);
-    let _deploy = watch_scale::<Deployment>(&client, &shutdown, &pdbs, &queue);
-    let _sts = watch_scale::<StatefulSet>(&client, &shutdown, &pdbs, &queue);
-    let _rc = watch_scale::<ReplicationController>(&client, &shutdown, &pdbs, &queue);
+    let pods_store = informer::watch(&informers, move |pod: &Pod, deleted| {
+        enqueue_namespace(&p, &q, pod.metadata.namespace.as_deref());
+        if !deleted && disruption_target_expiry(pod).is_some() {
+            s.add(Key::of(pod));
+        }
+    });
+    watch_scale::<ReplicaSet>(&informers, &pdbs, &queue);
+    watch_scale::<Deployment>(&informers, &pdbs, &queue);
+    watch_scale::<StatefulSet>(&informers, &pdbs, &queue);
+    watch_scale::<ReplicationController>(&informers, &pdbs, &queue);
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        _ = async { informer::wait_ready(&[&pdbs]).await && informer::wait_ready(&[&pods_store]).await } => {}
+        _ = async { pdbs.synced().await; pods_store.synced().await } => {}
     }
+    // Whatever was listed before the handlers were in place.
     for pdb in pdbs.state() {
         queue.add(Key::of(pdb.as_ref()));
+    }
+    for pod in pods_store.state() {
+        if disruption_target_expiry(&pod).is_some() {
+            stale.add(Key::of(pod.as_ref()));
+        }
     }
     let stores = Arc::new(Stores {
         pdbs,

@@ -10,12 +10,11 @@ use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
 };
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::informer::{self, Key, Requeue};
+use crate::informer::SharedInformers;
+use crate::support::informer::{self, Cache, Key, Requeue};
 use crate::support::pods;
 use crate::support::queue::WorkQueue;
 
@@ -254,7 +253,7 @@ impl PodServices {
         &self,
         pod: &Pod,
         deleted: bool,
-        services: &Store<Service>,
+        services: &Cache<Service>,
         queue: &WorkQueue<Key>,
     ) {
         let key = Key::of(pod);
@@ -262,9 +261,8 @@ impl PodServices {
             HashSet::new()
         } else {
             services
-                .state()
+                .list(pod.metadata.namespace.as_deref().unwrap_or_default())
                 .iter()
-                .filter(|s| s.metadata.namespace == pod.metadata.namespace)
                 .filter(|s| pods::service_selector(s).is_some_and(|sel| pods::selects(sel, pod)))
                 .map(|s| Key::of(s.as_ref()))
                 .collect()
@@ -284,14 +282,14 @@ impl PodServices {
 }
 
 /// The pods of `svc` in `pods`.
-pub(crate) fn selected_pods(svc: &Service, pods: &Store<Pod>) -> Vec<Arc<Pod>> {
+pub(crate) fn selected_pods(svc: &Service, pods: &Cache<Pod>) -> Vec<Arc<Pod>> {
     let Some(selector) = pods::service_selector(svc) else {
         return Vec::new();
     };
     let mut selected: Vec<Arc<Pod>> = pods
-        .state()
+        .list(svc.metadata.namespace.as_deref().unwrap_or_default())
         .into_iter()
-        .filter(|p| p.metadata.namespace == svc.metadata.namespace && pods::selects(selector, p))
+        .filter(|p| pods::selects(selector, p))
         .collect();
     selected.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     selected
@@ -305,12 +303,12 @@ pub(crate) fn has_selector(svc: &Service) -> bool {
 
 async fn sync(
     client: Client,
-    services: Store<Service>,
-    pods_store: Store<Pod>,
+    services: Cache<Service>,
+    pods_store: Cache<Pod>,
     key: Key,
 ) -> Result<Requeue, Error> {
     let api: Api<Endpoints> = Api::namespaced(client, &key.namespace);
-    let Some(svc) = services.get(&key.object_ref()) else {
+    let Some(svc) = services.get(&key) else {
         // The Service is gone: remove the Endpoints this controller made for it.
         if let Some(ep) = api.get_opt(&key.name).await?
             && ep.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(CONTROLLER_NAME)
@@ -354,36 +352,44 @@ async fn sync(
     }
 }
 
-/// Runs the controller until `shutdown` is cancelled.
+/// Runs the controller over informers of its own until `shutdown` is cancelled.
 pub async fn run(client: Client, config: EndpointsConfig, shutdown: CancellationToken) -> Result<(), Error> {
+    let c = client.clone();
+    let token = shutdown.clone();
+    informer::standalone(client, shutdown, move |informers| {
+        run_shared(c, config, informers, token)
+    })
+    .await
+}
+
+/// Runs the controller over the process's shared informers until `shutdown` is cancelled.
+pub async fn run_shared(
+    client: Client,
+    config: EndpointsConfig,
+    informers: SharedInformers,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let queue: WorkQueue<Key> = WorkQueue::default();
     let pod_services = Arc::new(PodServices::default());
     let q = queue.clone();
-    let services = informer::watch(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        move |svc: &Service, _| q.add(Key::of(svc)),
-    );
+    let services = informer::watch(&informers, move |svc: &Service, _| q.add(Key::of(svc)));
     let (q, svcs, ps) = (queue.clone(), services.clone(), pod_services.clone());
-    let pods_store = informer::watch(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        move |pod: &Pod, deleted| ps.pod_changed(pod, deleted, &svcs, &q),
-    );
+    let pods_store = informer::watch(&informers, move |pod: &Pod, deleted| {
+        ps.pod_changed(pod, deleted, &svcs, &q)
+    });
     let q = queue.clone();
-    let endpoints = informer::watch(
-        Api::<Endpoints>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        move |ep: &Endpoints, _| q.add(Key::of(ep)),
-    );
+    let endpoints = informer::watch(&informers, move |ep: &Endpoints, _| q.add(Key::of(ep)));
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        _ = async { informer::wait_ready(&[&services]).await && informer::wait_ready(&[&pods_store]).await && informer::wait_ready(&[&endpoints]).await } => {}
+        _ = async { services.synced().await; pods_store.synced().await; endpoints.synced().await } => {}
     }
-    // Pods listed before their Services were known: map them now.
+    // Whatever was listed before the handlers were in place.
+    for svc in services.state() {
+        queue.add(Key::of(svc.as_ref()));
+    }
+    for ep in endpoints.state() {
+        queue.add(Key::of(ep.as_ref()));
+    }
     for pod in pods_store.state() {
         pod_services.pod_changed(&pod, false, &services, &queue);
     }

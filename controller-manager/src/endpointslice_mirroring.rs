@@ -11,14 +11,13 @@ use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ObjectMeta};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::endpointslice::reconcile::{self, Group};
-use crate::endpointslice::{MANAGED_BY_LABEL, SERVICE_NAME_LABEL, apply, owned_slices};
-use crate::support::informer::{self, Key, Requeue};
+use crate::endpointslice::{MANAGED_BY_LABEL, SERVICE_NAME_LABEL, apply, enqueue_owner, owned_slices};
+use crate::informer::SharedInformers;
+use crate::support::informer::{self, Cache, Key, Requeue};
 use crate::support::pods::{self, Family};
 use crate::support::queue::WorkQueue;
 
@@ -167,14 +166,14 @@ pub fn slice_template(ep: &Endpoints) -> ObjectMeta {
 }
 
 struct Stores {
-    endpoints: Store<Endpoints>,
-    services: Store<Service>,
+    endpoints: Cache<Endpoints>,
+    services: Cache<Service>,
 }
 
 async fn sync(client: Client, stores: Arc<Stores>, max: usize, key: Key) -> Result<Requeue, Error> {
     let api: Api<EndpointSlice> = Api::namespaced(client, &key.namespace);
-    let ep = stores.endpoints.get(&key.object_ref());
-    let svc = stores.services.get(&key.object_ref());
+    let ep = stores.endpoints.get(&key);
+    let svc = stores.services.get(&key);
     let existing = owned_slices(&api, &key.name, CONTROLLER_NAME).await?;
     let plan = match ep.filter(|ep| should_mirror(ep, svc.as_deref())) {
         Some(ep) => reconcile::plan(
@@ -196,41 +195,42 @@ async fn sync(client: Client, stores: Arc<Stores>, max: usize, key: Key) -> Resu
     Ok(None)
 }
 
-/// Runs the controller until `shutdown` is cancelled.
+/// Runs the controller over informers of its own until `shutdown` is cancelled.
 pub async fn run(client: Client, config: MirroringConfig, shutdown: CancellationToken) -> Result<(), Error> {
+    let c = client.clone();
+    let token = shutdown.clone();
+    informer::standalone(client, shutdown, move |informers| {
+        run_shared(c, config, informers, token)
+    })
+    .await
+}
+
+/// Runs the controller over the process's shared informers until `shutdown` is cancelled.
+pub async fn run_shared(
+    client: Client,
+    config: MirroringConfig,
+    informers: SharedInformers,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let queue: WorkQueue<Key> = WorkQueue::default();
     let q = queue.clone();
-    let services = informer::watch(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        move |svc: &Service, _| q.add(Key::of(svc)),
-    );
+    let services = informer::watch(&informers, move |svc: &Service, _| q.add(Key::of(svc)));
     let q = queue.clone();
-    let endpoints = informer::watch(
-        Api::<Endpoints>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        move |ep: &Endpoints, _| q.add(Key::of(ep)),
-    );
+    let endpoints = informer::watch(&informers, move |ep: &Endpoints, _| q.add(Key::of(ep)));
     let q = queue.clone();
-    let slices = informer::watch(
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={CONTROLLER_NAME}")),
-        shutdown.clone(),
-        move |s: &EndpointSlice, _| {
-            if let Some(name) = s.labels().get(SERVICE_NAME_LABEL) {
-                q.add(Key::new(&s.namespace().unwrap_or_default(), name));
-            }
-        },
-    );
+    let slices = informer::watch(&informers, move |s: &EndpointSlice, _| {
+        enqueue_owner(s, CONTROLLER_NAME, &q)
+    });
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        _ = async {
-            informer::wait_ready(&[&services]).await
-                && informer::wait_ready(&[&endpoints]).await
-                && informer::wait_ready(&[&slices]).await
-        } => {}
+        _ = async { services.synced().await; endpoints.synced().await; slices.synced().await } => {}
+    }
+    // Whatever was listed before the handlers were in place.
+    for ep in endpoints.state() {
+        queue.add(Key::of(ep.as_ref()));
+    }
+    for s in slices.state() {
+        enqueue_owner(&s, CONTROLLER_NAME, &queue);
     }
     let stores = Arc::new(Stores { endpoints, services });
     let max = config.max_endpoints_per_subset;

@@ -14,13 +14,12 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::endpoints::{self as classic, PodServices};
-use crate::support::informer::{self, Key, Requeue};
+use crate::informer::SharedInformers;
+use crate::support::informer::{self, Cache, Key, Requeue};
 use crate::support::pods::{self, Family};
 use crate::support::queue::WorkQueue;
 use reconcile::Group;
@@ -222,14 +221,14 @@ pub(crate) async fn owned_slices(
 }
 
 struct Stores {
-    services: Store<Service>,
-    pods: Store<Pod>,
-    nodes: Store<Node>,
+    services: Cache<Service>,
+    pods: Cache<Pod>,
+    nodes: Cache<Node>,
 }
 
 async fn sync(client: Client, stores: Arc<Stores>, max: usize, key: Key) -> Result<Requeue, Error> {
     let api: Api<EndpointSlice> = Api::namespaced(client, &key.namespace);
-    let svc = stores.services.get(&key.object_ref());
+    let svc = stores.services.get(&key);
     let external_name = svc
         .as_ref()
         .is_some_and(|s| s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("ExternalName"));
@@ -254,7 +253,7 @@ async fn sync(client: Client, stores: Arc<Stores>, max: usize, key: Key) -> Resu
     let zone_of = |node: &str| {
         stores
             .nodes
-            .get(&ObjectRef::new(node))
+            .get(&Key::new("", node))
             .and_then(|n| n.labels().get(ZONE_LABEL).cloned())
     };
     let groups = desired_groups(&svc, &refs, &zone_of);
@@ -269,53 +268,50 @@ async fn sync(client: Client, stores: Arc<Stores>, max: usize, key: Key) -> Resu
     Ok(None)
 }
 
-/// Runs the controller until `shutdown` is cancelled.
+/// Runs the controller over informers of its own until `shutdown` is cancelled.
 pub async fn run(
     client: Client,
     config: EndpointSliceConfig,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let c = client.clone();
+    let token = shutdown.clone();
+    informer::standalone(client, shutdown, move |informers| {
+        run_shared(c, config, informers, token)
+    })
+    .await
+}
+
+/// Runs the controller over the process's shared informers until `shutdown` is cancelled.
+pub async fn run_shared(
+    client: Client,
+    config: EndpointSliceConfig,
+    informers: SharedInformers,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let queue: WorkQueue<Key> = WorkQueue::default();
     let pod_services = Arc::new(PodServices::default());
     let q = queue.clone();
-    let services = informer::watch(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        move |svc: &Service, _| q.add(Key::of(svc)),
-    );
+    let services = informer::watch(&informers, move |svc: &Service, _| q.add(Key::of(svc)));
     let (q, svcs, ps) = (queue.clone(), services.clone(), pod_services.clone());
-    let pods_store = informer::watch(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        move |pod: &Pod, deleted| ps.pod_changed(pod, deleted, &svcs, &q),
-    );
-    let nodes = informer::watch(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        shutdown.clone(),
-        |_: &Node, _| {},
-    );
+    let pods_store = informer::watch(&informers, move |pod: &Pod, deleted| {
+        ps.pod_changed(pod, deleted, &svcs, &q)
+    });
+    let nodes = informer::watch(&informers, |_: &Node, _| {});
     let q = queue.clone();
-    let slices = informer::watch(
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={CONTROLLER_NAME}")),
-        shutdown.clone(),
-        move |s: &EndpointSlice, _| {
-            if let Some(name) = s.labels().get(SERVICE_NAME_LABEL) {
-                q.add(Key::new(&s.namespace().unwrap_or_default(), name));
-            }
-        },
-    );
+    let slices = informer::watch(&informers, move |s: &EndpointSlice, _| {
+        enqueue_owner(s, CONTROLLER_NAME, &q)
+    });
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        _ = async {
-            informer::wait_ready(&[&services]).await
-                && informer::wait_ready(&[&pods_store]).await
-                && informer::wait_ready(&[&nodes]).await
-                && informer::wait_ready(&[&slices]).await
-        } => {}
+        _ = async { services.synced().await; pods_store.synced().await; nodes.synced().await; slices.synced().await } => {}
+    }
+    // Whatever was listed before the handlers were in place.
+    for svc in services.state() {
+        queue.add(Key::of(svc.as_ref()));
+    }
+    for s in slices.state() {
+        enqueue_owner(&s, CONTROLLER_NAME, &queue);
     }
     for pod in pods_store.state() {
         pod_services.pod_changed(&pod, false, &services, &queue);
@@ -331,6 +327,16 @@ pub async fn run(
     })
     .await;
     Ok(())
+}
+
+/// Queues the Service of a slice managed by `manager`.
+pub(crate) fn enqueue_owner(slice: &EndpointSlice, manager: &str, queue: &WorkQueue<Key>) {
+    if slice.labels().get(MANAGED_BY_LABEL).map(String::as_str) != Some(manager) {
+        return;
+    }
+    if let Some(name) = slice.labels().get(SERVICE_NAME_LABEL) {
+        queue.add(Key::new(&slice.namespace().unwrap_or_default(), name));
+    }
 }
 
 #[cfg(test)]

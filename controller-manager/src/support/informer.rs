@@ -1,4 +1,4 @@
-//! A watch-backed cache (reflector store) that calls a handler on every change, and workers that
+//! A view of the process's shared informers that calls a handler on every change, and workers that
 //! drain a [`WorkQueue`] of namespaced keys with upstream's retry-with-backoff behaviour.
 
 use std::fmt::{self, Debug};
@@ -6,15 +6,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::WorkQueue;
+use crate::informer::{Change, Informer, SharedInformers};
 
 /// A namespaced object's key, `namespace/name`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,11 +35,6 @@ impl Key {
     pub fn of<K: Resource>(obj: &K) -> Key {
         Key::new(&obj.namespace().unwrap_or_default(), &obj.name_any())
     }
-
-    /// The reflector reference of this key.
-    pub fn object_ref<K: Resource<DynamicType = ()>>(&self) -> reflector::ObjectRef<K> {
-        reflector::ObjectRef::new(&self.name).within(&self.namespace)
-    }
 }
 
 impl fmt::Display for Key {
@@ -51,50 +43,79 @@ impl fmt::Display for Key {
     }
 }
 
-/// Starts watching `api` into a store; `on_change(obj, deleted)` runs for every object seen
-/// (the initial list included). The watch ends with `shutdown`.
-pub fn watch<K, F>(
-    api: Api<K>,
-    config: watcher::Config,
-    shutdown: CancellationToken,
-    on_change: F,
-) -> Store<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    F: Fn(&K, bool) + Send + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, config).default_backoff().reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            let event = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                e = stream.next() => e,
-            };
-            match event {
-                None => return,
-                Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => on_change(&o, false),
-                Some(Ok(watcher::Event::Delete(o))) => on_change(&o, true),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying"),
-            }
-        }
-    });
-    reader
+/// A read view of a shared informer's cache.
+pub struct Cache<K> {
+    informer: Arc<Informer<K>>,
+    store: Arc<crate::informer::Store<K>>,
 }
 
-/// Waits until every store listed its objects once (false when a watch task ended first).
-pub async fn wait_ready<K>(stores: &[&Store<K>]) -> bool
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    for s in stores {
-        if s.wait_until_ready().await.is_err() {
-            return false;
+impl<K> Clone for Cache<K> {
+    fn clone(&self) -> Self {
+        Cache {
+            informer: self.informer.clone(),
+            store: self.store.clone(),
         }
     }
-    true
+}
+
+impl<K> Cache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    /// The object of `key` (cluster-scoped objects: namespace "").
+    pub fn get(&self, key: &Key) -> Option<Arc<K>> {
+        self.store.get(&key.namespace, &key.name)
+    }
+
+    /// Every object of `namespace`.
+    pub fn list(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.store.list(namespace)
+    }
+
+    /// Every object.
+    pub fn state(&self) -> Vec<Arc<K>> {
+        self.store.list_all()
+    }
+
+    /// Waits until the informer listed its objects once.
+    pub async fn synced(&self) {
+        self.informer.wait_synced().await
+    }
+}
+
+/// The process's shared informer of `K`, with `on_change(obj, deleted)` called for every
+/// change it sees (the initial list included).
+pub fn watch<K, F>(informers: &SharedInformers, on_change: F) -> Cache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(&K, bool) + Send + Sync + 'static,
+{
+    let informer = informers.informer::<K>();
+    informer.add_handler(move |change| match change {
+        Change::Added(o) | Change::Updated { new: o, .. } => on_change(o, false),
+        Change::Deleted(o) => on_change(o, true),
+    });
+    Cache {
+        store: informer.store(),
+        informer,
+    }
+}
+
+/// Runs `body` over informers of its own (for a controller run outside the manager): they start
+/// at once, so `body` must enqueue what its caches hold once synced.
+pub async fn standalone<Fut, T>(
+    client: kube::Client,
+    shutdown: CancellationToken,
+    body: impl FnOnce(SharedInformers) -> Fut,
+) -> T
+where
+    Fut: Future<Output = T>,
+{
+    let informers = SharedInformers::new(client);
+    informers.start(shutdown.clone());
+    let out = body(informers.clone()).await;
+    informers.stopped().await;
+    out
 }
 
 /// What a sync asks of the queue afterwards.
