@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::EventSink;
 use crate::informer::SharedInformers;
 use crate::support::informer::{self, Cache, Key, Requeue};
 use crate::support::pods;
@@ -45,8 +46,19 @@ pub const DELETION_TIMEOUT: Duration = Duration::from_secs(120);
 pub const STALE_DISRUPTION_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Settings of the controller.
-#[derive(Clone, Debug, Default)]
-pub struct DisruptionConfig {}
+#[derive(Clone, Debug)]
+pub struct DisruptionConfig {
+    /// This process's identity, reported in events.
+    pub identity: String,
+}
+
+impl Default for DisruptionConfig {
+    fn default() -> Self {
+        DisruptionConfig {
+            identity: component_base::leader::default_identity(),
+        }
+    }
+}
 
 /// Controller failures.
 #[derive(Debug, thiserror::Error)]
@@ -272,6 +284,7 @@ async fn expected_scale(client: &Client, ns: &str, pods_of: &[&Pod]) -> Result<i
 struct Stores {
     pdbs: Cache<PodDisruptionBudget>,
     pods: Cache<Pod>,
+    events: EventSink,
 }
 
 fn now() -> Time {
@@ -325,7 +338,9 @@ async fn sync(client: Client, stores: Arc<Stores>, key: Key) -> Result<Requeue, 
     matched.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let refs: Vec<&Pod> = matched.iter().map(Arc::as_ref).collect();
     if refs.is_empty() {
-        tracing::debug!(pdb = %key, "disruption: no matching pods found");
+        stores
+            .events
+            .normal(pdb.as_ref(), "NoPods", "Sync", "No matching pods found".into());
     }
     let scale = expected_scale(&client, &key.namespace, &refs).await;
     let counts = match scale {
@@ -338,6 +353,12 @@ async fn sync(client: Client, stores: Arc<Stores>, key: Key) -> Result<Requeue, 
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(pdb = %key, error = %e, "disruption: failed to calculate the number of expected pods");
+            stores.events.warning(
+                pdb.as_ref(),
+                "CalculateExpectedPodCountFailed",
+                "Sync",
+                format!("Failed to calculate the number of expected pods: {e}"),
+            );
             write_status(&api, &pdb, failed_status(&pdb, &e, &now_time)).await?;
             return Ok(None);
         }
@@ -431,7 +452,7 @@ pub async fn run(client: Client, config: DisruptionConfig, shutdown: Cancellatio
 /// Runs the controller over the process's shared informers until `shutdown` is cancelled.
 pub async fn run_shared(
     client: Client,
-    _config: DisruptionConfig,
+    config: DisruptionConfig,
     informers: SharedInformers,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
@@ -468,6 +489,7 @@ pub async fn run_shared(
     let stores = Arc::new(Stores {
         pdbs,
         pods: pods_store.clone(),
+        events: EventSink::new(client.clone(), CONTROLLER_NAME, &config.identity),
     });
     let c = client.clone();
     let budgets = informer::run_workers(queue, 1, shutdown.clone(), CONTROLLER_NAME, move |key| {

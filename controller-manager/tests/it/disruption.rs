@@ -2,7 +2,7 @@
 //! percentages count against the controller's scale, and evictions honour the budget.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
 use kube::api::{Api, EvictParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -137,6 +137,15 @@ async fn budget_status_follows_pods_and_the_controllers_scale() {
         message.contains("found no controller ref for pod \"loose\""),
         "{message}"
     );
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    until("a CalculateExpectedPodCountFailed event", 30, || async {
+        let list = events.list(&Default::default()).await.unwrap();
+        list.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("CalculateExpectedPodCountFailed")
+                && e.involved_object.name.as_deref() == Some("pct")
+        })
+    })
+    .await;
 
     controller.stop().await;
     server.shutdown().await;
