@@ -602,6 +602,32 @@ mod tests {
     }
 
     #[test]
+    fn a_disruption_target_goes_stale_two_minutes_after_it_was_set_unless_the_pod_is_deleting() {
+        use k8s_openapi::api::core::v1::PodCondition;
+        let set_at = jiff::Timestamp::from_second(1_000_000).unwrap();
+        let mut p = pod("a", "10.0.0.1", true, &[]);
+        assert_eq!(disruption_target_expiry(&p), None);
+        p.status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()
+            .push(PodCondition {
+                type_: DISRUPTION_TARGET.into(),
+                status: "True".into(),
+                last_transition_time: Some(Time(set_at)),
+                ..PodCondition::default()
+            });
+        assert_eq!(
+            disruption_target_expiry(&p),
+            Some(set_at + jiff::SignedDuration::from_secs(120))
+        );
+        p.metadata.deletion_timestamp = Some(Time(set_at));
+        assert_eq!(disruption_target_expiry(&p), None);
+    }
+
+    #[test]
     fn disrupted_pods_expire_after_two_minutes_or_when_deleting() {
         let now = jiff::Timestamp::from_second(1_000_000).unwrap();
         let at = |secs_ago: i64| Time(now - jiff::SignedDuration::from_secs(secs_ago));
