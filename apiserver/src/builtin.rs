@@ -353,7 +353,10 @@ pub fn rows() -> Vec<ResourceDescriptor> {
         virtual_row::<core::Binding>(VirtualKind::Binding),
     ]);
     // events.k8s.io/v1 Events are stored as core v1 Events, as upstream does.
-    for row in rows.iter_mut().filter(|r| r.group == "events.k8s.io" && r.resource == "events") {
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.group == "events.k8s.io" && r.resource == "events")
+    {
         row.storage_prefix = storage_prefix("", "events");
         row.hooks = Some(std::sync::Arc::new(crate::registry::event_versions::EventsV1));
     }

@@ -116,6 +116,21 @@ pub struct Args {
     /// Finished Jobs checked for their TTL concurrently.
     #[arg(long = "concurrent-ttl-after-finished-syncs", default_value_t = 5)]
     pub concurrent_ttl_after_finished_syncs: u16,
+    /// Services whose Endpoints are synced concurrently.
+    #[arg(long = "concurrent-endpoint-syncs", default_value_t = 5)]
+    pub concurrent_endpoint_syncs: usize,
+    /// Services whose EndpointSlices are synced concurrently.
+    #[arg(long = "concurrent-service-endpoint-syncs", default_value_t = 5)]
+    pub concurrent_service_endpoint_syncs: usize,
+    /// Endpoints per EndpointSlice at most.
+    #[arg(long = "max-endpoints-per-slice", default_value_t = 100)]
+    pub max_endpoints_per_slice: usize,
+    /// Endpoints objects mirrored concurrently.
+    #[arg(long = "mirroring-concurrent-service-endpoint-syncs", default_value_t = 5)]
+    pub mirroring_concurrent_service_endpoint_syncs: usize,
+    /// Addresses of one Endpoints subset mirrored at most.
+    #[arg(long = "mirroring-max-endpoints-per-subset", default_value_t = 1000)]
+    pub mirroring_max_endpoints_per_subset: usize,
 }
 
 /// A flag value in Go's duration syntax (`5m`, `30s`).
@@ -198,6 +213,11 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
     config.job.workers = args.concurrent_job_syncs;
     config.cronjob.workers = args.concurrent_cron_job_syncs;
     config.ttl_after_finished.workers = args.concurrent_ttl_after_finished_syncs;
+    config.endpoints.workers = args.concurrent_endpoint_syncs;
+    config.endpoint_slices.workers = args.concurrent_service_endpoint_syncs;
+    config.endpoint_slices.max_endpoints_per_slice = args.max_endpoints_per_slice;
+    config.endpoint_slice_mirroring.workers = args.mirroring_concurrent_service_endpoint_syncs;
+    config.endpoint_slice_mirroring.max_endpoints_per_subset = args.mirroring_max_endpoints_per_subset;
     let outcome = match election {
         Some((elector, identity)) => {
             config.identity = identity;

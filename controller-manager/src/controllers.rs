@@ -23,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::informer::SharedInformers;
 use crate::{
-    Config, cronjob, deployment, garbage_collector, job, namespace, node_ipam, node_lifecycle, pod_gc,
-    replicaset, resource_quota, root_ca, serviceaccounts, ttl_after_finished,
+    Config, cronjob, deployment, disruption, endpoints, endpointslice, endpointslice_mirroring,
+    garbage_collector, job, namespace, node_ipam, node_lifecycle, pod_gc, replicaset, resource_quota,
+    root_ca, serviceaccounts, ttl_after_finished,
 };
 
 /// Any controller's failure.
@@ -233,6 +234,44 @@ pub fn all() -> Vec<ControllerDescriptor> {
             },
         )
         .aliases(&["ttl-after-finished"]),
+        ControllerDescriptor::new("endpoints-controller", "endpoint-controller", |ctx| {
+            Box::pin(async move {
+                let config = ctx.config.endpoints.clone();
+                boxed(endpoints::run_shared(ctx.client, config, ctx.informers, ctx.shutdown).await)
+            })
+        })
+        .aliases(&["endpoint"]),
+        ControllerDescriptor::new("endpointslice-controller", "endpointslice-controller", |ctx| {
+            Box::pin(async move {
+                let config = ctx.config.endpoint_slices.clone();
+                boxed(endpointslice::run_shared(ctx.client, config, ctx.informers, ctx.shutdown).await)
+            })
+        })
+        .aliases(&["endpointslice"]),
+        ControllerDescriptor::new(
+            "endpointslice-mirroring-controller",
+            "endpointslicemirroring-controller",
+            |ctx| {
+                Box::pin(async move {
+                    let config = ctx.config.endpoint_slice_mirroring.clone();
+                    let informers = ctx.informers;
+                    boxed(
+                        endpointslice_mirroring::run_shared(ctx.client, config, informers, ctx.shutdown)
+                            .await,
+                    )
+                })
+            },
+        )
+        .aliases(&["endpointslicemirroring"]),
+        ControllerDescriptor::new("disruption-controller", "disruption-controller", |ctx| {
+            Box::pin(async move {
+                let config = disruption::DisruptionConfig {
+                    identity: ctx.identity.clone(),
+                };
+                boxed(disruption::run_shared(ctx.client, config, ctx.informers, ctx.shutdown).await)
+            })
+        })
+        .aliases(&["disruption"]),
     ]
 }
 
@@ -307,21 +346,22 @@ mod tests {
 
     #[test]
     fn star_enables_the_defaults_and_minus_disables() {
+        let every: Vec<&str> = all().iter().map(|d| d.name).collect();
         assert_eq!(
             names(&["*"]),
-            [
-                "replicationcontroller-controller",
-                "replicaset-controller",
-                "deployment-controller"
-            ]
+            every,
+            "`*` is the whole table but the off-by-default rows"
         );
+        assert!(every.contains(&"deployment-controller") && every.contains(&"garbage-collector-controller"));
+        let without_rs: Vec<&str> = every
+            .iter()
+            .copied()
+            .filter(|n| *n != "replicaset-controller")
+            .chain(["bootstrap-signer-controller"])
+            .collect();
         assert_eq!(
             names(&["*", "-replicaset-controller", "bootstrap-signer-controller"]),
-            [
-                "replicationcontroller-controller",
-                "deployment-controller",
-                "bootstrap-signer-controller"
-            ]
+            without_rs
         );
         assert_eq!(names(&["deployment"]), ["deployment-controller"]);
         assert_eq!(
@@ -334,6 +374,23 @@ mod tests {
             names(&["-replicaset-controller", "*"]),
             names(&["*", "-replicaset-controller"])
         );
+    }
+
+    #[test]
+    fn every_controller_has_a_unique_name_and_an_upstream_account() {
+        let table = all();
+        let mut names: Vec<&str> = table.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), table.len());
+        // The accounts are those upstream's system:controller:<account> roles are bound to.
+        for d in &table {
+            assert!(
+                d.service_account.is_empty() || !d.service_account.contains(':'),
+                "{}",
+                d.name
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub mod clientbuilder;
 pub mod controllers;
 pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointslice_mirroring;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
@@ -96,6 +100,14 @@ pub struct Config {
     pub cronjob: cronjob::CronJobConfig,
     /// The TTL-after-finished controller (`--concurrent-ttl-after-finished-syncs`).
     pub ttl_after_finished: ttl_after_finished::TtlAfterFinishedConfig,
+    /// The Endpoints controller (`--concurrent-endpoint-syncs`).
+    pub endpoints: endpoints::EndpointsConfig,
+    /// The EndpointSlice controller (`--concurrent-service-endpoint-syncs`,
+    /// `--max-endpoints-per-slice`).
+    pub endpoint_slices: endpointslice::EndpointSliceConfig,
+    /// The EndpointSlice mirroring controller (`--mirroring-concurrent-service-endpoint-syncs`,
+    /// `--mirroring-max-endpoints-per-subset`).
+    pub endpoint_slice_mirroring: endpointslice_mirroring::MirroringConfig,
 }
 
 impl Default for Config {
@@ -124,6 +136,9 @@ impl Default for Config {
             job: Default::default(),
             cronjob: Default::default(),
             ttl_after_finished: Default::default(),
+            endpoints: Default::default(),
+            endpoint_slices: Default::default(),
+            endpoint_slice_mirroring: Default::default(),
         }
     }
 }

@@ -13,8 +13,8 @@ use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::job::decide::finished_condition;
-use crate::support::informer;
 use crate::support::queue::WorkQueue;
+use crate::support::watched;
 
 /// Settings of the TTL-after-finished controller.
 #[derive(Clone, Debug)]
@@ -114,7 +114,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let queue: WorkQueue<Key> = WorkQueue::default();
     let q = queue.clone();
-    let jobs = informer::spawn(
+    let jobs = watched::spawn(
         Api::<Job>::all(client.clone()),
         shutdown.clone(),
         move |job: &Job| {

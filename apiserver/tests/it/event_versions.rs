@@ -26,11 +26,20 @@ async fn one_event_through_both_apis() {
     }))
     .unwrap();
     let created = v1.create(&PostParams::default(), &event).await.unwrap();
-    assert_eq!(created.note.as_deref(), Some("Successfully assigned default/web to node-1"));
-    assert_eq!(created.regarding.as_ref().and_then(|r| r.name.as_deref()), Some("web"));
+    assert_eq!(
+        created.note.as_deref(),
+        Some("Successfully assigned default/web to node-1")
+    );
+    assert_eq!(
+        created.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("web")
+    );
 
     let seen = core.get("web.1").await.unwrap();
-    assert_eq!(seen.message.as_deref(), Some("Successfully assigned default/web to node-1"));
+    assert_eq!(
+        seen.message.as_deref(),
+        Some("Successfully assigned default/web to node-1")
+    );
     assert_eq!(seen.involved_object.name.as_deref(), Some("web"));
     assert_eq!(seen.reporting_component.as_deref(), Some("default-scheduler"));
     let by_reason = core

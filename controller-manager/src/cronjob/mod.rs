@@ -19,8 +19,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::informer;
 use crate::support::queue::WorkQueue;
+use crate::support::watched;
 
 /// The controller's name in events.
 pub const CONTROLLER_NAME: &str = "cronjob-controller";
@@ -89,7 +89,7 @@ fn owning_cronjob(job: &Job) -> Option<(String, String)> {
 pub async fn run(client: Client, config: CronJobConfig, shutdown: CancellationToken) -> Result<(), Error> {
     let queue: WorkQueue<Key> = WorkQueue::default();
     let q = queue.clone();
-    let cronjobs = informer::spawn(
+    let cronjobs = watched::spawn(
         Api::<CronJob>::all(client.clone()),
         shutdown.clone(),
         move |cj: &CronJob| {
@@ -97,7 +97,7 @@ pub async fn run(client: Client, config: CronJobConfig, shutdown: CancellationTo
         },
     );
     let q = queue.clone();
-    let jobs = informer::spawn(
+    let jobs = watched::spawn(
         Api::<Job>::all(client.clone()),
         shutdown.clone(),
         move |job: &Job| {

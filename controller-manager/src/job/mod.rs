@@ -21,8 +21,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::informer;
 use crate::support::queue::WorkQueue;
+use crate::support::watched;
 
 pub use decide::Backoff;
 
@@ -130,7 +130,7 @@ pub async fn run(client: Client, config: JobConfig, shutdown: CancellationToken)
     // Upstream's DefaultJobApiBackOff (1 s) up to MaxJobApiBackOff (1 min).
     let queue: WorkQueue<Key> = WorkQueue::new(Duration::from_secs(1), Duration::from_secs(60));
     let q = queue.clone();
-    let jobs = informer::spawn(
+    let jobs = watched::spawn(
         Api::<Job>::all(client.clone()),
         shutdown.clone(),
         move |job: &Job| {
@@ -138,7 +138,7 @@ pub async fn run(client: Client, config: JobConfig, shutdown: CancellationToken)
         },
     );
     let (q, job_store) = (queue.clone(), jobs.clone());
-    let pods = informer::spawn(
+    let pods = watched::spawn(
         Api::<Pod>::all(client.clone()),
         shutdown.clone(),
         move |pod: &Pod| {

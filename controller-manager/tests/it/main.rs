@@ -7,6 +7,8 @@ mod support;
 
 mod cronjob;
 mod deployment;
+mod disruption;
+mod endpoints;
 mod gc;
 mod job;
 mod manager;
