@@ -41,6 +41,9 @@ pub struct ControllerContext {
     pub client: kube::Client,
     /// The process's shared informers (one watch per resource type).
     pub informers: SharedInformers,
+    /// The manager's own client, which the shared informers watch through; controllers that
+    /// keep watches of their own read through it too (their accounts may only write).
+    pub reader: kube::Client,
     /// The manager's configuration.
     pub config: Arc<Config>,
     /// This process's identity (leader-election identity or host name), for events.
@@ -137,7 +140,7 @@ pub fn all() -> Vec<ControllerDescriptor> {
         ControllerDescriptor::new("serviceaccount-controller", "service-account-controller", |ctx| {
             Box::pin(async move {
                 let config = ctx.config.service_accounts.clone();
-                boxed(serviceaccounts::run(ctx.client, config, ctx.shutdown).await)
+                boxed(serviceaccounts::run_split(ctx.client, ctx.reader, config, ctx.shutdown).await)
             })
         })
         .aliases(&["serviceaccount"]),
@@ -167,7 +170,7 @@ pub fn all() -> Vec<ControllerDescriptor> {
                         return Ok(());
                     };
                     let config = root_ca::RootCaConfig::new(ca);
-                    boxed(root_ca::run(ctx.client, config, ctx.shutdown).await)
+                    boxed(root_ca::run_split(ctx.client, ctx.reader, config, ctx.shutdown).await)
                 })
             },
         )
@@ -177,7 +180,7 @@ pub fn all() -> Vec<ControllerDescriptor> {
             Box::pin(async move {
                 let mut config = ctx.config.node_lifecycle.clone();
                 config.instance = ctx.identity.clone();
-                boxed(node_lifecycle::run(ctx.client, config, ctx.shutdown).await)
+                boxed(node_lifecycle::run_split(ctx.client, ctx.reader, config, ctx.shutdown).await)
             })
         })
         .aliases(&["nodelifecycle", "taint-eviction-controller"]),

@@ -239,6 +239,7 @@ pub async fn run(config: Config, client: kube::Client, shutdown: CancellationTok
             name: desc.name,
             client: controller_client,
             informers: informers.clone(),
+            reader: client.clone(),
             config: config.clone(),
             identity: config.identity.clone(),
             metrics: metrics.clone(),

@@ -65,10 +65,11 @@ pub fn desired(current: &ConfigMap, root_ca: &str) -> Option<ConfigMap> {
     Some(cm)
 }
 
-async fn sync(client: Client, root_ca: Arc<str>, ns: Arc<Namespace>) -> Result<(), Error> {
+async fn sync(client: Client, reader: Client, root_ca: Arc<str>, ns: Arc<Namespace>) -> Result<(), Error> {
     let name = ns.name_any();
     let api: Api<ConfigMap> = Api::namespaced(client, &name);
-    match api.get_opt(CONFIG_MAP_NAME).await? {
+    let read: Api<ConfigMap> = Api::namespaced(reader, &name);
+    match read.get_opt(CONFIG_MAP_NAME).await? {
         None => {
             let cm = ConfigMap {
                 metadata: ObjectMeta {
@@ -98,12 +99,23 @@ async fn sync(client: Client, root_ca: Arc<str>, ns: Arc<Namespace>) -> Result<(
 
 /// Runs the publisher until `shutdown` is cancelled.
 pub async fn run(client: Client, config: RootCaConfig, shutdown: CancellationToken) -> Result<(), Error> {
+    run_split(client.clone(), client, config, shutdown).await
+}
+
+/// [`run`] writing through `client` and watching and reading through `reader`, as upstream's
+/// controllers write with their ServiceAccount and read from the manager's informers.
+pub async fn run_split(
+    client: Client,
+    reader: Client,
+    config: RootCaConfig,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let root_ca: Arc<str> = String::from_utf8(config.root_ca)
         .map_err(|_| Error::NotText)?
         .into();
-    let c = client.clone();
-    per_namespace::run::<ConfigMap, _, _, _>(client, CONFIG_MAP_NAME, config.workers, shutdown, move |ns| {
-        sync(c.clone(), root_ca.clone(), ns)
+    let (c, r) = (client, reader.clone());
+    per_namespace::run::<ConfigMap, _, _, _>(reader, CONFIG_MAP_NAME, config.workers, shutdown, move |ns| {
+        sync(c.clone(), r.clone(), root_ca.clone(), ns)
     })
     .await;
     Ok(())

@@ -113,6 +113,7 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
 
 async fn ensure_service_accounts(
     client: Client,
+    reader: Client,
     wanted: Arc<Vec<String>>,
     ns: Arc<Namespace>,
 ) -> Result<(), Error> {
@@ -128,9 +129,10 @@ async fn ensure_service_accounts(
     }
     let name = ns.name_any();
     let api: Api<ServiceAccount> = Api::namespaced(client, &name);
+    let read: Api<ServiceAccount> = Api::namespaced(reader, &name);
     let mut errors = Vec::new();
     for sa in wanted.iter() {
-        if api.get_opt(sa).await?.is_some() {
+        if read.get_opt(sa).await?.is_some() {
             continue;
         }
         let obj = ServiceAccount {
@@ -159,13 +161,24 @@ pub async fn run(
     config: ServiceAccountsConfig,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    run_split(client.clone(), client, config, shutdown).await
+}
+
+/// [`run`] writing through `client` and watching and reading through `reader`, as upstream's
+/// controllers write with their ServiceAccount and read from the manager's informers.
+pub async fn run_split(
+    client: Client,
+    reader: Client,
+    config: ServiceAccountsConfig,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let wanted = Arc::new(config.service_accounts);
     // Only `default` changes are watched by name: other names are re-checked on namespace
     // changes (upstream's list is `default` alone).
     let watched = wanted.first().cloned().unwrap_or_else(|| "default".into());
-    let c = client.clone();
-    per_namespace::run::<ServiceAccount, _, _, _>(client, &watched, config.workers, shutdown, move |ns| {
-        ensure_service_accounts(c.clone(), wanted.clone(), ns)
+    let (c, r) = (client, reader.clone());
+    per_namespace::run::<ServiceAccount, _, _, _>(reader, &watched, config.workers, shutdown, move |ns| {
+        ensure_service_accounts(c.clone(), r.clone(), wanted.clone(), ns)
     })
     .await;
     Ok(())

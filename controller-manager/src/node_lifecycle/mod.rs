@@ -92,6 +92,17 @@ pub async fn run(
     config: NodeLifecycleConfig,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    run_split(client.clone(), client, config, shutdown).await
+}
+
+/// [`run`] writing through `client` and watching through `reader`, as upstream's controllers
+/// write with their ServiceAccount and read from the manager's informers.
+pub async fn run_split(
+    client: Client,
+    reader: Client,
+    config: NodeLifecycleConfig,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let (nodes, node_writer) = reflector::store::<Node>();
     let (pods, pod_writer) = reflector::store::<Pod>();
     let (leases, lease_writer) = reflector::store::<Lease>();
@@ -99,7 +110,7 @@ pub async fn run(
     let feed = {
         let q = queue.clone();
         let mut no_execute: HashMap<String, Vec<Taint>> = HashMap::new();
-        let node_feed = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        let node_feed = watcher(Api::<Node>::all(reader.clone()), watcher::Config::default())
             .default_backoff()
             .reflect(node_writer)
             .for_each(move |ev| {
@@ -129,7 +140,7 @@ pub async fn run(
                 futures::future::ready(())
             });
         let q = queue.clone();
-        let pod_feed = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+        let pod_feed = watcher(Api::<Pod>::all(reader.clone()), watcher::Config::default())
             .default_backoff()
             .reflect(pod_writer)
             .for_each(move |ev| {
@@ -143,7 +154,7 @@ pub async fn run(
                 futures::future::ready(())
             });
         let lease_feed = watcher(
-            Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE),
+            Api::<Lease>::namespaced(reader, LEASE_NAMESPACE),
             watcher::Config::default(),
         )
         .default_backoff()
