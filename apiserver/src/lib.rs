@@ -219,6 +219,7 @@ impl ApiServer {
                 Err(e) => return Err(e),
             }
         }
+        admission::priority::ensure_system_classes(&self.registry).await?;
         self.auth.synced.wait().await;
         defaults::bootstrap::ensure_kubernetes_service(self).await
     }

@@ -60,6 +60,17 @@ pub fn prepare_for_create(desc: &ResourceDescriptor, obj: &mut Value) {
         }
     } else if is_pod(desc) {
         obj["status"] = json!({"phase": "Pending"});
+        // Upstream's pod strategy: a gated pod says so until its gates are gone.
+        let gated = obj
+            .pointer("/spec/schedulingGates")
+            .and_then(Value::as_array)
+            .is_some_and(|g| !g.is_empty());
+        if gated {
+            obj["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False",
+                "reason": "SchedulingGated", "lastProbeTime": null,
+                "lastTransitionTime": crate::registry::now_rfc3339(),
+                "message": "Scheduling is blocked due to non-empty scheduling gates"}]);
+        }
     } else if clears_status_on_create(desc)
         && let Some(map) = obj.as_object_mut()
     {

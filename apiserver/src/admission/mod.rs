@@ -10,6 +10,7 @@
 
 pub mod amount;
 pub mod limit_range;
+pub mod priority;
 pub mod quota;
 
 use std::sync::Arc;
@@ -62,6 +63,9 @@ pub async fn admit_create(
     let pod = is_core(desc, "pods");
     if !pod && !is_core(desc, "persistentvolumeclaims") {
         return Ok(());
+    }
+    if pod {
+        priority::admit_pod(reg, name, obj).await?;
     }
     let ranges = objects(reg, "limitranges", ns).await?;
     if pod {

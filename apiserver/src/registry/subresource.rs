@@ -241,6 +241,14 @@ impl Registry {
             }
             let mut new = cur.clone();
             new["spec"]["nodeName"] = Value::String(node.clone());
+            // As upstream's binding: the binding's annotations join the pod's, and the pod is
+            // marked scheduled.
+            if let Some(annotations) = body.pointer("/metadata/annotations").and_then(Value::as_object) {
+                for (k, v) in annotations {
+                    new["metadata"]["annotations"][k] = v.clone();
+                }
+            }
+            set_scheduled(&mut new);
             Ok(UpdateAction::Put(new))
         })
         .await?;
@@ -283,6 +291,24 @@ pub enum ScaleChange<'a> {
     Replace(&'a Value),
     /// PATCH of the Scale.
     Patch(PatchType, &'a Value),
+}
+
+/// Sets the pod's `PodScheduled` condition to True (replacing a False one).
+fn set_scheduled(pod: &mut Value) {
+    let scheduled = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+        "lastTransitionTime": super::now_rfc3339()});
+    if !pod["status"].is_object() {
+        pod["status"] = json!({});
+    }
+    let conditions = &mut pod["status"]["conditions"];
+    match conditions.as_array_mut() {
+        Some(list) => match list.iter_mut().find(|c| c["type"] == "PodScheduled") {
+            Some(c) if c["status"] == "True" => {}
+            Some(c) => *c = scheduled,
+            None => list.push(scheduled),
+        },
+        None => *conditions = json!([scheduled]),
+    }
 }
 
 /// `Status{status: Success}` with a code.

@@ -22,13 +22,9 @@ async fn a_higher_priority_pod_preempts_a_lower_priority_one() {
     h.node("n", "1", json!({})).await;
     h.pod("low", "800m", json!({})).await;
     assert_eq!(h.bound("low").await, "n");
-    // The API server has no Priority admission plugin: the pod carries its class's value.
-    h.pod(
-        "high",
-        "800m",
-        json!({"spec": {"priorityClassName": "high", "priority": 1000}}),
-    )
-    .await;
+    // The API server's Priority admission gives the pod its class's value.
+    h.pod("high", "800m", json!({"spec": {"priorityClassName": "high"}}))
+        .await;
     let pods = h.pods();
     let victim: Pod = until("low marked and deleted gracefully", || async {
         let p = pods.get("low").await.ok()?;
@@ -64,12 +60,19 @@ async fn preemption_policy_never_does_not_preempt() {
     h.node("n", "1", json!({})).await;
     h.pod("low", "800m", json!({})).await;
     h.bound("low").await;
-    h.pod(
-        "polite",
-        "800m",
-        json!({"spec": {"priority": 1000, "preemptionPolicy": "Never"}}),
-    )
-    .await;
+    let classes: Api<PriorityClass> = Api::all(h.admin.clone());
+    classes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "polite"}, "value": 1000, "preemptionPolicy": "Never"}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    h.pod("polite", "800m", json!({"spec": {"priorityClassName": "polite"}}))
+        .await;
     assert_eq!(
         h.unscheduled("polite", "Unschedulable").await,
         "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.."
