@@ -80,12 +80,10 @@ pub(super) const PROBE: &[Rule] = &[
     r("grpc", "service", Json(r#""""#)),
 ];
 
-/// Pod-only defaults (not pod templates): `SetDefaults_Pod` and the defaults admission adds
-/// (priority, DefaultTolerationSeconds).
+/// Pod-only defaults (not pod templates): `SetDefaults_Pod` and what DefaultTolerationSeconds
+/// admission adds (the priority comes from the Priority admission, `admission::priority`).
 const POD_ONLY: &[Rule] = &[
     r("spec", "enableServiceLinks", Json("true")),
-    r("spec", "priority", Json("0")),
-    r("spec", "preemptionPolicy", Json(r#""PreemptLowerPriority""#)),
     r("spec", "tolerations", Json("[]")),
     r("spec", "tolerations", Edit(add_default_tolerations)),
     r(

@@ -88,8 +88,7 @@ fn pods_get_spec_container_probe_and_admission_defaults() {
     assert_eq!(spec["terminationGracePeriodSeconds"], 30);
     assert_eq!(spec["securityContext"], json!({}));
     assert_eq!(spec["enableServiceLinks"], true);
-    assert_eq!(spec["priority"], 0);
-    assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
+    assert!(spec.get("priority").is_none(), "the Priority admission sets it");
     let c = &spec["containers"][0];
     assert_eq!(c["imagePullPolicy"], "IfNotPresent");
     assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
