@@ -218,8 +218,27 @@ impl MemberSpec {
         }
     }
 
-    /// Starts it and waits for its ready line.
+    /// Starts it and waits for its ready line. A peer port this helper picked
+    /// itself can be taken by a parallel test between picking and binding; such
+    /// a start is retried on another port.
     pub fn start(self) -> Member {
+        let mut attempt = 0;
+        loop {
+            match self.clone().try_start() {
+                Ok(member) => return member,
+                Err(stderr)
+                    if self.peer_url.is_none()
+                        && attempt < 3
+                        && stderr.contains("Address already in use") =>
+                {
+                    attempt += 1;
+                }
+                Err(stderr) => panic!("keelson store did not become ready; stderr:\n{stderr}"),
+            }
+        }
+    }
+
+    fn try_start(self) -> Result<Member, String> {
         let (tmp, data_dir) = match &self.data_dir {
             Some(d) => (None, d.clone()),
             None => {
@@ -285,10 +304,10 @@ impl MemberSpec {
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
                         if let Ok(Some(status)) = p.child.try_wait() {
-                            panic!("keelson store exited with {status}; stderr:\n{}", p.stderr());
+                            return Err(format!("exited with {status}:\n{}", p.stderr()));
                         }
                     }
-                    Err(_) => panic!("keelson store did not become ready; stderr:\n{}", p.stderr()),
+                    Err(_) => return Err(p.stderr()),
                 }
             }
         };
@@ -304,7 +323,7 @@ impl MemberSpec {
             .next()
             .unwrap_or_default()
             .to_owned();
-        Member {
+        Ok(Member {
             name: self.name.clone(),
             client_url,
             peer_url: field("peer_url"),
@@ -312,7 +331,7 @@ impl MemberSpec {
             data_dir,
             proc,
             _tmp: tmp,
-        }
+        })
     }
 }
 
