@@ -135,6 +135,8 @@ impl ComponentFlags {
                 "--use-service-account-credentials=true".to_string(),
                 format!("--root-ca-file={}", file("pki/ca.crt")),
                 format!("--service-account-private-key-file={}", file("pki/sa.key")),
+                format!("--cluster-signing-cert-file={}", file("pki/ca.crt")),
+                format!("--cluster-signing-key-file={}", file("pki/ca.key")),
                 "--allocate-node-cidrs=true".to_string(),
                 format!("--cluster-cidr={}", self.cluster_cidr),
             ]);

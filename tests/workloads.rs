@@ -268,3 +268,506 @@ fn scheduling_jobs_namespaces_and_component_health() {
         k(&server, 33, ns, &["get", "configmap", "kube-root-ca.crt"]);
     }
 }
+
+/// `kubectl apply -f` of `yaml` (written to a file in `dir`) in namespace `ns`.
+fn apply(server: &KeelsonServer, dir: &std::path::Path, ns: &str, yaml: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = dir.join(format!("manifest-{n}.yaml"));
+    std::fs::write(&file, yaml).expect("write manifest");
+    k(
+        server,
+        33,
+        ns,
+        &["apply", "-f", file.to_str().unwrap_or_default()],
+    )
+}
+
+/// `node pod` lines of the pods in `ns` with label `selector`.
+fn placements(server: &KeelsonServer, ns: &str, selector: &str) -> Vec<(String, String)> {
+    let out = k(
+        server,
+        33,
+        ns,
+        &[
+            "get",
+            "pods",
+            "-l",
+            selector,
+            "-o",
+            "jsonpath={range .items[*]}{.spec.nodeName} {.metadata.name}{\"\\n\"}{end}",
+        ],
+    );
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(node, pod)| (node.to_string(), pod.to_string()))
+        .collect()
+}
+
+#[test]
+fn placement_preemption_disruption_services_and_quota() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = cluster(tmp.path());
+    let dir = tmp.path();
+    common::eventually("three ready nodes", || {
+        let out = server
+            .kubectl(33, &["get", "nodes", "-o", "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"])
+            .ok();
+        out.lines().filter(|l| *l == "True").count() == 3
+    });
+    let ns = "place";
+    new_namespace(&server, ns);
+    // A CronJob that fires every minute; checked at the end.
+    k(
+        &server,
+        33,
+        ns,
+        &[
+            "create",
+            "cronjob",
+            "tick",
+            "--image=busybox",
+            "--schedule=* * * * *",
+            "--",
+            "sh",
+            "-c",
+            "exit 0",
+        ],
+    );
+
+    // Taints and tolerations, node affinity: sim-0 is reserved; only the tolerating pod that
+    // asks for it by label lands there.
+    server
+        .kubectl(33, &["taint", "nodes", "sim-0", "dedicated=gpu:NoSchedule"])
+        .ok();
+    server.kubectl(33, &["label", "nodes", "sim-0", "accel=gpu"]).ok();
+    apply(
+        &server,
+        dir,
+        ns,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: gpu-job, labels: {role: gpu}}
+spec:
+  tolerations: [{key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}]
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms: [{matchExpressions: [{key: accel, operator: In, values: [gpu]}]}]
+  containers: [{name: c, image: nginx}]
+"#,
+    );
+    // Topology spread across the two untainted nodes, and required anti-affinity.
+    apply(
+        &server,
+        dir,
+        ns,
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: spread}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: spread}}
+  template:
+    metadata: {labels: {app: spread}}
+    spec:
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
+         labelSelector: {matchLabels: {app: spread}}}
+      containers: [{name: c, image: nginx}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: lonely}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: lonely}}
+  template:
+    metadata: {labels: {app: lonely}}
+    spec:
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: lonely}}}
+      containers: [{name: c, image: nginx}]
+"#,
+    );
+    k(
+        &server,
+        33,
+        ns,
+        &["wait", "--for=condition=Ready", "pod/gpu-job", "--timeout=60s"],
+    );
+    assert_eq!(placements(&server, ns, "role=gpu")[0].0, "sim-0");
+    k(
+        &server,
+        33,
+        ns,
+        &["rollout", "status", "deployment/spread", "--timeout=60s"],
+    );
+    let spread = placements(&server, ns, "app=spread");
+    assert_eq!(spread.len(), 4);
+    for node in ["sim-1", "sim-2"] {
+        assert_eq!(
+            spread.iter().filter(|(n, _)| n == node).count(),
+            2,
+            "two per untainted node: {spread:?}"
+        );
+    }
+    // Two untainted nodes hold two of the three anti-affine replicas; the third says why.
+    common::eventually("two lonely pods placed, one pending", || {
+        let placed = placements(&server, ns, "app=lonely");
+        let on_nodes: Vec<_> = placed.iter().filter(|(n, _)| !n.is_empty()).collect();
+        placed.len() == 3 && on_nodes.len() == 2 && on_nodes[0].0 != on_nodes[1].0
+    });
+    common::eventually("the pending pod's reason", || {
+        let out = k(
+            &server,
+            33,
+            ns,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=lonely",
+                "-o",
+                "jsonpath={.items[*].status.conditions[?(@.type==\"PodScheduled\")].message}",
+            ],
+        );
+        out.contains("0/3 nodes are available:")
+            && out.contains("didn't match pod anti-affinity rules")
+            && out.contains("untolerated taint")
+    });
+    k(&server, 33, ns, &["delete", "deployment", "lonely", "spread"]);
+
+    // Preemption: low-priority pods fill both untainted nodes; a high-priority pod evicts one.
+    apply(
+        &server,
+        dir,
+        ns,
+        r#"
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: urgent}
+value: 1000
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: filler}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: filler}}
+  template:
+    metadata: {labels: {app: filler}}
+    spec:
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
+         labelSelector: {matchLabels: {app: filler}}}
+      terminationGracePeriodSeconds: 0
+      containers: [{name: c, image: nginx, resources: {requests: {cpu: "30"}}}]
+"#,
+    );
+    k(
+        &server,
+        33,
+        ns,
+        &["rollout", "status", "deployment/filler", "--timeout=60s"],
+    );
+    apply(
+        &server,
+        dir,
+        ns,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: vip, labels: {role: vip}}
+spec:
+  priorityClassName: urgent
+  containers: [{name: c, image: nginx, resources: {requests: {cpu: "20"}}}]
+"#,
+    );
+    k(
+        &server,
+        33,
+        ns,
+        &["wait", "--for=condition=Ready", "pod/vip", "--timeout=90s"],
+    );
+    let preempted = k(
+        &server,
+        33,
+        ns,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=Preempted",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(!preempted.is_empty(), "no Preempted event");
+    k(&server, 33, ns, &["delete", "pod", "vip", "gpu-job"]);
+    k(&server, 33, ns, &["delete", "deployment", "filler"]);
+
+    // A Service's EndpointSlice follows its ready pods; a PDB blocks an eviction.
+    k(
+        &server,
+        33,
+        ns,
+        &["create", "deployment", "web", "--image=nginx", "--replicas=2"],
+    );
+    k(&server, 33, ns, &["expose", "deployment", "web", "--port=80"]);
+    k(
+        &server,
+        33,
+        ns,
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+    );
+    let endpoints = |want: usize| {
+        common::eventually(&format!("{want} ready endpoints"), || {
+            let out = k(
+                &server,
+                33,
+                ns,
+                &[
+                    "get",
+                    "endpointslices",
+                    "-l",
+                    "kubernetes.io/service-name=web",
+                    "-o",
+                    "jsonpath={range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{\"\\n\"}{end}",
+                ],
+            );
+            out.lines().filter(|l| l.starts_with("10.42.")).count() == want
+        })
+    };
+    endpoints(2);
+    k(&server, 33, ns, &["scale", "deployment/web", "--replicas=3"]);
+    endpoints(3);
+    k(
+        &server,
+        33,
+        ns,
+        &[
+            "create",
+            "poddisruptionbudget",
+            "web",
+            "--selector=app=web",
+            "--min-available=3",
+        ],
+    );
+    common::eventually("the budget allows no disruption", || {
+        let out = k(
+            &server,
+            33,
+            ns,
+            &[
+                "get",
+                "pdb",
+                "web",
+                "-o",
+                "jsonpath={.status.currentHealthy}/{.status.disruptionsAllowed}",
+            ],
+        );
+        out == "3/0"
+    });
+    let node = placements(&server, ns, "app=web")[0].0.clone();
+    let drain = server.kubectl(
+        33,
+        &[
+            "drain",
+            &node,
+            "--pod-selector=app=web",
+            "--timeout=5s",
+            "--ignore-daemonsets",
+        ],
+    );
+    assert!(!drain.ok, "the drain should be blocked");
+    assert!(
+        drain.stderr.contains("disruption budget") || drain.stdout.contains("disruption budget"),
+        "{drain:?}"
+    );
+    server.kubectl(33, &["uncordon", &node]).ok();
+
+    // A ResourceQuota's usage drops when its pod completes.
+    k(&server, 33, ns, &["create", "quota", "pods", "--hard=pods=20"]);
+    k(
+        &server,
+        33,
+        ns,
+        &[
+            "run",
+            "once",
+            "--image=busybox",
+            "--restart=Never",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1",
+        ],
+    );
+    common::eventually("the completed pod no longer counts", || {
+        let phase = k(
+            &server,
+            33,
+            ns,
+            &["get", "pod", "once", "-o", "jsonpath={.status.phase}"],
+        );
+        let used = k(
+            &server,
+            33,
+            ns,
+            &["get", "quota", "pods", "-o", "jsonpath={.status.used.pods}"],
+        );
+        phase == "Succeeded" && used == "3"
+    });
+
+    // An Indexed Job runs each index once.
+    apply(
+        &server,
+        dir,
+        ns,
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: indexed}
+spec:
+  completions: 3
+  parallelism: 3
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox, command: [sh, -c, "exit 0"]}]
+"#,
+    );
+    k(
+        &server,
+        33,
+        ns,
+        &["wait", "--for=condition=complete", "job/indexed", "--timeout=60s"],
+    );
+    let indexes = k(
+        &server,
+        33,
+        ns,
+        &[
+            "get",
+            "job",
+            "indexed",
+            "-o",
+            "jsonpath={.status.completedIndexes}",
+        ],
+    );
+    assert_eq!(indexes, "0-2");
+
+    // The CronJob fired (within its first minute) and its Job completed.
+    common::eventually("the CronJob to fire and succeed", || {
+        let out = k(
+            &server,
+            33,
+            ns,
+            &[
+                "get",
+                "cronjob",
+                "tick",
+                "-o",
+                "jsonpath={.status.lastSuccessfulTime}",
+            ],
+        );
+        !out.is_empty()
+    });
+}
+
+#[test]
+fn a_node_that_stops_heartbeating_goes_unknown_and_its_pods_are_evicted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = start_server(
+        &tmp.path().join("data"),
+        &[
+            "--ephemeral",
+            "--simulated-nodes",
+            "1",
+            "--kube-controller-manager-arg=node-monitor-grace-period=8s",
+            "--kube-controller-manager-arg=node-startup-grace-period=8s",
+            "--kube-controller-manager-arg=node-monitor-period=1s",
+        ],
+    );
+    let ns = "default";
+    // A node nobody runs: registered Ready once, never renewed.
+    apply(
+        &server,
+        tmp.path(),
+        ns,
+        r#"
+apiVersion: v1
+kind: Node
+metadata: {name: ghost, labels: {kubernetes.io/hostname: ghost}}
+status:
+  conditions: [{type: Ready, status: "True", reason: KubeletReady, message: ready}]
+"#,
+    );
+    apply(
+        &server,
+        tmp.path(),
+        ns,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: stranded}
+spec:
+  nodeName: ghost
+  tolerations:
+  - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+  containers: [{name: c, image: nginx}]
+"#,
+    );
+    common::eventually("the node to go Unknown and be tainted", || {
+        let out = k(
+            &server,
+            33,
+            ns,
+            &[
+                "get",
+                "node",
+                "ghost",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.spec.taints[*].key}",
+            ],
+        );
+        out.starts_with("Unknown") && out.contains("node.kubernetes.io/unreachable")
+    });
+    // Evicted (deleted) once its toleration runs out; with no kubelet to confirm, it stays
+    // Terminating, as upstream.
+    common::eventually("the stranded pod to be evicted", || {
+        let out = k(
+            &server,
+            33,
+            ns,
+            &[
+                "get",
+                "pod",
+                "stranded",
+                "-o",
+                "jsonpath={.metadata.deletionTimestamp}",
+            ],
+        );
+        !out.is_empty()
+    });
+    // The simulated node keeps heartbeating and stays Ready.
+    let sim = k(
+        &server,
+        33,
+        ns,
+        &[
+            "get",
+            "node",
+            "sim-0",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+    );
+    assert_eq!(sim, "True");
+}

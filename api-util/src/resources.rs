@@ -157,6 +157,57 @@ pub fn pod_requests_and_limits_json(pod: &serde_json::Value) -> Option<(Resource
     ))
 }
 
+/// The pod's QoS class as upstream computes it (`GetPodQOS`): `BestEffort` without any cpu or
+/// memory request or limit, `Guaranteed` when every container limits both and the summed requests
+/// equal the summed limits, else `Burstable`. Pod-level resources, when set, decide instead.
+pub fn qos_class(spec: &PodSpec) -> &'static str {
+    use Quantity as Q;
+    const QOS: [&str; 2] = ["cpu", "memory"];
+    let mut requests: BTreeMap<&str, Q> = BTreeMap::new();
+    let mut limits: BTreeMap<&str, Q> = BTreeMap::new();
+    let mut guaranteed = true;
+    let add = |sum: &mut BTreeMap<&'static str, Q>, list: Option<&BTreeMap<String, K8sQuantity>>| -> usize {
+        let mut seen = 0;
+        for name in QOS {
+            let q = list
+                .and_then(|l| l.get(name))
+                .and_then(|q| Q::parse(&q.0))
+                .filter(|q| !q.is_zero());
+            if let Some(q) = q {
+                seen += 1;
+                let slot = sum.entry(name).or_default();
+                *slot += q;
+            }
+        }
+        seen
+    };
+    let pod_level = spec.resources.as_ref().filter(|r| {
+        QOS.iter().any(|n| {
+            r.requests.as_ref().is_some_and(|m| m.contains_key(*n))
+                || r.limits.as_ref().is_some_and(|m| m.contains_key(*n))
+        })
+    });
+    if let Some(r) = pod_level {
+        add(&mut requests, r.requests.as_ref());
+        guaranteed = add(&mut limits, r.limits.as_ref()) == QOS.len();
+    } else {
+        for c in spec.init_containers.iter().flatten().chain(&spec.containers) {
+            let r = c.resources.as_ref();
+            add(&mut requests, r.and_then(|r| r.requests.as_ref()));
+            if add(&mut limits, r.and_then(|r| r.limits.as_ref())) != QOS.len() {
+                guaranteed = false;
+            }
+        }
+    }
+    if requests.is_empty() && limits.is_empty() {
+        return "BestEffort";
+    }
+    if guaranteed && requests.iter().all(|(name, q)| limits.get(name) == Some(q)) {
+        return "Guaranteed";
+    }
+    "Burstable"
+}
+
 /// `a=1,b=2` (upstream's rendering of a resource list in quota messages).
 pub fn render(list: &ResourceList) -> String {
     list.iter()
@@ -253,5 +304,42 @@ mod tests {
         assert_eq!(render(&req), "cpu=1");
         assert_eq!(render(&lim), "cpu=2");
         assert!(pod_requests_and_limits_json(&json!({"spec": {"containers": 1}})).is_none());
+    }
+
+    #[test]
+    fn qos_classes() {
+        let qos = |containers: Value| qos_class(&spec(json!({"containers": containers})));
+        assert_eq!(qos(json!([{"name": "a"}])), "BestEffort");
+        assert_eq!(
+            qos(json!([c("a", json!({"cpu": "100m"}), json!({}))])),
+            "Burstable"
+        );
+        let same = c(
+            "a",
+            json!({"cpu": "1", "memory": "1Gi"}),
+            json!({"cpu": "1000m", "memory": "1Gi"}),
+        );
+        assert_eq!(qos(json!([same.clone()])), "Guaranteed");
+        let less = c(
+            "a",
+            json!({"cpu": "500m", "memory": "1Gi"}),
+            json!({"cpu": "1", "memory": "1Gi"}),
+        );
+        assert_eq!(qos(json!([less])), "Burstable");
+        let with_init = spec(json!({"containers": [same], "initContainers": [{"name": "i"}]}));
+        assert_eq!(
+            qos_class(&with_init),
+            "Burstable",
+            "the init container has no limits"
+        );
+        let gpu = c(
+            "a",
+            json!({"example.com/gpu": "1"}),
+            json!({"example.com/gpu": "1"}),
+        );
+        assert_eq!(qos(json!([gpu])), "BestEffort", "only cpu and memory count");
+        let pod_level = spec(json!({"containers": [{"name": "a"}],
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}}));
+        assert_eq!(qos_class(&pod_level), "Guaranteed", "pod-level resources decide");
     }
 }

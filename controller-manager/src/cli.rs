@@ -131,6 +131,105 @@ pub struct Args {
     /// Addresses of one Endpoints subset mirrored at most.
     #[arg(long = "mirroring-max-endpoints-per-subset", default_value_t = 1000)]
     pub mirroring_max_endpoints_per_subset: usize,
+    /// The CA certificate (PEM) that signs certificates for every built-in signer without a CA
+    /// of its own.
+    #[arg(long = "cluster-signing-cert-file")]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long = "cluster-signing-key-file")]
+    pub cluster_signing_key_file: Option<PathBuf>,
+    /// The longest validity of a signed certificate.
+    #[arg(long = "cluster-signing-duration", default_value = "8760h", value_parser = duration_flag)]
+    pub cluster_signing_duration: Duration,
+    /// The CA certificate of the `kubernetes.io/kubelet-serving` signer.
+    #[arg(long = "cluster-signing-kubelet-serving-cert-file")]
+    pub cluster_signing_kubelet_serving_cert_file: Option<PathBuf>,
+    /// Its key.
+    #[arg(long = "cluster-signing-kubelet-serving-key-file")]
+    pub cluster_signing_kubelet_serving_key_file: Option<PathBuf>,
+    /// The CA certificate of the `kubernetes.io/kube-apiserver-client-kubelet` signer.
+    #[arg(long = "cluster-signing-kubelet-client-cert-file")]
+    pub cluster_signing_kubelet_client_cert_file: Option<PathBuf>,
+    /// Its key.
+    #[arg(long = "cluster-signing-kubelet-client-key-file")]
+    pub cluster_signing_kubelet_client_key_file: Option<PathBuf>,
+    /// The CA certificate of the `kubernetes.io/kube-apiserver-client` signer.
+    #[arg(long = "cluster-signing-kube-apiserver-client-cert-file")]
+    pub cluster_signing_kube_apiserver_client_cert_file: Option<PathBuf>,
+    /// Its key.
+    #[arg(long = "cluster-signing-kube-apiserver-client-key-file")]
+    pub cluster_signing_kube_apiserver_client_key_file: Option<PathBuf>,
+    /// The CA certificate of the `kubernetes.io/legacy-unknown` signer.
+    #[arg(long = "cluster-signing-legacy-unknown-cert-file")]
+    pub cluster_signing_legacy_unknown_cert_file: Option<PathBuf>,
+    /// Its key.
+    #[arg(long = "cluster-signing-legacy-unknown-key-file")]
+    pub cluster_signing_legacy_unknown_key_file: Option<PathBuf>,
+}
+
+impl Args {
+    /// The signing CAs the `--cluster-signing-*` flags name; a certificate without its key (or
+    /// the reverse) is an error, as is mixing the cluster-wide pair with per-signer ones.
+    fn signing(&self) -> Result<crate::certificates::signing::SigningConfig, Error> {
+        use crate::certificates::request;
+        use crate::certificates::signing::{CaFiles, SigningConfig};
+        let pair = |cert: &Option<PathBuf>, key: &Option<PathBuf>, flag: &str| match (cert, key) {
+            (Some(c), Some(k)) => Ok(Some(CaFiles {
+                cert_file: c.clone(),
+                key_file: k.clone(),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(Error::Flags(format!(
+                "--{flag}-cert-file and --{flag}-key-file must be given together"
+            ))),
+        };
+        let cluster = pair(
+            &self.cluster_signing_cert_file,
+            &self.cluster_signing_key_file,
+            "cluster-signing",
+        )?;
+        let mut per_signer = std::collections::HashMap::new();
+        for (signer, cert, key, flag) in [
+            (
+                request::KUBELET_SERVING,
+                &self.cluster_signing_kubelet_serving_cert_file,
+                &self.cluster_signing_kubelet_serving_key_file,
+                "cluster-signing-kubelet-serving",
+            ),
+            (
+                request::KUBELET_CLIENT,
+                &self.cluster_signing_kubelet_client_cert_file,
+                &self.cluster_signing_kubelet_client_key_file,
+                "cluster-signing-kubelet-client",
+            ),
+            (
+                request::KUBE_APISERVER_CLIENT,
+                &self.cluster_signing_kube_apiserver_client_cert_file,
+                &self.cluster_signing_kube_apiserver_client_key_file,
+                "cluster-signing-kube-apiserver-client",
+            ),
+            (
+                request::LEGACY_UNKNOWN,
+                &self.cluster_signing_legacy_unknown_cert_file,
+                &self.cluster_signing_legacy_unknown_key_file,
+                "cluster-signing-legacy-unknown",
+            ),
+        ] {
+            if let Some(files) = pair(cert, key, flag)? {
+                per_signer.insert(signer.to_string(), files);
+            }
+        }
+        if cluster.is_some() && !per_signer.is_empty() {
+            return Err(Error::Flags(
+                "--cluster-signing-cert-file and --cluster-signing-key-file may not be used with the per-signer --cluster-signing-* flags".into(),
+            ));
+        }
+        Ok(SigningConfig {
+            cluster,
+            per_signer,
+            duration: self.cluster_signing_duration,
+        })
+    }
 }
 
 /// A flag value in Go's duration syntax (`5m`, `30s`).
@@ -148,6 +247,7 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
         })?),
         None => None,
     };
+    let signing = args.signing()?;
     let settings = args.options.client_settings(&DEFAULTS);
     let rest = load_config(&settings).await?;
     let client = client_from_config(rest.clone(), settings.qps, settings.burst)?;
@@ -218,6 +318,7 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
     config.endpoint_slices.max_endpoints_per_slice = args.max_endpoints_per_slice;
     config.endpoint_slice_mirroring.workers = args.mirroring_concurrent_service_endpoint_syncs;
     config.endpoint_slice_mirroring.max_endpoints_per_subset = args.mirroring_max_endpoints_per_subset;
+    config.certificates.signing = signing;
     let outcome = match election {
         Some((elector, identity)) => {
             config.identity = identity;

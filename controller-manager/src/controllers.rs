@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::informer::SharedInformers;
 use crate::{
-    Config, cronjob, deployment, disruption, endpoints, endpointslice, endpointslice_mirroring,
+    Config, certificates, cronjob, deployment, disruption, endpoints, endpointslice, endpointslice_mirroring,
     garbage_collector, job, namespace, node_ipam, node_lifecycle, pod_gc, replicaset, resource_quota,
     root_ca, serviceaccounts, ttl_after_finished,
 };
@@ -266,6 +266,24 @@ pub fn all() -> Vec<ControllerDescriptor> {
             },
         )
         .aliases(&["endpointslicemirroring"]),
+        ControllerDescriptor::new(
+            "certificatesigningrequest-signing-controller",
+            "certificate-controller",
+            |ctx| Box::pin(certificates::signing::run(ctx)),
+        )
+        .aliases(&["csrsigning"]),
+        ControllerDescriptor::new(
+            "certificatesigningrequest-approving-controller",
+            "certificate-controller",
+            |ctx| Box::pin(certificates::approving::run(ctx)),
+        )
+        .aliases(&["csrapproving"]),
+        ControllerDescriptor::new(
+            "certificatesigningrequest-cleaner-controller",
+            "certificate-controller",
+            |ctx| Box::pin(certificates::cleaner::run(ctx)),
+        )
+        .aliases(&["csrcleaner"]),
         ControllerDescriptor::new("disruption-controller", "disruption-controller", |ctx| {
             Box::pin(async move {
                 let config = disruption::DisruptionConfig {

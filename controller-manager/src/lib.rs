@@ -8,6 +8,7 @@
 //! controllers; [`cli::run_command`] adds the client, health and metrics serving and the
 //! leader election, as upstream's binary does.
 
+pub mod certificates;
 pub mod cli;
 pub mod clientbuilder;
 pub mod controllers;
@@ -108,6 +109,8 @@ pub struct Config {
     /// The EndpointSlice mirroring controller (`--mirroring-concurrent-service-endpoint-syncs`,
     /// `--mirroring-max-endpoints-per-subset`).
     pub endpoint_slice_mirroring: endpointslice_mirroring::MirroringConfig,
+    /// The certificate controllers (`--cluster-signing-*`).
+    pub certificates: certificates::CertificatesConfig,
 }
 
 impl Default for Config {
@@ -139,6 +142,7 @@ impl Default for Config {
             endpoints: Default::default(),
             endpoint_slices: Default::default(),
             endpoint_slice_mirroring: Default::default(),
+            certificates: Default::default(),
         }
     }
 }
@@ -182,6 +186,9 @@ pub enum Error {
     /// Leader election.
     #[error(transparent)]
     Leader(#[from] component_base::LeaderElectionError),
+    /// Flags that do not go together.
+    #[error("{0}")]
+    Flags(String),
     /// A file named by a flag could not be read.
     #[error("reading {}: {source}", path.display())]
     ReadFile {

@@ -12,6 +12,8 @@ pub mod amount;
 pub mod limit_range;
 pub mod priority;
 pub mod quota;
+pub mod storage;
+pub mod toleration_seconds;
 
 use std::sync::Arc;
 
@@ -51,8 +53,10 @@ async fn objects(reg: &Registry, resource: &str, ns: &str) -> ApiResult<Vec<Valu
 }
 
 /// The mutating and validating admission of a create, before the object is validated: a pod
-/// gets the namespace's LimitRange defaults and is refused (403) when it breaks their bounds; so
-/// is a PVC.
+/// gets its priority, the default NoExecute tolerations, the namespace's LimitRange defaults and
+/// its QoS class, and is refused (403) when it breaks the LimitRanges' bounds; a PVC gets the
+/// default StorageClass and its protection finalizer and is checked against the LimitRanges; a
+/// PV gets its protection finalizer.
 pub async fn admit_create(
     reg: &Registry,
     desc: &ResourceDescriptor,
@@ -60,18 +64,42 @@ pub async fn admit_create(
     name: &str,
     obj: &mut Value,
 ) -> ApiResult<()> {
+    if is_core(desc, "persistentvolumes") {
+        storage::add_finalizer(obj, storage::PV_PROTECTION);
+        return Ok(());
+    }
     let pod = is_core(desc, "pods");
     if !pod && !is_core(desc, "persistentvolumeclaims") {
         return Ok(());
     }
     if pod {
         priority::admit_pod(reg, name, obj).await?;
+        let config = &reg.config;
+        toleration_seconds::add_defaults(
+            obj,
+            config.default_not_ready_toleration_seconds,
+            config.default_unreachable_toleration_seconds,
+        );
+    } else {
+        let classes = match row(reg, "storage.k8s.io", "storageclasses") {
+            Some(desc) => {
+                let any = ListOptions {
+                    resource_version: Some(0),
+                    ..Default::default()
+                };
+                reg.list_page(&desc, "", &any).await?.items
+            }
+            None => Vec::new(),
+        };
+        storage::default_pvc_class(obj, &classes);
+        storage::add_finalizer(obj, storage::PVC_PROTECTION);
     }
     let ranges = objects(reg, "limitranges", ns).await?;
     if pod {
         for lr in &ranges {
             limit_range::default_pod(lr, obj);
         }
+        set_qos_class(obj);
     }
     let failures: Vec<String> = ranges
         .iter()
@@ -90,6 +118,22 @@ pub async fn admit_create(
         name,
         &limit_range::aggregate(&failures),
     ))
+}
+
+/// Records the pod's QoS class in its status (upstream computes it when a pod is created, after
+/// admission has set its resources).
+fn set_qos_class(pod: &mut Value) {
+    use serde::Deserialize;
+    let Some(spec) = pod
+        .get("spec")
+        .and_then(|s| k8s_openapi::api::core::v1::PodSpec::deserialize(s).ok())
+    else {
+        return;
+    };
+    let class = api_util::resources::qos_class(&spec);
+    if let Some(status) = pod.get_mut("status").and_then(Value::as_object_mut) {
+        status.insert("qosClass".into(), Value::String(class.into()));
+    }
 }
 
 /// Admission of an update of a Service or PVC (the updates upstream's quota evaluators count,

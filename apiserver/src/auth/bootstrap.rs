@@ -446,7 +446,50 @@ pub fn cluster_roles() -> Vec<Value> {
         &["endpointslices"],
     ));
     roles.push(cluster_role("system:node-proxier", proxier));
+    roles.extend(certificate_roles());
     roles.extend(super::controller_roles::roles());
+    roles
+}
+
+/// Upstream's roles around certificate requests: asking for them (`system:node-bootstrapper`),
+/// having a kubelet client request approved automatically (`nodeclient` for a new node,
+/// `selfnodeclient` for a node renewing its own), and approving requests per signer.
+fn certificate_roles() -> Vec<Value> {
+    const GROUP: &[&str] = &["certificates.k8s.io"];
+    let mut roles = vec![cluster_role(
+        "system:node-bootstrapper",
+        vec![rule(
+            &["create", "get", "list", "watch"],
+            GROUP,
+            &["certificatesigningrequests"],
+        )],
+    )];
+    for kind in ["nodeclient", "selfnodeclient"] {
+        roles.push(cluster_role(
+            &format!("system:certificates.k8s.io:certificatesigningrequests:{kind}"),
+            vec![rule(
+                &["create"],
+                GROUP,
+                &[&format!("certificatesigningrequests/{kind}")],
+            )],
+        ));
+    }
+    for signer in [
+        "kube-apiserver-client",
+        "kube-apiserver-client-kubelet",
+        "kubelet-serving",
+        "legacy-unknown",
+    ] {
+        roles.push(cluster_role(
+            &format!("system:certificates.k8s.io:{signer}-approver"),
+            vec![named(
+                &["approve"],
+                GROUP,
+                &["signers"],
+                &[&format!("kubernetes.io/{signer}")],
+            )],
+        ));
+    }
     roles
 }
 
@@ -489,6 +532,12 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         ),
         binding("system:node", &[("Group", "system:nodes")]),
         binding("system:node-proxier", &[("User", "system:kube-proxy")]),
+        // As kubeadm and k3s set up: nodes renew their client certificates without a person
+        // approving each request.
+        binding(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            &[("Group", "system:nodes")],
+        ),
     ];
     bindings.extend(super::controller_roles::bindings());
     bindings

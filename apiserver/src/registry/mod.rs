@@ -42,6 +42,10 @@ pub struct RegistryConfig {
     /// Serve watches and "any"/consistent lists from the per-resource watch cache (else every
     /// watch has its own storage watch and every list reads the store).
     pub watch_cache: bool,
+    /// The `tolerationSeconds` new pods get for the not-ready taint (DefaultTolerationSeconds).
+    pub default_not_ready_toleration_seconds: i64,
+    /// The same for the unreachable taint.
+    pub default_unreachable_toleration_seconds: i64,
 }
 
 impl Default for RegistryConfig {
@@ -51,6 +55,8 @@ impl Default for RegistryConfig {
             default_watch_timeout: Duration::from_secs(1800),
             services: defaults::ServiceRanges::default(),
             watch_cache: true,
+            default_not_ready_toleration_seconds: 300,
+            default_unreachable_toleration_seconds: 300,
         }
     }
 }

@@ -355,3 +355,74 @@ fn kubectl_quota_and_limits(k: &crate::kubectl::Kubectl, dir: &std::path::Path) 
 async fn kubectl_sees_quota_and_limit_range_admission() {
     crate::kubectl::with_each_kubectl("quota and limit ranges", kubectl_quota_and_limits).await;
 }
+
+#[tokio::test]
+async fn pods_get_default_tolerations_and_a_qos_class_claims_and_volumes_their_defaults() {
+    let s = TestServer::new().await;
+    let guaranteed =
+        json!({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}});
+    let (code, created) = s.post(&format!("{NS}/pods"), pod("g", guaranteed)).await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["status"]["qosClass"], "Guaranteed");
+    let tolerations = created["spec"]["tolerations"].as_array().unwrap();
+    let keys: Vec<(&str, i64)> = tolerations
+        .iter()
+        .map(|t| {
+            (
+                t["key"].as_str().unwrap(),
+                t["tolerationSeconds"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("node.kubernetes.io/not-ready", 300),
+            ("node.kubernetes.io/unreachable", 300)
+        ]
+    );
+    let (_, best_effort) = s.post(&format!("{NS}/pods"), pod("b", json!({}))).await;
+    assert_eq!(best_effort["status"]["qosClass"], "BestEffort");
+
+    let class = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "fast", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "example.com/fast"});
+    let (code, class) = s.post("/apis/storage.k8s.io/v1/storageclasses", class).await;
+    assert_eq!(code, 201, "{class}");
+    let rv = class["metadata"]["resourceVersion"].as_str().unwrap();
+    let (code, _) = s
+        .get(&format!(
+            "/apis/storage.k8s.io/v1/storageclasses?resourceVersion={rv}"
+        ))
+        .await;
+    assert_eq!(code, 200);
+    let claim = |name: &str, class: Option<&str>| {
+        let mut c = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        if let Some(class) = class {
+            c["spec"]["storageClassName"] = json!(class);
+        }
+        c
+    };
+    let (code, defaulted) = s
+        .post(&format!("{NS}/persistentvolumeclaims"), claim("d", None))
+        .await;
+    assert_eq!(code, 201, "{defaulted}");
+    assert_eq!(defaulted["spec"]["storageClassName"], "fast");
+    assert_eq!(
+        defaulted["metadata"]["finalizers"],
+        json!(["kubernetes.io/pvc-protection"])
+    );
+    let (_, classless) = s
+        .post(&format!("{NS}/persistentvolumeclaims"), claim("n", Some("")))
+        .await;
+    assert_eq!(classless["spec"]["storageClassName"], "");
+    let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv1"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/pv1"}}});
+    let (code, pv) = s.post("/api/v1/persistentvolumes", pv).await;
+    assert_eq!(code, 201, "{pv}");
+    assert_eq!(
+        pv["metadata"]["finalizers"],
+        json!(["kubernetes.io/pv-protection"])
+    );
+}

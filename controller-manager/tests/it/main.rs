@@ -5,6 +5,7 @@ mod fixtures;
 mod poll;
 mod support;
 
+mod certificates;
 mod cronjob;
 mod deployment;
 mod disruption;

@@ -157,59 +157,7 @@ pub fn phase(spec: &PodSpec, statuses: &[ContainerStatus], pod_is_terminal: bool
     PENDING
 }
 
-/// The pod's QoS class as upstream computes it (`GetPodQOS`): `BestEffort` without any cpu or
-/// memory request or limit, `Guaranteed` when every container limits both and the summed requests
-/// equal the summed limits, else `Burstable`. Pod-level resources, when set, decide instead.
-pub fn qos_class(spec: &PodSpec) -> &'static str {
-    use api_util::quantity::Quantity as Q;
-    use std::collections::BTreeMap;
-    const QOS: [&str; 2] = ["cpu", "memory"];
-    let mut requests: BTreeMap<&str, Q> = BTreeMap::new();
-    let mut limits: BTreeMap<&str, Q> = BTreeMap::new();
-    let mut guaranteed = true;
-    let add = |sum: &mut BTreeMap<&'static str, Q>,
-               list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>|
-     -> usize {
-        let mut seen = 0;
-        for name in QOS {
-            let q = list
-                .and_then(|l| l.get(name))
-                .and_then(|q| Q::parse(&q.0))
-                .filter(|q| !q.is_zero());
-            if let Some(q) = q {
-                seen += 1;
-                let slot = sum.entry(name).or_default();
-                *slot += q;
-            }
-        }
-        seen
-    };
-    let pod_level = spec.resources.as_ref().filter(|r| {
-        QOS.iter().any(|n| {
-            r.requests.as_ref().is_some_and(|m| m.contains_key(*n))
-                || r.limits.as_ref().is_some_and(|m| m.contains_key(*n))
-        })
-    });
-    if let Some(r) = pod_level {
-        add(&mut requests, r.requests.as_ref());
-        guaranteed = add(&mut limits, r.limits.as_ref()) == QOS.len();
-    } else {
-        for c in spec.init_containers.iter().flatten().chain(&spec.containers) {
-            let r = c.resources.as_ref();
-            add(&mut requests, r.and_then(|r| r.requests.as_ref()));
-            if add(&mut limits, r.and_then(|r| r.limits.as_ref())) != QOS.len() {
-                guaranteed = false;
-            }
-        }
-    }
-    if requests.is_empty() && limits.is_empty() {
-        return "BestEffort";
-    }
-    if guaranteed && requests.iter().all(|(name, q)| limits.get(name) == Some(q)) {
-        return "Guaranteed";
-    }
-    "Burstable"
-}
+pub use api_util::resources::qos_class;
 
 /// Go's `%s` of a string slice: `[a b]`.
 fn go_list(names: &[&str]) -> String {
