@@ -13,6 +13,10 @@ pub struct AuthFlags {
     /// Let requests without credentials in as system:anonymous (group system:unauthenticated).
     #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub anonymous_auth: bool,
+    /// Let bootstrap tokens (`bootstrap.kubernetes.io/token` Secrets in kube-system)
+    /// authenticate, as nodes joining the cluster use them.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub enable_bootstrap_token_auth: bool,
     /// Issuer (`iss`) of ServiceAccount tokens.
     #[arg(long, default_value = "https://kubernetes.default.svc.cluster.local")]
     pub service_account_issuer: String,
@@ -44,6 +48,7 @@ impl AuthFlags {
     pub fn apply(self, config: &mut AuthConfig) {
         config.token_auth_file = self.token_auth_file;
         config.anonymous = self.anonymous_auth;
+        config.enable_bootstrap_token_auth = self.enable_bootstrap_token_auth;
         config.service_account_issuer = self.service_account_issuer;
         config.service_account_signing_key_file = self.service_account_signing_key_file;
         config.service_account_max_token_expiration = self.service_account_max_token_expiration;

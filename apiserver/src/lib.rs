@@ -193,7 +193,6 @@ impl ApiServer {
     /// and starts the RBAC caches (returning once they hold the current state).
     pub async fn bootstrap(&self) -> ApiResult<()> {
         auth::cache::start(&self.registry, &self.table, &self.auth.policy, &self.auth.synced);
-        auth::bootstrap::reconcile(self).await?;
         let ns = self
             .table
             .lookup("", "v1", "namespaces")
@@ -219,6 +218,8 @@ impl ApiServer {
                 Err(e) => return Err(e),
             }
         }
+        // After the namespaces: some bootstrap Roles live in kube-system and kube-public.
+        auth::bootstrap::reconcile(self).await?;
         admission::priority::ensure_system_classes(&self.registry).await?;
         self.auth.synced.wait().await;
         defaults::bootstrap::ensure_kubernetes_service(self).await

@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::informer::SharedInformers;
 use crate::{
-    Config, certificates, cronjob, deployment, disruption, endpoints, endpointslice, endpointslice_mirroring,
-    garbage_collector, job, namespace, node_ipam, node_lifecycle, pod_gc, replicaset, resource_quota,
-    root_ca, serviceaccounts, ttl_after_finished,
+    Config, bootstrap_tokens, certificates, cronjob, deployment, disruption, endpoints, endpointslice,
+    endpointslice_mirroring, garbage_collector, job, namespace, node_ipam, node_lifecycle, pod_gc,
+    replicaset, resource_quota, root_ca, serviceaccounts, ttl_after_finished,
 };
 
 /// Any controller's failure.
@@ -284,6 +284,20 @@ pub fn all() -> Vec<ControllerDescriptor> {
             |ctx| Box::pin(certificates::cleaner::run(ctx)),
         )
         .aliases(&["csrcleaner"]),
+        ControllerDescriptor {
+            disabled_by_default: true,
+            ..ControllerDescriptor::new("bootstrap-signer-controller", "bootstrap-signer", |ctx| {
+                Box::pin(bootstrap_tokens::signer::run(ctx))
+            })
+            .aliases(&["bootstrapsigner"])
+        },
+        ControllerDescriptor {
+            disabled_by_default: true,
+            ..ControllerDescriptor::new("token-cleaner-controller", "token-cleaner", |ctx| {
+                Box::pin(bootstrap_tokens::cleaner::run(ctx))
+            })
+            .aliases(&["tokencleaner"])
+        },
         ControllerDescriptor::new("disruption-controller", "disruption-controller", |ctx| {
             Box::pin(async move {
                 let config = disruption::DisruptionConfig {
@@ -354,35 +368,38 @@ mod tests {
     use super::*;
 
     fn names(flags: &[&str]) -> Vec<&'static str> {
-        let mut table = all();
-        table.push(ControllerDescriptor {
-            disabled_by_default: true,
-            ..ControllerDescriptor::new("bootstrap-signer-controller", "bootstrap-signer", |_| {
-                Box::pin(async { Ok(()) })
-            })
-        });
+        let table = all();
         let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
         enabled(&table, &flags).unwrap().iter().map(|d| d.name).collect()
     }
 
     #[test]
     fn star_enables_the_defaults_and_minus_disables() {
-        let every: Vec<&str> = all().iter().map(|d| d.name).collect();
+        let every: Vec<&str> = all()
+            .iter()
+            .filter(|d| !d.disabled_by_default)
+            .map(|d| d.name)
+            .collect();
+        assert!(
+            !every.contains(&"bootstrap-signer-controller") && !every.contains(&"token-cleaner-controller")
+        );
         assert_eq!(
             names(&["*"]),
             every,
             "`*` is the whole table but the off-by-default rows"
         );
         assert!(every.contains(&"deployment-controller") && every.contains(&"garbage-collector-controller"));
-        let without_rs: Vec<&str> = every
+        let without_rs_with_signer: Vec<&str> = all()
             .iter()
-            .copied()
-            .filter(|n| *n != "replicaset-controller")
-            .chain(["bootstrap-signer-controller"])
+            .filter(|d| {
+                (d.name != "replicaset-controller" && !d.disabled_by_default)
+                    || d.name == "bootstrap-signer-controller"
+            })
+            .map(|d| d.name)
             .collect();
         assert_eq!(
             names(&["*", "-replicaset-controller", "bootstrap-signer-controller"]),
-            without_rs
+            without_rs_with_signer
         );
         assert_eq!(names(&["deployment"]), ["deployment-controller"]);
         assert_eq!(

@@ -8,6 +8,7 @@
 //! controllers; [`cli::run_command`] adds the client, health and metrics serving and the
 //! leader election, as upstream's binary does.
 
+pub mod bootstrap_tokens;
 pub mod certificates;
 pub mod cli;
 pub mod clientbuilder;

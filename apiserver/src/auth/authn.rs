@@ -4,7 +4,7 @@
 
 use http::HeaderMap;
 
-use super::{ANONYMOUS, AUTHENTICATED, UNAUTHENTICATED, legacy_token, serviceaccount};
+use super::{ANONYMOUS, AUTHENTICATED, UNAUTHENTICATED, bootstrap_token, legacy_token, serviceaccount};
 use crate::ApiServer;
 use crate::error::ApiError;
 use crate::handler::Authenticated;
@@ -20,12 +20,15 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Authenticates a bearer token: the static token file, then ServiceAccount tokens (bound, or
-/// legacy secret-based ones by their issuer).
+/// legacy secret-based ones by their issuer), or bootstrap tokens by their form when enabled.
 pub async fn token_user(api: &ApiServer, token: &str) -> Option<UserInfo> {
     if let Some(u) = api.auth.tokens.read().lookup(token) {
         return Some(u);
     }
-    let result = if legacy_token::is_legacy(token) {
+    let bootstrap = bootstrap_token::parse(token).filter(|_| api.config.auth.enable_bootstrap_token_auth);
+    let result = if let Some((id, secret)) = bootstrap {
+        bootstrap_token::authenticate(api, id, secret).await
+    } else if legacy_token::is_legacy(token) {
         legacy_token::authenticate(api, token).await
     } else {
         serviceaccount::authenticate(api, token).await

@@ -553,7 +553,7 @@ fn autoupdate(obj: &Value) -> bool {
 /// What a stored object lacks compared with its bootstrap version, as a merge patch.
 fn reconcile_patch(resource: &str, want: &Value, have: &Value) -> Option<Value> {
     let mut patch = json!({});
-    if resource == "clusterroles" {
+    if resource.ends_with("roles") {
         // Aggregated roles get their rules from the controller; only the selectors are reconciled.
         if let Some(sel) = want.get("aggregationRule") {
             let have_sel = have
@@ -614,6 +614,8 @@ pub async fn reconcile(api: &ApiServer) -> ApiResult<()> {
     let sets = [
         ("clusterroles", cluster_roles()),
         ("clusterrolebindings", cluster_role_bindings()),
+        ("roles", super::controller_roles::namespaced_roles()),
+        ("rolebindings", super::controller_roles::namespaced_bindings()),
     ];
     for (resource, objects) in sets {
         let desc = api
@@ -622,7 +624,11 @@ pub async fn reconcile(api: &ApiServer) -> ApiResult<()> {
             .ok_or_else(|| ApiError::internal(format!("{resource} are not served")))?;
         for want in objects {
             let name = want["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            match api.registry.get(&desc, "", &name).await {
+            let ns = want["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            match api.registry.get(&desc, &ns, &name).await {
                 Ok(have) => {
                     if !autoupdate(&have) {
                         continue;
@@ -631,7 +637,7 @@ pub async fn reconcile(api: &ApiServer) -> ApiResult<()> {
                         api.registry
                             .patch(
                                 &desc,
-                                "",
+                                &ns,
                                 &name,
                                 PatchType::Merge,
                                 &p,
@@ -645,7 +651,7 @@ pub async fn reconcile(api: &ApiServer) -> ApiResult<()> {
                 Err(e) if e.code() == 404 => {
                     match api
                         .registry
-                        .create(&desc, "", want, &WriteOptions::default())
+                        .create(&desc, &ns, want, &WriteOptions::default())
                         .await
                     {
                         Ok(_) => tracing::debug!(resource, name, "created bootstrap RBAC object"),

@@ -483,6 +483,53 @@ pub fn bindings() -> Vec<Value> {
     bindings
 }
 
+/// The namespaced Roles of the bootstrap-token controllers, as upstream's namespace policy:
+/// the bootstrap signer reads token Secrets in kube-system and signs `cluster-info` in
+/// kube-public; the token cleaner deletes expired token Secrets.
+pub fn namespaced_roles() -> Vec<Value> {
+    let role = |ns: &str, name: &str, rules: Vec<Value>| {
+        let mut r = cluster_role(&format!("{CONTROLLER_ROLE_PREFIX}{name}"), rules);
+        r["kind"] = json!("Role");
+        r["metadata"]["namespace"] = json!(ns);
+        r
+    };
+    let mut signer_public = vec![
+        rule(&["get", "list", "watch"], &[""], &["configmaps"]),
+        super::bootstrap::named(&["update"], &[""], &["configmaps"], &["cluster-info"]),
+    ];
+    signer_public.extend(events_rule());
+    let mut cleaner = vec![rule(&["delete", "get", "list", "watch"], &[""], &["secrets"])];
+    cleaner.extend(events_rule());
+    vec![
+        role(
+            CONTROLLER_NAMESPACE,
+            "bootstrap-signer",
+            vec![rule(&["get", "list", "watch"], &[""], &["secrets"])],
+        ),
+        role("kube-public", "bootstrap-signer", signer_public),
+        role(CONTROLLER_NAMESPACE, "token-cleaner", cleaner),
+    ]
+}
+
+/// Their RoleBindings, to the controllers' ServiceAccounts in kube-system.
+pub fn namespaced_bindings() -> Vec<Value> {
+    namespaced_roles()
+        .into_iter()
+        .map(|role| {
+            let name = role["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let ns = role["metadata"]["namespace"].clone();
+            let account = name.trim_start_matches(CONTROLLER_ROLE_PREFIX);
+            let subject =
+                json!({"kind": "ServiceAccount", "name": account, "namespace": CONTROLLER_NAMESPACE});
+            let mut b = binding_of(&name, subject);
+            b["kind"] = json!("RoleBinding");
+            b["roleRef"]["kind"] = json!("Role");
+            b["metadata"]["namespace"] = ns;
+            b
+        })
+        .collect()
+}
+
 fn binding_of(role: &str, subject: Value) -> Value {
     let mut b = super::bootstrap::binding(role, &[]);
     b["subjects"] = json!([subject]);

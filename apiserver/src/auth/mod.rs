@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod authn;
 pub mod bootstrap;
+pub mod bootstrap_token;
 pub mod cache;
 pub mod controller_roles;
 pub mod escalation;
@@ -162,6 +163,8 @@ pub struct AuthConfig {
     pub token_auth_file: Option<PathBuf>,
     /// `--anonymous-auth`: requests without credentials are `system:anonymous`.
     pub anonymous: bool,
+    /// `--enable-bootstrap-token-auth`: bootstrap tokens (Secrets in kube-system) authenticate.
+    pub enable_bootstrap_token_auth: bool,
     /// `--service-account-issuer`.
     pub service_account_issuer: String,
     /// `--service-account-signing-key-file` (PKCS#8 EC P-256 PEM); default `<data-dir>/pki/sa.key`,
@@ -184,6 +187,7 @@ impl Default for AuthConfig {
         AuthConfig {
             token_auth_file: None,
             anonymous: false,
+            enable_bootstrap_token_auth: false,
             service_account_issuer: "https://kubernetes.default.svc.cluster.local".into(),
             service_account_signing_key_file: None,
             service_account_max_token_expiration: 0,

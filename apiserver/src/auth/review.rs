@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Attributes, authn, legacy_token, serviceaccount};
+use super::{Attributes, authn, bootstrap_token, legacy_token, serviceaccount};
 use crate::ApiServer;
 use crate::descriptor::{ResourceDescriptor, VirtualKind};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -143,7 +143,13 @@ async fn token_review(api: &ApiServer, spec: &Value) -> Value {
     } else {
         wanted
     };
-    let verified = if legacy_token::is_legacy(token) {
+    let bootstrap = bootstrap_token::parse(token).filter(|_| api.config.auth.enable_bootstrap_token_auth);
+    let verified = if let Some((id, secret)) = bootstrap {
+        // Bootstrap tokens carry no audience either.
+        bootstrap_token::authenticate(api, id, secret)
+            .await
+            .map(|u| (u, vec![signer.issuer().to_string()]))
+    } else if legacy_token::is_legacy(token) {
         // Legacy tokens carry no audience: they are valid for the API server's own.
         legacy_token::authenticate(api, token)
             .await

@@ -61,6 +61,12 @@ pub fn port_number(port: i64, path: &str, errs: &mut Errs) {
 
 /// A pod template (`spec.template` of workloads): its labels, annotations and pod spec.
 pub fn template(tmpl: &Value, path: &str, errs: &mut Errs) {
+    template_with_claims(tmpl, path, &[], errs);
+}
+
+/// A pod template whose containers may also mount `claims` (a StatefulSet's
+/// `volumeClaimTemplates`, which become volumes of its pods).
+pub fn template_with_claims(tmpl: &Value, path: &str, claims: &[&str], errs: &mut Errs) {
     if let Some(meta) = tmpl.get("metadata") {
         let p = child(path, "metadata");
         metadata::labels(
@@ -74,9 +80,10 @@ pub fn template(tmpl: &Value, path: &str, errs: &mut Errs) {
             errs,
         );
     }
-    spec(
+    spec_with_claims(
         tmpl.get("spec").unwrap_or(&Value::Null),
         &child(path, "spec"),
+        claims,
         errs,
     );
 }
@@ -95,7 +102,12 @@ pub fn template_restart_policy(tmpl: &Value, path: &str, allowed: &[&str], errs:
 
 /// A pod spec.
 pub fn spec(spec: &Value, path: &str, errs: &mut Errs) {
-    let volumes = volumes(list(spec, "volumes"), &child(path, "volumes"), errs);
+    spec_with_claims(spec, path, &[], errs);
+}
+
+fn spec_with_claims(spec: &Value, path: &str, claims: &[&str], errs: &mut Errs) {
+    let mut volumes = volumes(list(spec, "volumes"), &child(path, "volumes"), errs);
+    volumes.extend(claims.iter().map(|c| c.to_string()));
     let containers = list(spec, "containers");
     if containers.is_empty() {
         errs.required(child(path, "containers"), "");

@@ -11,6 +11,11 @@ use super::{metadata, names, pod};
 /// `spec.selector` + `spec.template` of the `apps` kinds; `kind` names the kind in upstream's
 /// "empty selector" message.
 fn selector_and_template(spec: &Value, kind: &str, errs: &mut Errs) {
+    selector_and_template_with_claims(spec, kind, &[], errs);
+}
+
+/// The same, with volume claim templates the containers may mount.
+fn selector_and_template_with_claims(spec: &Value, kind: &str, claims: &[&str], errs: &mut Errs) {
     let tmpl = spec.get("template").unwrap_or(&Value::Null);
     match spec.get("selector").filter(|s| !s.is_null()) {
         None => errs.required("spec.selector", ""),
@@ -28,7 +33,7 @@ fn selector_and_template(spec: &Value, kind: &str, errs: &mut Errs) {
             }
         }
     }
-    pod::template(tmpl, "spec.template", errs);
+    pod::template_with_claims(tmpl, "spec.template", claims, errs);
     pod::template_restart_policy(tmpl, "spec.template", &["Always"], errs);
 }
 
@@ -201,7 +206,16 @@ pub fn stateful_set(obj: &Value, errs: &mut Errs) {
             &["OnDelete", "RollingUpdate"],
         ),
     }
-    selector_and_template(spec, "statefulset", errs);
+    // Upstream leaves the template's volume mounts unchecked for StatefulSets: the claim
+    // templates become volumes of the pods. Here they count as volumes.
+    let claims: Vec<&str> = spec
+        .get("volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str))
+        .collect();
+    selector_and_template_with_claims(spec, "statefulset", &claims, errs);
     no_active_deadline(spec, "StatefulSet", errs);
 }
 

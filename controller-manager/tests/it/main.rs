@@ -5,6 +5,7 @@ mod fixtures;
 mod poll;
 mod support;
 
+mod bootstrap_tokens;
 mod certificates;
 mod cronjob;
 mod deployment;

@@ -148,3 +148,21 @@ fn status_counts() {
         "Invalid value: -1: must be greater than or equal to 0".into()
     )));
 }
+
+#[test]
+fn stateful_set_containers_may_mount_their_claim_templates() {
+    let mut tmpl = template();
+    tmpl["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "www", "mountPath": "/usr/share/nginx/html"}]);
+    let mut ss = json!({"spec": {"selector": {"matchLabels": {"app": "web"}}, "template": tmpl,
+        "podManagementPolicy": "OrderedReady", "updateStrategy": {"type": "RollingUpdate"},
+        "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}});
+    assert_eq!(errs_of(stateful_set, &ss), []);
+    ss["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] = json!("data");
+    assert_eq!(
+        errs_of(stateful_set, &ss),
+        [(
+            "spec.template.spec.containers[0].volumeMounts[0].name".to_string(),
+            "Not found: \"www\"".to_string()
+        )]
+    );
+}
