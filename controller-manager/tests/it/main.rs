@@ -6,6 +6,7 @@ mod poll;
 mod support;
 
 mod cronjob;
+mod daemonset;
 mod deployment;
 mod disruption;
 mod endpoints;
@@ -20,4 +21,5 @@ mod replicaset;
 mod resource_quota;
 mod root_ca;
 mod serviceaccounts;
+mod statefulset;
 mod ttl;
