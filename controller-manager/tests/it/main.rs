@@ -1,6 +1,7 @@
 //! Integration tests of the controller-manager and its controllers against an in-process API
 //! server.
 
+mod apps_accounts;
 mod fixtures;
 mod poll;
 mod support;
