@@ -34,6 +34,7 @@ pub mod podutil;
 pub mod replicaset;
 pub mod resource_quota;
 pub mod root_ca;
+pub mod routing;
 pub mod serviceaccounts;
 pub mod statefulset;
 pub mod support;

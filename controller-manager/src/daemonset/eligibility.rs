@@ -154,9 +154,13 @@ pub fn eligibility(template: &PodSpec, node: &Node) -> Eligibility {
     if !affinity_matches(template, node) {
         return NO;
     }
-    let mut spec = template.clone();
-    add_daemon_tolerations(&mut spec);
-    let tolerations = spec.tolerations.unwrap_or_default();
+    let mut only = PodSpec {
+        tolerations: template.tolerations.clone(),
+        host_network: template.host_network,
+        ..PodSpec::default()
+    };
+    add_daemon_tolerations(&mut only);
+    let tolerations = only.tolerations.unwrap_or_default();
     let taints = node
         .spec
         .as_ref()

@@ -16,7 +16,7 @@ use std::time::Duration;
 use api_util::labels::LabelSelector;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
@@ -32,6 +32,7 @@ use crate::informer::{Change, Store};
 use crate::ownership::{self, Owner};
 use crate::podutil;
 use crate::replicaset::{api_message, slow_start};
+use crate::routing::{Router, Workload, key_of};
 use crate::workqueue::{RateLimits, WorkQueue, run_workers};
 use decide::{DaemonPod, NodePods};
 use eligibility::Eligibility;
@@ -95,14 +96,18 @@ pub async fn run(ctx: ControllerContext) -> Result<(), ControllerError> {
         events: EventSink::new(ctx.client.clone(), "daemonset-controller", &ctx.identity),
         failed_backoff: Mutex::default(),
     });
-    let h = c.clone();
-    sets.add_handler(move |ch| h.on_set(ch));
-    let h = c.clone();
-    pods.add_handler(move |ch| h.on_pod(ch));
+    let router = Arc::new(Router {
+        owners: c.sets.clone(),
+        queue: c.queue.clone(),
+        expectations: c.expectations.clone(),
+    });
+    let r = router.clone();
+    sets.add_handler(move |ch| r.on_owner(ch));
+    let r = router.clone();
+    pods.add_handler(move |ch| r.on_pod(ch));
+    revisions.add_handler(move |ch| router.on_owned(ch));
     let h = c.clone();
     nodes.add_handler(move |ch| h.on_node(ch));
-    let h = c.clone();
-    revisions.add_handler(move |ch| h.on_revision(ch));
     tokio::select! {
         () = ctx.shutdown.cancelled() => return Ok(()),
         () = async {
@@ -139,20 +144,22 @@ struct Controller {
     failed_backoff: Mutex<HashMap<String, (Instant, Duration)>>,
 }
 
-fn key_of<K: kube::Resource>(obj: &K) -> String {
-    format!(
-        "{}/{}",
-        obj.meta().namespace.as_deref().unwrap_or_default(),
-        obj.meta().name.as_deref().unwrap_or_default()
-    )
-}
-
 fn selector_of(ds: &DaemonSet) -> Result<LabelSelector, String> {
     LabelSelector::from_label_selector(&ds.spec.selector).map_err(|e| e.to_string())
 }
 
 fn template_spec(ds: &DaemonSet) -> k8s_openapi::api::core::v1::PodSpec {
     ds.spec.template.spec.clone().unwrap_or_default()
+}
+
+impl Workload for DaemonSet {
+    fn pod_selector(&self) -> Option<LabelSelector> {
+        selector_of(self).ok().filter(|s| !s.is_empty())
+    }
+
+    fn min_ready_seconds(&self) -> i32 {
+        min_ready_seconds(self)
+    }
 }
 
 fn min_ready_seconds(ds: &DaemonSet) -> i32 {
@@ -198,106 +205,6 @@ fn allows_surge(ds: &DaemonSet) -> bool {
 }
 
 impl Controller {
-    fn on_set(&self, change: &Change<DaemonSet>) {
-        match change {
-            Change::Added(s) => self.queue.add(key_of(&**s)),
-            Change::Updated { old, new } => {
-                if old.metadata.uid != new.metadata.uid {
-                    self.expectations.delete(&key_of(&**old));
-                }
-                self.queue.add(key_of(&**new));
-            }
-            Change::Deleted(s) => {
-                let key = key_of(&**s);
-                self.expectations.delete(&key);
-                self.queue.add(key);
-            }
-        }
-    }
-
-    fn resolve(&self, namespace: &str, r: &OwnerReference) -> Option<Arc<DaemonSet>> {
-        if r.kind != "DaemonSet" {
-            return None;
-        }
-        let ds = self.sets.get(namespace, &r.name)?;
-        (ds.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(ds)
-    }
-
-    fn sets_selecting(&self, pod: &Pod) -> Vec<Arc<DaemonSet>> {
-        let ns = pod.namespace().unwrap_or_default();
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
-        self.sets
-            .list(&ns)
-            .into_iter()
-            .filter(|s| selector_of(s).is_ok_and(|sel| !sel.is_empty() && sel.matches(&labels)))
-            .collect()
-    }
-
-    fn on_pod(&self, change: &Change<Pod>) {
-        match change {
-            Change::Added(pod) => {
-                let ns = pod.namespace().unwrap_or_default();
-                if let Some(r) = ownership::controller_of(&pod.metadata) {
-                    if let Some(ds) = self.resolve(&ns, r) {
-                        let key = key_of(&*ds);
-                        if pod.metadata.deletion_timestamp.is_some() {
-                            self.expectations.deletion_observed(&key, &podutil::key(pod));
-                        } else {
-                            self.expectations.creation_observed(&key);
-                        }
-                        self.queue.add(key);
-                    }
-                    return;
-                }
-                for ds in self.sets_selecting(pod) {
-                    self.queue.add(key_of(&*ds));
-                }
-            }
-            Change::Updated { old, new } => {
-                if old.metadata.resource_version == new.metadata.resource_version {
-                    return;
-                }
-                let ns = new.namespace().unwrap_or_default();
-                let (old_ref, new_ref) = (
-                    ownership::controller_of(&old.metadata),
-                    ownership::controller_of(&new.metadata),
-                );
-                if old_ref != new_ref
-                    && let Some(ds) = old_ref.and_then(|r| self.resolve(&ns, r))
-                {
-                    self.queue.add(key_of(&*ds));
-                }
-                if let Some(ds) = new_ref.and_then(|r| self.resolve(&ns, r)) {
-                    let key = key_of(&*ds);
-                    if new.metadata.deletion_timestamp.is_some() && old.metadata.deletion_timestamp.is_none()
-                    {
-                        self.expectations.deletion_observed(&key, &podutil::key(new));
-                    }
-                    let min_ready = min_ready_seconds(&ds);
-                    if min_ready > 0 && !podutil::is_ready(old) && podutil::is_ready(new) {
-                        self.queue
-                            .add_after(key.clone(), Duration::from_secs(min_ready as u64 + 1));
-                    }
-                    self.queue.add(key);
-                    return;
-                }
-                if new_ref.is_none() && (old.metadata.labels != new.metadata.labels || old_ref != new_ref) {
-                    for ds in self.sets_selecting(new) {
-                        self.queue.add(key_of(&*ds));
-                    }
-                }
-            }
-            Change::Deleted(pod) => {
-                let ns = pod.namespace().unwrap_or_default();
-                if let Some(ds) = ownership::controller_of(&pod.metadata).and_then(|r| self.resolve(&ns, r)) {
-                    let key = key_of(&*ds);
-                    self.expectations.deletion_observed(&key, &podutil::key(pod));
-                    self.queue.add(key);
-                }
-            }
-        }
-    }
-
     fn on_node(&self, change: &Change<Node>) {
         let sets = self.sets.list_all();
         match change {
@@ -317,17 +224,6 @@ impl Controller {
                     }
                 }
             }
-        }
-    }
-
-    fn on_revision(&self, change: &Change<ControllerRevision>) {
-        let rev = match change {
-            Change::Added(r) | Change::Deleted(r) => r,
-            Change::Updated { new, .. } => new,
-        };
-        let ns = rev.namespace().unwrap_or_default();
-        if let Some(ds) = ownership::controller_of(&rev.metadata).and_then(|r| self.resolve(&ns, r)) {
-            self.queue.add(key_of(&*ds));
         }
     }
 

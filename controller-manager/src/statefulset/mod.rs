@@ -16,7 +16,6 @@ use std::time::Duration;
 use api_util::labels::LabelSelector;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
@@ -26,10 +25,11 @@ use crate::controllers::{ControllerContext, ControllerError};
 use crate::events::EventSink;
 use crate::expectations::Expectations;
 use crate::history::{self, History, HistoryError, POD_REVISION_LABEL, REVISION_HASH_LABEL};
-use crate::informer::{Change, Store};
+use crate::informer::Store;
 use crate::ownership::{self, Owner};
 use crate::podutil;
 use crate::replicaset::api_message;
+use crate::routing::{Router, Workload};
 use crate::workqueue::{RateLimits, WorkQueue, run_workers};
 use decide::{Action, PodState, SetSpec, Strategy, Terminal};
 use identity::Retention;
@@ -84,12 +84,16 @@ pub async fn run(ctx: ControllerContext) -> Result<(), ControllerError> {
         expectations: Arc::default(),
         events: EventSink::new(ctx.client.clone(), "statefulset-controller", &ctx.identity),
     });
-    let h = c.clone();
-    sets.add_handler(move |ch| h.on_set(ch));
-    let h = c.clone();
-    pods.add_handler(move |ch| h.on_pod(ch));
-    let h = c.clone();
-    revisions.add_handler(move |ch| h.on_revision(ch));
+    let router = Arc::new(Router {
+        owners: c.sets.clone(),
+        queue: c.queue.clone(),
+        expectations: c.expectations.clone(),
+    });
+    let r = router.clone();
+    sets.add_handler(move |ch| r.on_owner(ch));
+    let r = router.clone();
+    pods.add_handler(move |ch| r.on_pod(ch));
+    revisions.add_handler(move |ch| router.on_owned(ch));
     tokio::select! {
         () = ctx.shutdown.cancelled() => return Ok(()),
         () = async {
@@ -124,129 +128,11 @@ struct Controller {
     events: EventSink,
 }
 
-fn key_of<K: kube::Resource>(obj: &K) -> String {
-    format!(
-        "{}/{}",
-        obj.meta().namespace.as_deref().unwrap_or_default(),
-        obj.meta().name.as_deref().unwrap_or_default()
-    )
-}
-
 fn selector_of(set: &StatefulSet) -> Result<LabelSelector, String> {
     LabelSelector::from_label_selector(&set.spec.selector).map_err(|e| e.to_string())
 }
 
 impl Controller {
-    fn on_set(&self, change: &Change<StatefulSet>) {
-        match change {
-            Change::Added(s) => self.queue.add(key_of(&**s)),
-            Change::Updated { old, new } => {
-                if old.metadata.uid != new.metadata.uid {
-                    self.expectations.delete(&key_of(&**old));
-                }
-                self.queue.add(key_of(&**new));
-            }
-            Change::Deleted(s) => {
-                let key = key_of(&**s);
-                self.expectations.delete(&key);
-                self.queue.add(key);
-            }
-        }
-    }
-
-    /// The set a controller reference points to, if it still exists.
-    fn resolve(&self, namespace: &str, r: &OwnerReference) -> Option<Arc<StatefulSet>> {
-        if r.kind != "StatefulSet" {
-            return None;
-        }
-        let set = self.sets.get(namespace, &r.name)?;
-        (set.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(set)
-    }
-
-    /// Sets that would adopt an orphan pod (selector matches, name is `<set>-<n>`).
-    fn sets_selecting(&self, pod: &Pod) -> Vec<Arc<StatefulSet>> {
-        let ns = pod.namespace().unwrap_or_default();
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let Some((parent, _)) = identity::parse_name(pod.metadata.name.as_deref().unwrap_or_default()) else {
-            return Vec::new();
-        };
-        self.sets
-            .list(&ns)
-            .into_iter()
-            .filter(|s| s.metadata.name.as_deref() == Some(parent))
-            .filter(|s| selector_of(s).is_ok_and(|sel| !sel.is_empty() && sel.matches(&labels)))
-            .collect()
-    }
-
-    fn on_pod(&self, change: &Change<Pod>) {
-        match change {
-            Change::Added(pod) => {
-                let ns = pod.namespace().unwrap_or_default();
-                if let Some(r) = ownership::controller_of(&pod.metadata) {
-                    if let Some(set) = self.resolve(&ns, r) {
-                        let key = key_of(&*set);
-                        self.expectations.creation_observed(&key);
-                        self.queue.add(key);
-                    }
-                    return;
-                }
-                for set in self.sets_selecting(pod) {
-                    self.queue.add(key_of(&*set));
-                }
-            }
-            Change::Updated { old, new } => {
-                if old.metadata.resource_version == new.metadata.resource_version {
-                    return;
-                }
-                let ns = new.namespace().unwrap_or_default();
-                let (old_ref, new_ref) = (
-                    ownership::controller_of(&old.metadata),
-                    ownership::controller_of(&new.metadata),
-                );
-                if old_ref != new_ref
-                    && let Some(set) = old_ref.and_then(|r| self.resolve(&ns, r))
-                {
-                    self.queue.add(key_of(&*set));
-                }
-                if let Some(set) = new_ref.and_then(|r| self.resolve(&ns, r)) {
-                    let key = key_of(&*set);
-                    let min_ready = min_ready_seconds(&set);
-                    if min_ready > 0 && !podutil::is_ready(old) && podutil::is_ready(new) {
-                        self.queue
-                            .add_after(key.clone(), Duration::from_secs(min_ready as u64 + 1));
-                    }
-                    self.queue.add(key);
-                    return;
-                }
-                if new_ref.is_none() && (old.metadata.labels != new.metadata.labels || old_ref != new_ref) {
-                    for set in self.sets_selecting(new) {
-                        self.queue.add(key_of(&*set));
-                    }
-                }
-            }
-            Change::Deleted(pod) => {
-                let ns = pod.namespace().unwrap_or_default();
-                if let Some(set) = ownership::controller_of(&pod.metadata).and_then(|r| self.resolve(&ns, r))
-                {
-                    let key = key_of(&*set);
-                    self.expectations.deletion_observed(&key, &podutil::key(pod));
-                    self.queue.add(key);
-                }
-            }
-        }
-    }
-
-    fn on_revision(&self, change: &Change<ControllerRevision>) {
-        let rev = match change {
-            Change::Added(r) | Change::Deleted(r) => r,
-            Change::Updated { new, .. } => new,
-        };
-        let ns = rev.namespace().unwrap_or_default();
-        if let Some(set) = ownership::controller_of(&rev.metadata).and_then(|r| self.resolve(&ns, r)) {
-            self.queue.add(key_of(&*set));
-        }
-    }
-
     /// One reconcile of `namespace/name`.
     async fn sync(&self, key: &str) -> Result<(), SyncError> {
         let (ns, name) = key.split_once('/').unwrap_or(("", key));
@@ -722,6 +608,20 @@ impl Controller {
                 Err(SyncError::Act(msg))
             }
         }
+    }
+}
+
+impl Workload for StatefulSet {
+    fn pod_selector(&self) -> Option<LabelSelector> {
+        selector_of(self).ok().filter(|s| !s.is_empty())
+    }
+
+    fn adopts(&self, pod: &Pod) -> bool {
+        identity::ordinal_of(&self.name_any(), pod).is_some()
+    }
+
+    fn min_ready_seconds(&self) -> i32 {
+        min_ready_seconds(self)
     }
 }
 
