@@ -124,6 +124,35 @@ async fn stateful_and_daemon_sets_reconcile_as_their_accounts_with_claim_retenti
         }
     })
     .await;
+    // A failed pod is deleted and created again (same name, new UID).
+    let failed_uid = pods.get("acct-0").await.unwrap().uid().unwrap();
+    pods.patch_status(
+        "acct-0",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Failed"}})),
+    )
+    .await
+    .unwrap();
+    eventually("acct-0 recreated", || async {
+        match pods.get_opt("acct-0").await.map_err(|e| e.to_string())? {
+            Some(p) if p.uid().as_deref() != Some(failed_uid.as_str()) => Ok(()),
+            other => Err(format!("{:?}", other.map(|p| p.status))),
+        }
+    })
+    .await;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(admin.clone());
+    eventually("the RecreatingFailedPod event", || async {
+        let list = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let found = list.items.iter().any(|e| {
+            e.reason.as_deref() == Some("RecreatingFailedPod")
+                && e.message.as_deref() == Some("StatefulSet default/acct is recreating failed Pod acct-0")
+        });
+        if found { Ok(()) } else { Err("no event yet".into()) }
+    })
+    .await;
     // whenScaled=Delete: a scaled-away pod's claim passes to the pod (the garbage collector
     // deletes it with the pod).
     sets.patch(

@@ -204,3 +204,100 @@ async fn a_daemon_set_covers_eligible_nodes_and_rolls() {
     }
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_surging_update_keeps_every_node_served_and_unlabelled_nodes_lose_their_pod() {
+    let mut cluster = Cluster::start(&["daemonset"]).await;
+    let client = cluster.client.clone();
+    for n in ["s1", "s2"] {
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+        node(&client, n, json!({}), "True").await;
+        nodes
+            .patch(
+                n,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"role": "agent"}}})),
+            )
+            .await
+            .unwrap();
+    }
+    cluster.start_kubelet("default");
+    let sets: Api<DaemonSet> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "agent"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {"metadata": {"labels": {"app": "agent"}},
+                         "spec": {"nodeSelector": {"role": "agent"},
+                                  "containers": [{"name": "agent", "image": "agent:1"}]}}
+        }
+    }))
+    .unwrap();
+    sets.create(&PostParams::default(), &ds).await.unwrap();
+    eventually("2 available", || async {
+        let s = sets.get("agent").await.unwrap().status.unwrap_or_default();
+        if s.number_available == Some(2) {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+    .await;
+    sets.patch(
+        "agent",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "agent:2"}]}}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    // With maxUnavailable 0 every node keeps a ready pod throughout.
+    eventually("every node on agent:2", || async {
+        let by_node = pods_by_node(&pods).await?;
+        for (n, node_pods) in &by_node {
+            assert!(
+                node_pods.iter().any(crate::support::is_ready) || node_pods.len() > 1,
+                "node {n} left without a ready pod"
+            );
+        }
+        let images: Vec<Option<String>> = by_node
+            .values()
+            .flatten()
+            .map(|p| p.spec.as_ref().unwrap().containers[0].image.clone())
+            .collect();
+        let s = sets.get("agent").await.unwrap().status.unwrap_or_default();
+        if images.len() == 2
+            && images.iter().all(|i| i.as_deref() == Some("agent:2"))
+            && s.number_available == Some(2)
+        {
+            Ok(())
+        } else {
+            Err(format!("{images:?}"))
+        }
+    })
+    .await;
+    // The node loses the label: its pod goes.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    nodes
+        .patch(
+            "s2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"role": null}}})),
+        )
+        .await
+        .unwrap();
+    wait_for_nodes(&pods, &["s1"]).await;
+    eventually("1 desired", || async {
+        let s = sets.get("agent").await.unwrap().status.unwrap_or_default();
+        if s.desired_number_scheduled == 1 {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+    .await;
+    cluster.stop().await;
+}
