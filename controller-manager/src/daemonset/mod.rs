@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::controllers::{ControllerContext, ControllerError};
 use crate::deployment::util::{compute_hash, scaled_value};
 use crate::events::EventSink;
-use crate::expectations::Expectations;
+use crate::expectations::{EXPECTATIONS_TIMEOUT, Expectations};
 use crate::history::{self, History, HistoryError, POD_REVISION_LABEL};
 use crate::informer::{Change, Store};
 use crate::ownership::{self, Owner};
@@ -276,6 +276,10 @@ impl Controller {
         let mut nodes: Vec<Arc<Node>> = self.nodes.list_all();
         nodes.sort_by_key(|n| n.name_any());
         let satisfied = self.expectations.satisfied(key);
+        if !satisfied {
+            // Should the watch never show the pending changes, act again once they expire.
+            self.queue.add_after(key, EXPECTATIONS_TIMEOUT);
+        }
         let mut act_error = None;
         if satisfied && ds.metadata.deletion_timestamp.is_none() {
             act_error = self.update(&ds, key, &nodes, &pods, &hash).await.err();

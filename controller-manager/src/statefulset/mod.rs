@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::controllers::{ControllerContext, ControllerError};
 use crate::events::EventSink;
-use crate::expectations::Expectations;
+use crate::expectations::{EXPECTATIONS_TIMEOUT, Expectations};
 use crate::history::{self, History, HistoryError, POD_REVISION_LABEL, REVISION_HASH_LABEL};
 use crate::informer::Store;
 use crate::ownership::{self, Owner};
@@ -142,6 +142,8 @@ impl Controller {
         };
         if !self.expectations.satisfied(key) {
             tracing::debug!(key, "waiting for pod creations and deletions to be observed");
+            // Should the watch never show them, act again once they expire.
+            self.queue.add_after(key, EXPECTATIONS_TIMEOUT);
             return Ok(());
         }
         let selector = match selector_of(&set) {
