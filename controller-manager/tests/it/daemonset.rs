@@ -178,7 +178,8 @@ async fn a_daemon_set_covers_eligible_nodes_and_rolls() {
         let history = kubectl(&bin, &cluster, &["rollout", "history", "daemonset/agent"]).await;
         assert!(history.contains("REVISION"), "{history}");
     }
-    if let Some(bin) = kubectls().first() {
+    // Each kubectl undoes the last change: back to agent:1, then forward to agent:2 again.
+    for (bin, image) in kubectls().iter().zip(["agent:1", "agent:2"]) {
         kubectl(bin, &cluster, &["rollout", "undo", "daemonset/agent"]).await;
         let out = kubectl(
             bin,
@@ -187,14 +188,14 @@ async fn a_daemon_set_covers_eligible_nodes_and_rolls() {
         )
         .await;
         assert!(out.contains("successfully rolled out"), "{out}");
-        eventually("pods back on agent:1", || async {
+        eventually(&format!("pods on {image}"), || async {
             let by_node = pods_by_node(&pods).await?;
             let images: Vec<Option<String>> = by_node
                 .values()
                 .flatten()
                 .map(|p| p.spec.as_ref().unwrap().containers[0].image.clone())
                 .collect();
-            if images.len() == 3 && images.iter().all(|i| i.as_deref() == Some("agent:1")) {
+            if images.len() == 3 && images.iter().all(|i| i.as_deref() == Some(image)) {
                 Ok(())
             } else {
                 Err(format!("{images:?}"))
