@@ -343,3 +343,68 @@ async fn kubectl_rollout_status_history_and_undo_for_stateful_sets() {
     }
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn start_ordinal_and_on_delete_replace_only_deleted_pods() {
+    let mut cluster = Cluster::start(&["statefulset"]).await;
+    cluster.start_kubelet("default");
+    let sets: Api<StatefulSet> = Api::default_namespaced(cluster.client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client.clone());
+    let mut set = stateful_set("odd", 2);
+    set.spec.ordinals = Some(serde_json::from_value(json!({"start": 3})).unwrap());
+    set.spec.update_strategy = Some(serde_json::from_value(json!({"type": "OnDelete"})).unwrap());
+    sets.create(&PostParams::default(), &set).await.unwrap();
+    let first = eventually("odd-3 and odd-4 ready", || async {
+        let s = status(&sets, "odd").await;
+        if s.ready_replicas == Some(2) {
+            Ok(revision_of(&pods, "odd-4").await?)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+    .await;
+    assert!(pods.get_opt("odd-0").await.unwrap().is_none());
+    assert_eq!(revision_of(&pods, "odd-3").await.unwrap(), first);
+    sets.patch(
+        "odd",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:2"}]}}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let second = eventually("a new update revision", || async {
+        let s = status(&sets, "odd").await;
+        match s.update_revision {
+            Some(r) if r != first && s.observed_generation == Some(2) => Ok(r),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        revision_of(&pods, "odd-4").await.unwrap(),
+        first,
+        "OnDelete leaves pods alone"
+    );
+    let old_uid = pods.get("odd-4").await.unwrap().uid();
+    pods.delete("odd-4", &Default::default()).await.unwrap();
+    eventually("odd-4 back at the update revision", || async {
+        let p = pods.get_opt("odd-4").await.map_err(|e| e.to_string())?;
+        match p {
+            Some(p) if p.uid() != old_uid => {
+                let r = p
+                    .labels()
+                    .get("controller-revision-hash")
+                    .cloned()
+                    .unwrap_or_default();
+                if r == second { Ok(()) } else { Err(r) }
+            }
+            _ => Err("not recreated yet".into()),
+        }
+    })
+    .await;
+    assert_eq!(revision_of(&pods, "odd-3").await.unwrap(), first);
+    cluster.stop().await;
+}
