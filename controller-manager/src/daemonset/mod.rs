@@ -693,3 +693,63 @@ async fn write_status(
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ds(strategy: serde_json::Value) -> DaemonSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "agent", "namespace": "ns"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                     "updateStrategy": strategy,
+                     "template": {"metadata": {"labels": {"app": "agent"}},
+                                  "spec": {"containers": [{"name": "c", "image": "i"}]}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn rolling_limits_round_up_and_never_stall() {
+        assert_eq!(
+            rolling_limits(&ds(json!({"type": "RollingUpdate"})), 10),
+            Some((0, 1))
+        );
+        let pct =
+            ds(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": 0}}));
+        assert_eq!(rolling_limits(&pct, 10), Some((0, 3)), "25% of 10 rounds up");
+        let surge =
+            ds(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "10%"}}));
+        assert_eq!(rolling_limits(&surge, 5), Some((1, 0)));
+        assert!(allows_surge(&surge));
+        let zero =
+            ds(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}));
+        assert_eq!(rolling_limits(&zero, 5), Some((0, 1)), "both zero: one at a time");
+        assert_eq!(rolling_limits(&ds(json!({"type": "OnDelete"})), 5), None);
+        assert!(!allows_surge(&ds(json!({"type": "OnDelete"}))));
+    }
+
+    #[test]
+    fn pods_are_updated_by_hash_or_template_generation() {
+        let pod = |labels: serde_json::Value| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p", "labels": labels}})).unwrap()
+        };
+        assert!(is_updated(
+            &pod(json!({"controller-revision-hash": "h1"})),
+            "h1",
+            None
+        ));
+        assert!(!is_updated(
+            &pod(json!({"controller-revision-hash": "h0"})),
+            "h1",
+            None
+        ));
+        assert!(is_updated(
+            &pod(json!({"pod-template-generation": "2"})),
+            "h1",
+            Some("2")
+        ));
+        assert!(!is_updated(&pod(json!({})), "", None));
+    }
+}
