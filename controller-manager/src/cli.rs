@@ -43,6 +43,12 @@ pub struct Args {
     /// ReplicationControllers synced concurrently.
     #[arg(long = "concurrent-rc-syncs", default_value_t = 5)]
     pub concurrent_rc_syncs: usize,
+    /// StatefulSets synced concurrently.
+    #[arg(long = "concurrent-statefulset-syncs", default_value_t = 5)]
+    pub concurrent_statefulset_syncs: usize,
+    /// DaemonSets synced concurrently.
+    #[arg(long = "concurrent-daemonset-syncs", default_value_t = 2)]
+    pub concurrent_daemonset_syncs: usize,
     /// Garbage collector workers.
     #[arg(long = "concurrent-gc-syncs", default_value_t = 20)]
     pub concurrent_gc_syncs: usize,
@@ -319,6 +325,8 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
     config.endpoint_slice_mirroring.workers = args.mirroring_concurrent_service_endpoint_syncs;
     config.endpoint_slice_mirroring.max_endpoints_per_subset = args.mirroring_max_endpoints_per_subset;
     config.certificates.signing = signing;
+    config.statefulset.workers = args.concurrent_statefulset_syncs;
+    config.daemonset.workers = args.concurrent_daemonset_syncs;
     let outcome = match election {
         Some((elector, identity)) => {
             config.identity = identity;
@@ -360,6 +368,8 @@ mod tests {
         assert_eq!(cli.args.controllers, ["*"]);
         assert!(!cli.args.use_service_account_credentials);
         assert_eq!(cli.args.concurrent_deployment_syncs, 5);
+        assert_eq!(cli.args.concurrent_statefulset_syncs, 5);
+        assert_eq!(cli.args.concurrent_daemonset_syncs, 2);
         let le = cli.args.options.leader_election(&DEFAULTS).unwrap();
         assert_eq!(
             (le.lease_namespace.as_str(), le.lease_name.as_str()),

@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::informer::SharedInformers;
 use crate::{
-    Config, bootstrap_tokens, certificates, cronjob, deployment, disruption, endpoints, endpointslice,
-    endpointslice_mirroring, garbage_collector, job, namespace, node_ipam, node_lifecycle, pod_gc,
-    replicaset, resource_quota, root_ca, serviceaccounts, ttl_after_finished,
+    Config, bootstrap_tokens, certificates, cronjob, daemonset, deployment, disruption, endpoints,
+    endpointslice, endpointslice_mirroring, garbage_collector, job, namespace, node_ipam, node_lifecycle,
+    pod_gc, replicaset, resource_quota, root_ca, serviceaccounts, statefulset, ttl_after_finished,
 };
 
 /// Any controller's failure.
@@ -119,6 +119,14 @@ pub fn all() -> Vec<ControllerDescriptor> {
             Box::pin(deployment::run(ctx))
         })
         .aliases(&["deployment"]),
+        ControllerDescriptor::new("statefulset-controller", "statefulset-controller", |ctx| {
+            Box::pin(statefulset::run(ctx))
+        })
+        .aliases(&["statefulset"]),
+        ControllerDescriptor::new("daemonset-controller", "daemon-set-controller", |ctx| {
+            Box::pin(daemonset::run(ctx))
+        })
+        .aliases(&["daemonset"]),
         ControllerDescriptor::new(
             "garbage-collector-controller",
             "generic-garbage-collector",

@@ -70,6 +70,21 @@ impl Expectations {
         );
     }
 
+    /// Expects `adds` creations and the deletion of `pods` (`namespace/name` keys) together,
+    /// replacing earlier expectations (a controller that does both in one sync).
+    pub fn expect(&self, key: &str, adds: usize, pods: impl IntoIterator<Item = String>) {
+        let deleting: HashSet<String> = pods.into_iter().collect();
+        self.records.lock().insert(
+            key.to_string(),
+            Record {
+                add: adds as i64,
+                del: deleting.len() as i64,
+                deleting,
+                at: Instant::now(),
+            },
+        );
+    }
+
     /// One expected creation was observed (or will never happen).
     pub fn creation_observed(&self, key: &str) {
         if let Some(r) = self.records.lock().get_mut(key) {

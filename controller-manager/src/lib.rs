@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clientbuilder;
 pub mod controllers;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -22,6 +23,7 @@ pub mod endpointslice_mirroring;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
+pub mod history;
 pub mod informer;
 pub mod job;
 pub mod metrics;
@@ -34,7 +36,9 @@ pub mod podutil;
 pub mod replicaset;
 pub mod resource_quota;
 pub mod root_ca;
+pub mod routing;
 pub mod serviceaccounts;
+pub mod statefulset;
 pub mod support;
 pub mod ttl_after_finished;
 pub mod workqueue;
@@ -110,6 +114,10 @@ pub struct Config {
     /// The EndpointSlice mirroring controller (`--mirroring-concurrent-service-endpoint-syncs`,
     /// `--mirroring-max-endpoints-per-subset`).
     pub endpoint_slice_mirroring: endpointslice_mirroring::MirroringConfig,
+    /// The StatefulSet controller (`--concurrent-statefulset-syncs`).
+    pub statefulset: statefulset::StatefulSetConfig,
+    /// The DaemonSet controller (`--concurrent-daemonset-syncs`).
+    pub daemonset: daemonset::DaemonSetConfig,
     /// The certificate controllers (`--cluster-signing-*`).
     pub certificates: certificates::CertificatesConfig,
 }
@@ -144,6 +152,8 @@ impl Default for Config {
             endpoint_slices: Default::default(),
             endpoint_slice_mirroring: Default::default(),
             certificates: Default::default(),
+            statefulset: Default::default(),
+            daemonset: Default::default(),
         }
     }
 }

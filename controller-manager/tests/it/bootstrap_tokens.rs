@@ -109,7 +109,10 @@ async fn bootstrap_tokens_authenticate_sign_cluster_info_bootstrap_a_node_and_ex
 
     let content = "apiVersion: v1\nkind: Config\nclusters: []\n";
     let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "kube-public");
-    let cm = serde_json::from_value(json!({"metadata": {"name": "cluster-info"}, "data": {"kubeconfig": content}})).unwrap();
+    let cm = serde_json::from_value(
+        json!({"metadata": {"name": "cluster-info"}, "data": {"kubeconfig": content}}),
+    )
+    .unwrap();
     cms.create(&PostParams::default(), &cm).await.unwrap();
 
     let kubeconfig = Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
@@ -182,7 +185,10 @@ async fn bootstrap_tokens_authenticate_sign_cluster_info_bootstrap_a_node_and_ex
         Ok(approved.message.unwrap_or_default())
     })
     .await;
-    assert_eq!(message, "Auto approving kubelet client certificate after SubjectAccessReview.");
+    assert_eq!(
+        message,
+        "Auto approving kubelet client certificate after SubjectAccessReview."
+    );
 
     // Expired tokens are deleted, at once or when they expire.
     let past = Timestamp::now() - SignedDuration::from_hours(1);

@@ -1,6 +1,7 @@
 //! Integration tests of the controller-manager and its controllers against an in-process API
 //! server.
 
+mod apps_accounts;
 mod fixtures;
 mod poll;
 mod support;
@@ -8,6 +9,7 @@ mod support;
 mod bootstrap_tokens;
 mod certificates;
 mod cronjob;
+mod daemonset;
 mod deployment;
 mod disruption;
 mod endpoints;
@@ -22,4 +24,5 @@ mod replicaset;
 mod resource_quota;
 mod root_ca;
 mod serviceaccounts;
+mod statefulset;
 mod ttl;

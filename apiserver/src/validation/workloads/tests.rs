@@ -152,7 +152,8 @@ fn status_counts() {
 #[test]
 fn stateful_set_containers_may_mount_their_claim_templates() {
     let mut tmpl = template();
-    tmpl["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "www", "mountPath": "/usr/share/nginx/html"}]);
+    tmpl["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "www", "mountPath": "/usr/share/nginx/html"}]);
     let mut ss = json!({"spec": {"selector": {"matchLabels": {"app": "web"}}, "template": tmpl,
         "podManagementPolicy": "OrderedReady", "updateStrategy": {"type": "RollingUpdate"},
         "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}});
