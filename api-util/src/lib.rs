@@ -11,4 +11,3 @@ pub mod labels;
 pub mod quantity;
 pub mod quota;
 pub mod resources;
-pub mod volumes;

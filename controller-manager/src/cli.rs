@@ -131,6 +131,12 @@ pub struct Args {
     /// Addresses of one Endpoints subset mirrored at most.
     #[arg(long = "mirroring-max-endpoints-per-subset", default_value_t = 1000)]
     pub mirroring_max_endpoints_per_subset: usize,
+    /// How often every claim and volume is synced again.
+    #[arg(long = "pvclaimbinder-sync-period", default_value = "15s", value_parser = duration_flag)]
+    pub pvclaimbinder_sync_period: Duration,
+    /// Where the built-in local-path provisioner puts volumes on every node.
+    #[arg(long = "local-path-root", default_value = "/var/lib/keelson/storage")]
+    pub local_path_root: PathBuf,
 }
 
 /// A flag value in Go's duration syntax (`5m`, `30s`).
@@ -218,6 +224,8 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
     config.endpoint_slices.max_endpoints_per_slice = args.max_endpoints_per_slice;
     config.endpoint_slice_mirroring.workers = args.mirroring_concurrent_service_endpoint_syncs;
     config.endpoint_slice_mirroring.max_endpoints_per_subset = args.mirroring_max_endpoints_per_subset;
+    config.persistent_volume.sync_period = args.pvclaimbinder_sync_period;
+    config.persistent_volume.local_path_root = args.local_path_root;
     let outcome = match election {
         Some((elector, identity)) => {
             config.identity = identity;

@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use crate::informer::SharedInformers;
 use crate::{
     Config, cronjob, deployment, disruption, endpoints, endpointslice, endpointslice_mirroring,
-    garbage_collector, job, namespace, node_ipam, node_lifecycle, pod_gc, replicaset, resource_quota,
-    root_ca, serviceaccounts, ttl_after_finished,
+    garbage_collector, job, namespace, node_ipam, node_lifecycle, persistentvolume, pod_gc, replicaset,
+    resource_quota, root_ca, serviceaccounts, ttl_after_finished,
 };
 
 /// Any controller's failure.
@@ -275,6 +275,24 @@ pub fn all() -> Vec<ControllerDescriptor> {
             })
         })
         .aliases(&["disruption"]),
+        ControllerDescriptor::new(
+            "persistentvolume-binder-controller",
+            "persistent-volume-binder",
+            |ctx| Box::pin(persistentvolume::run(ctx)),
+        )
+        .aliases(&["persistentvolume-binder"]),
+        ControllerDescriptor::new(
+            "persistentvolumeclaim-protection-controller",
+            "pvc-protection-controller",
+            |ctx| Box::pin(persistentvolume::protection::run_pvc_protection(ctx)),
+        )
+        .aliases(&["pvc-protection"]),
+        ControllerDescriptor::new(
+            "persistentvolume-protection-controller",
+            "pv-protection-controller",
+            |ctx| Box::pin(persistentvolume::protection::run_pv_protection(ctx)),
+        )
+        .aliases(&["pv-protection"]),
     ]
 }
 

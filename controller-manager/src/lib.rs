@@ -27,6 +27,7 @@ pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod ownership;
+pub mod persistentvolume;
 pub mod pod_gc;
 pub mod podutil;
 pub mod replicaset;
@@ -108,6 +109,8 @@ pub struct Config {
     /// The EndpointSlice mirroring controller (`--mirroring-concurrent-service-endpoint-syncs`,
     /// `--mirroring-max-endpoints-per-subset`).
     pub endpoint_slice_mirroring: endpointslice_mirroring::MirroringConfig,
+    /// The PV controller (`--pvclaimbinder-sync-period`, `--local-path-root`).
+    pub persistent_volume: persistentvolume::PersistentVolumeConfig,
 }
 
 impl Default for Config {
@@ -139,6 +142,7 @@ impl Default for Config {
             endpoints: Default::default(),
             endpoint_slices: Default::default(),
             endpoint_slice_mirroring: Default::default(),
+            persistent_volume: Default::default(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Matching PersistentVolumes to PersistentVolumeClaims as upstream's PV controller and the
 //! scheduler's VolumeBinding plugin both do: storage class (`""` included), access modes,
 //! volume mode, label selector, capacity (the smallest PV that fits), pre-binding either way
-//! (`claim.spec.volumeName`, `pv.spec.claimRef`) and PV node affinity.
+//! (`claim.spec.volumeName`, `pv.spec.claimRef`) and PV node affinity. The scheduler keeps an
+//! identical copy (`scheduler/src/volume_matching.rs`): both are meant for api-util.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -10,8 +11,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 
-use crate::labels::LabelSelector;
-use crate::quantity::Quantity;
+use api_util::labels::LabelSelector;
+use api_util::quantity::Quantity;
 
 /// Set by the scheduler on a WaitForFirstConsumer claim: the node chosen for its first pod.
 pub const ANN_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
@@ -75,7 +76,8 @@ pub fn is_bound_to_claim(pv: &PersistentVolume, claim: &PersistentVolumeClaim) -
         return false;
     };
     r.name.as_deref() == claim.metadata.name.as_deref()
-        && r.namespace.as_deref().unwrap_or_default() == claim.metadata.namespace.as_deref().unwrap_or_default()
+        && r.namespace.as_deref().unwrap_or_default()
+            == claim.metadata.namespace.as_deref().unwrap_or_default()
         && r.uid
             .as_deref()
             .filter(|u| !u.is_empty())
@@ -84,7 +86,14 @@ pub fn is_bound_to_claim(pv: &PersistentVolume, claim: &PersistentVolumeClaim) -
 
 /// The storage a claim requests.
 pub fn claim_request(claim: &PersistentVolumeClaim) -> Option<Quantity> {
-    let q = claim.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage")?;
+    let q = claim
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")?;
     Quantity::parse(&q.0)
 }
 
@@ -131,7 +140,10 @@ pub fn access_modes_satisfied(pv: &PersistentVolume, claim: &PersistentVolumeCla
 }
 
 /// Why a volume cannot serve a claim that names it (upstream's `checkVolumeSatisfyClaim`).
-pub fn check_volume_satisfies_claim(pv: &PersistentVolume, claim: &PersistentVolumeClaim) -> Result<(), String> {
+pub fn check_volume_satisfies_claim(
+    pv: &PersistentVolume,
+    claim: &PersistentVolumeClaim,
+) -> Result<(), String> {
     let requested = claim_request(claim).unwrap_or_default();
     let capacity = volume_capacity(pv).unwrap_or_default();
     if capacity < requested {
@@ -189,9 +201,9 @@ pub fn term_matches(term: &NodeSelectorTerm, node: NodeRef<'_>) -> bool {
     exprs
         .iter()
         .all(|r| requirement_matches(r, node.labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            r.key == "metadata.name" && requirement_matches(r, Some(node.name))
-        })
+        && fields
+            .iter()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(node.name)))
 }
 
 /// True when the volume's required node affinity (if any) allows the node.
@@ -290,10 +302,7 @@ pub fn find_matching_volume<'a>(
             continue;
         }
         let modes = volume_access_modes(pv).len();
-        if best
-            .as_ref()
-            .is_none_or(|(m, q, _)| (modes, capacity) < (*m, *q))
-        {
+        if best.as_ref().is_none_or(|(m, q, _)| (modes, capacity) < (*m, *q)) {
             best = Some((modes, capacity, pv));
         }
     }
@@ -358,19 +367,33 @@ mod tests {
     fn class_modes_volume_mode_phase_and_selector_must_match() {
         let pvs = [
             pv("fast", "1Gi", json!({"spec": {"storageClassName": "fast"}})),
-            pv("rwx", "5Gi", json!({"spec": {"accessModes": ["ReadWriteOnce", "ReadWriteMany"]}})),
+            pv(
+                "rwx",
+                "5Gi",
+                json!({"spec": {"accessModes": ["ReadWriteOnce", "ReadWriteMany"]}}),
+            ),
             pv("block", "1Gi", json!({"spec": {"volumeMode": "Block"}})),
             pv("released", "1Gi", json!({"status": {"phase": "Released"}})),
-            pv("labelled", "3Gi", json!({"metadata": {"labels": {"tier": "gold"}}})),
+            pv(
+                "labelled",
+                "3Gi",
+                json!({"metadata": {"labels": {"tier": "gold"}}}),
+            ),
         ];
         // "" only matches volumes without a class.
         assert_eq!(pick(&pvc("c", "1Gi", json!({})), &pvs), Some("labelled"));
         assert_eq!(
-            pick(&pvc("c", "1Gi", json!({"spec": {"storageClassName": "fast"}})), &pvs),
+            pick(
+                &pvc("c", "1Gi", json!({"spec": {"storageClassName": "fast"}})),
+                &pvs
+            ),
             Some("fast")
         );
         assert_eq!(
-            pick(&pvc("c", "1Gi", json!({"spec": {"accessModes": ["ReadWriteMany"]}})), &pvs),
+            pick(
+                &pvc("c", "1Gi", json!({"spec": {"accessModes": ["ReadWriteMany"]}})),
+                &pvs
+            ),
             Some("rwx")
         );
         assert_eq!(
@@ -394,7 +417,11 @@ mod tests {
     #[test]
     fn fewer_access_modes_are_preferred_over_a_smaller_size() {
         let pvs = [
-            pv("many", "1Gi", json!({"spec": {"accessModes": ["ReadWriteOnce", "ReadOnlyMany"]}})),
+            pv(
+                "many",
+                "1Gi",
+                json!({"spec": {"accessModes": ["ReadWriteOnce", "ReadOnlyMany"]}}),
+            ),
             pv("once", "5Gi", json!({})),
         ];
         assert_eq!(pick(&pvc("c", "1Gi", json!({})), &pvs), Some("once"));
@@ -403,8 +430,16 @@ mod tests {
     #[test]
     fn pre_bound_volumes_are_reserved_for_their_claim() {
         let pvs = [
-            pv("mine", "10Gi", json!({"spec": {"claimRef": {"namespace": "ns", "name": "c"}}})),
-            pv("other", "1Gi", json!({"spec": {"claimRef": {"namespace": "ns", "name": "d"}}})),
+            pv(
+                "mine",
+                "10Gi",
+                json!({"spec": {"claimRef": {"namespace": "ns", "name": "c"}}}),
+            ),
+            pv(
+                "other",
+                "1Gi",
+                json!({"spec": {"claimRef": {"namespace": "ns", "name": "d"}}}),
+            ),
         ];
         assert_eq!(pick(&pvc("c", "1Gi", json!({})), &pvs), Some("mine"));
         assert_eq!(pick(&pvc("e", "1Gi", json!({})), &pvs), None);
@@ -433,17 +468,44 @@ mod tests {
         );
         let a: BTreeMap<String, String> = [(HOSTNAME_LABEL.to_string(), "a".to_string())].into();
         let b: BTreeMap<String, String> = [(HOSTNAME_LABEL.to_string(), "b".to_string())].into();
-        assert!(node_affinity_matches(&local, NodeRef { name: "a", labels: &a }));
-        assert!(!node_affinity_matches(&local, NodeRef { name: "b", labels: &b }));
+        assert!(node_affinity_matches(
+            &local,
+            NodeRef {
+                name: "a",
+                labels: &a
+            }
+        ));
+        assert!(!node_affinity_matches(
+            &local,
+            NodeRef {
+                name: "b",
+                labels: &b
+            }
+        ));
         let claim = pvc("c", "1Gi", json!({}));
         let pvs = [local];
         let on = |n| find_matching_volume(&claim, &pvs, Some(n), true, &HashSet::new()).is_some();
-        assert!(on(NodeRef { name: "a", labels: &a }));
-        assert!(!on(NodeRef { name: "b", labels: &b }));
+        assert!(on(NodeRef {
+            name: "a",
+            labels: &a
+        }));
+        assert!(!on(NodeRef {
+            name: "b",
+            labels: &b
+        }));
         let excluded: HashSet<String> = ["local".to_string()].into();
         assert!(
-            find_matching_volume(&claim, &pvs, Some(NodeRef { name: "a", labels: &a }), true, &excluded)
-                .is_none()
+            find_matching_volume(
+                &claim,
+                &pvs,
+                Some(NodeRef {
+                    name: "a",
+                    labels: &a
+                }),
+                true,
+                &excluded
+            )
+            .is_none()
         );
     }
 
@@ -455,9 +517,15 @@ mod tests {
             Err("requested PV is too small".into())
         );
         assert!(
-            check_volume_satisfies_claim(&pv("v", "2Gi", json!({"spec": {"storageClassName": "x"}})), &claim)
-                .is_err()
+            check_volume_satisfies_claim(
+                &pv("v", "2Gi", json!({"spec": {"storageClassName": "x"}})),
+                &claim
+            )
+            .is_err()
         );
-        assert_eq!(check_volume_satisfies_claim(&pv("v", "2Gi", json!({})), &claim), Ok(()));
+        assert_eq!(
+            check_volume_satisfies_claim(&pv("v", "2Gi", json!({})), &claim),
+            Ok(())
+        );
     }
 }
