@@ -12,6 +12,7 @@ use crate::plugins::node_resources::{BalancedAllocation, NodeResourcesFit};
 use crate::plugins::node_unschedulable::NodeUnschedulable;
 use crate::plugins::pod_topology_spread::PodTopologySpread;
 use crate::plugins::taint_toleration::TaintToleration;
+use crate::plugins::volume_binding::VolumeBinding;
 
 /// The scheduler name pods get by default.
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
@@ -42,7 +43,7 @@ pub struct Profile {
 
 impl Profile {
     /// Upstream's default profile (`default_plugins.go`): filters NodeUnschedulable, NodeName,
-    /// TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread,
+    /// TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, VolumeBinding, PodTopologySpread,
     /// InterPodAffinity; scores TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1,
     /// PodTopologySpread 2, InterPodAffinity 2, NodeResourcesBalancedAllocation 1,
     /// ImageLocality 1.
@@ -57,6 +58,7 @@ impl Profile {
                 Arc::new(NodeAffinity),
                 Arc::new(NodePorts),
                 Arc::new(NodeResourcesFit),
+                Arc::new(VolumeBinding),
                 Arc::new(PodTopologySpread),
                 Arc::new(InterPodAffinity),
             ],
