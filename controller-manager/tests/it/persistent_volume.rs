@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ use crate::support::eventually;
 
 const CONTROLLERS: [&str; 3] = ["persistentvolume-binder", "pvc-protection", "pv-protection"];
 
-/// A server and the volume controllers with `config`.
+/// A server and the volume controllers with `config`, each as its ServiceAccount.
 struct Volumes {
     server: TestServer,
     client: kube::Client,
@@ -30,8 +31,15 @@ impl Volumes {
         let server = TestServer::start().await.expect("server starts");
         let client = server.client();
         let stop = CancellationToken::new();
+        // Each controller as its ServiceAccount: upstream's roles must be enough.
+        let kubeconfig = Kubeconfig::read_from(server.kubeconfig_path()).unwrap();
+        let rest = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap();
         let config = controller_manager::Config {
             controllers: CONTROLLERS.iter().map(|s| s.to_string()).collect(),
+            use_service_account_credentials: true,
+            rest_config: Some(rest),
             persistent_volume: PersistentVolumeConfig {
                 sync_period: Duration::from_secs(2),
                 ..pv
