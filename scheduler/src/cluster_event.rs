@@ -143,6 +143,7 @@ impl ClusterEvent {
                 NodeUpdate(c) => node_update(c, nc(false, true, false)),
                 _ => false,
             },
+            "VolumeRestrictions" => matches!(self, NodeAdd | AssignedPodDelete | PvcChange),
             "VolumeBinding" => match self {
                 NodeAdd | PvcChange | PvChange | StorageClassAdd => true,
                 NodeUpdate(c) => node_update(c, nc(false, true, false)),

@@ -200,6 +200,22 @@ async fn claims_gate_scheduling_and_bound_local_volumes_pin_pods() {
         msg.contains("1 node(s) had volume node affinity conflict"),
         "{msg}"
     );
+
+    // A ReadWriteOncePod claim serves one pod.
+    let rwop = json!({"spec": {"accessModes": ["ReadWriteOncePod"]}});
+    c.local_pv("solo-disk", "n1", "", rwop.clone()).await;
+    c.claim("solo", "", rwop).await;
+    c.bound_claim("solo").await;
+    c.pod_using("first", "solo", json!({})).await;
+    assert_eq!(c.h.bound("first").await, "n1");
+    c.pod_using("second", "solo", json!({})).await;
+    let msg = c.h.unscheduled("second", "Unschedulable").await;
+    assert!(
+        msg.contains(
+            "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
+        ),
+        "{msg}"
+    );
     c.stop().await;
 }
 
