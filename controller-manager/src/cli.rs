@@ -275,6 +275,11 @@ mod tests {
         assert_eq!(cli.args.options.serving(&DEFAULTS).bind.port(), 10257);
         let c = cli.args.options.client_settings(&DEFAULTS);
         assert_eq!((c.qps, c.burst), (20.0, 30));
+        assert_eq!(cli.args.pvclaimbinder_sync_period, Duration::from_secs(15));
+        assert_eq!(
+            cli.args.local_path_root,
+            PathBuf::from("/var/lib/keelson/storage")
+        );
         let cli = Cli::parse_from([
             "x",
             "--controllers=*,-deployment-controller",
