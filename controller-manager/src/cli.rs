@@ -171,6 +171,12 @@ pub struct Args {
     /// Its key.
     #[arg(long = "cluster-signing-legacy-unknown-key-file")]
     pub cluster_signing_legacy_unknown_key_file: Option<PathBuf>,
+    /// How often every claim and volume is synced again.
+    #[arg(long = "pvclaimbinder-sync-period", default_value = "15s", value_parser = duration_flag)]
+    pub pvclaimbinder_sync_period: Duration,
+    /// Where the built-in local-path provisioner puts volumes on every node.
+    #[arg(long = "local-path-root", default_value = "/var/lib/keelson/storage")]
+    pub local_path_root: PathBuf,
 }
 
 impl Args {
@@ -327,6 +333,8 @@ pub async fn run_command(args: Args, shutdown: CancellationToken) -> Result<(), 
     config.certificates.signing = signing;
     config.statefulset.workers = args.concurrent_statefulset_syncs;
     config.daemonset.workers = args.concurrent_daemonset_syncs;
+    config.persistent_volume.sync_period = args.pvclaimbinder_sync_period;
+    config.persistent_volume.local_path_root = args.local_path_root;
     let outcome = match election {
         Some((elector, identity)) => {
             config.identity = identity;
@@ -378,6 +386,11 @@ mod tests {
         assert_eq!(cli.args.options.serving(&DEFAULTS).bind.port(), 10257);
         let c = cli.args.options.client_settings(&DEFAULTS);
         assert_eq!((c.qps, c.burst), (20.0, 30));
+        assert_eq!(cli.args.pvclaimbinder_sync_period, Duration::from_secs(15));
+        assert_eq!(
+            cli.args.local_path_root,
+            PathBuf::from("/var/lib/keelson/storage")
+        );
         let cli = Cli::parse_from([
             "x",
             "--controllers=*,-deployment-controller",

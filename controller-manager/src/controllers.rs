@@ -25,7 +25,8 @@ use crate::informer::SharedInformers;
 use crate::{
     Config, bootstrap_tokens, certificates, cronjob, daemonset, deployment, disruption, endpoints,
     endpointslice, endpointslice_mirroring, garbage_collector, job, namespace, node_ipam, node_lifecycle,
-    pod_gc, replicaset, resource_quota, root_ca, serviceaccounts, statefulset, ttl_after_finished,
+    persistentvolume, pod_gc, replicaset, resource_quota, root_ca, serviceaccounts, statefulset,
+    ttl_after_finished,
 };
 
 /// Any controller's failure.
@@ -315,6 +316,24 @@ pub fn all() -> Vec<ControllerDescriptor> {
             })
         })
         .aliases(&["disruption"]),
+        ControllerDescriptor::new(
+            "persistentvolume-binder-controller",
+            "persistent-volume-binder",
+            |ctx| Box::pin(persistentvolume::run(ctx)),
+        )
+        .aliases(&["persistentvolume-binder"]),
+        ControllerDescriptor::new(
+            "persistentvolumeclaim-protection-controller",
+            "pvc-protection-controller",
+            |ctx| Box::pin(persistentvolume::protection::run_pvc_protection(ctx)),
+        )
+        .aliases(&["pvc-protection"]),
+        ControllerDescriptor::new(
+            "persistentvolume-protection-controller",
+            "pv-protection-controller",
+            |ctx| Box::pin(persistentvolume::protection::run_pv_protection(ctx)),
+        )
+        .aliases(&["pv-protection"]),
     ]
 }
 

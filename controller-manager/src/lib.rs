@@ -31,6 +31,7 @@ pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod ownership;
+pub mod persistentvolume;
 pub mod pod_gc;
 pub mod podutil;
 pub mod replicaset;
@@ -120,6 +121,8 @@ pub struct Config {
     pub daemonset: daemonset::DaemonSetConfig,
     /// The certificate controllers (`--cluster-signing-*`).
     pub certificates: certificates::CertificatesConfig,
+    /// The PV controller (`--pvclaimbinder-sync-period`, `--local-path-root`).
+    pub persistent_volume: persistentvolume::PersistentVolumeConfig,
 }
 
 impl Default for Config {
@@ -154,6 +157,7 @@ impl Default for Config {
             certificates: Default::default(),
             statefulset: Default::default(),
             daemonset: Default::default(),
+            persistent_volume: Default::default(),
         }
     }
 }

@@ -49,6 +49,11 @@ impl Cache {
         Cache::default()
     }
 
+    /// The claims, volumes and classes, to update from their informers.
+    pub fn volumes_mut(&mut self) -> &mut crate::volumes::Volumes {
+        self.snapshot.volumes_mut()
+    }
+
     /// The snapshot scheduling cycles read.
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot

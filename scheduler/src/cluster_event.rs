@@ -66,6 +66,12 @@ pub enum ClusterEvent {
     AssignedPodDelete,
     /// A namespace's labels changed (namespace selectors of affinity terms).
     NamespaceChange,
+    /// A PersistentVolumeClaim was added or changed.
+    PvcChange,
+    /// A PersistentVolume was added or changed.
+    PvChange,
+    /// A StorageClass was added.
+    StorageClassAdd,
 }
 
 impl ClusterEvent {
@@ -80,6 +86,9 @@ impl ClusterEvent {
             ClusterEvent::AssignedPodScaleDown => "AssignedPodUpdate",
             ClusterEvent::AssignedPodDelete => "AssignedPodDelete",
             ClusterEvent::NamespaceChange => "NamespaceUpdate",
+            ClusterEvent::PvcChange => "PersistentVolumeClaimChange",
+            ClusterEvent::PvChange => "PersistentVolumeChange",
+            ClusterEvent::StorageClassAdd => "StorageClassAdd",
         }
     }
 
@@ -131,6 +140,12 @@ impl ClusterEvent {
                 NodeAdd | AssignedPodAdd | AssignedPodLabelUpdate | AssignedPodDelete | NamespaceChange => {
                     true
                 }
+                NodeUpdate(c) => node_update(c, nc(false, true, false)),
+                _ => false,
+            },
+            "VolumeRestrictions" => matches!(self, NodeAdd | AssignedPodDelete | PvcChange),
+            "VolumeBinding" => match self {
+                NodeAdd | PvcChange | PvChange | StorageClassAdd => true,
                 NodeUpdate(c) => node_update(c, nc(false, true, false)),
                 _ => false,
             },

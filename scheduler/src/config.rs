@@ -218,8 +218,6 @@ const KNOWN_ELSEWHERE: &[&str] = &[
     "PrioritySort",
     "SchedulingGates",
     "DefaultBinder",
-    "VolumeBinding",
-    "VolumeRestrictions",
     "VolumeZone",
     "NodeVolumeLimits",
     "EBSLimits",
@@ -238,6 +236,8 @@ fn filter_plugin(name: &str) -> Option<Arc<dyn FilterPlugin>> {
         "NodeAffinity" => Arc::new(NodeAffinity),
         "NodePorts" => Arc::new(NodePorts),
         "NodeResourcesFit" => Arc::new(NodeResourcesFit),
+        "VolumeRestrictions" => Arc::new(crate::plugins::volume_restrictions::VolumeRestrictions),
+        "VolumeBinding" => Arc::new(crate::plugins::volume_binding::VolumeBinding),
         "PodTopologySpread" => Arc::new(PodTopologySpread),
         "InterPodAffinity" => Arc::new(InterPodAffinity),
         _ => return None,
@@ -500,7 +500,7 @@ mod tests {
         let l = load(HEAD).unwrap();
         assert_eq!(l.profiles.len(), 1);
         assert_eq!(l.profiles[0].scheduler_name, "default-scheduler");
-        assert_eq!(l.profiles[0].filters.len(), 8);
+        assert_eq!(l.profiles[0].filters.len(), 10);
         assert!(l.profiles[0].preemption);
         assert_eq!((l.initial_backoff.as_secs(), l.max_backoff.as_secs()), (1, 10));
     }
@@ -538,7 +538,7 @@ profiles:
         assert_eq!(b.percentage_of_nodes_to_score, Some(70));
         assert_eq!(b.scheduler_name, "no-scores");
         assert!(!b.filters.iter().any(|f| f.name() == "TaintToleration"));
-        assert_eq!(b.filters.len(), 7);
+        assert_eq!(b.filters.len(), 9);
         assert_eq!(b.scores.len(), 1);
         assert_eq!(
             (b.scores[0].plugin.name(), b.scores[0].weight),

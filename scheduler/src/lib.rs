@@ -22,6 +22,8 @@ pub mod runtime;
 pub mod schedule;
 pub mod selector;
 pub mod snapshot;
+pub mod volume_matching;
+pub mod volumes;
 pub mod writes;
 
 pub use framework::{Code, CycleState, FilterPlugin, PreFilterResult, PreScore, ScorePlugin, Status};

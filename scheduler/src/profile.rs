@@ -12,6 +12,8 @@ use crate::plugins::node_resources::{BalancedAllocation, NodeResourcesFit};
 use crate::plugins::node_unschedulable::NodeUnschedulable;
 use crate::plugins::pod_topology_spread::PodTopologySpread;
 use crate::plugins::taint_toleration::TaintToleration;
+use crate::plugins::volume_binding::VolumeBinding;
+use crate::plugins::volume_restrictions::VolumeRestrictions;
 
 /// The scheduler name pods get by default.
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
@@ -42,8 +44,8 @@ pub struct Profile {
 
 impl Profile {
     /// Upstream's default profile (`default_plugins.go`): filters NodeUnschedulable, NodeName,
-    /// TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread,
-    /// InterPodAffinity; scores TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1,
+    /// TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, VolumeRestrictions,
+    /// VolumeBinding, PodTopologySpread, InterPodAffinity; scores TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1,
     /// PodTopologySpread 2, InterPodAffinity 2, NodeResourcesBalancedAllocation 1,
     /// ImageLocality 1.
     pub fn default_profile() -> Profile {
@@ -57,6 +59,8 @@ impl Profile {
                 Arc::new(NodeAffinity),
                 Arc::new(NodePorts),
                 Arc::new(NodeResourcesFit),
+                Arc::new(VolumeRestrictions),
+                Arc::new(VolumeBinding),
                 Arc::new(PodTopologySpread),
                 Arc::new(InterPodAffinity),
             ],

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
 use kube::runtime::watcher;
 use parking_lot::Mutex;
@@ -28,6 +29,8 @@ use crate::schedule::{ScheduleError, SchedulingState, schedule_one_with_nominate
 use crate::snapshot::PodInfo;
 use crate::writes::{self, EventSink, PodEvent};
 
+mod volume_prebind;
+
 /// Everything [`run`] needs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -43,6 +46,9 @@ pub struct Config {
     pub metrics: Option<Metrics>,
     /// Set once the informers have listed everything (for `/readyz`).
     pub synced: Arc<AtomicBool>,
+    /// How long PreBind waits for a pod's claims to be bound (VolumeBinding's
+    /// `bindTimeoutSeconds`, 600 s).
+    pub bind_timeout: Duration,
 }
 
 impl Default for Config {
@@ -54,6 +60,7 @@ impl Default for Config {
             instance: component_base::leader::default_identity(),
             metrics: None,
             synced: Arc::default(),
+            bind_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -94,6 +101,9 @@ struct Shared {
     client: kube::Client,
     events: EventSink,
     metrics: Option<Metrics>,
+    /// Notified on every claim or volume change (PreBind waits on it).
+    volumes_changed: Notify,
+    bind_timeout: Duration,
 }
 
 fn key_of(pod: &PodInfo) -> PodKey {
@@ -285,6 +295,100 @@ impl Shared {
     }
 }
 
+/// True unless listing StorageClasses is forbidden (the scheduler's identity lacks upstream's
+/// `system:volume-scheduler` role): then claims are judged without their classes (as Immediate).
+async fn storage_classes_readable(client: &kube::Client) -> bool {
+    match Api::<StorageClass>::all(client.clone())
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            tracing::warn!(
+                "StorageClasses are not readable: WaitForFirstConsumer claims cannot be scheduled (grant system:volume-scheduler)"
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
+fn meta_key(meta: &kube::api::ObjectMeta) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+impl Shared {
+    fn on_claims(&self, change: Change<PersistentVolumeClaim>) {
+        let mut st = self.state.lock();
+        match change {
+            Change::Upsert(c) => {
+                if let Some(ev) = st.cache.volumes_mut().set_claim(c) {
+                    self.moved(&mut st, ev);
+                }
+            }
+            Change::Delete(c) => {
+                let (ns, name) = meta_key(&c.metadata);
+                st.cache.volumes_mut().delete_claim(&ns, &name);
+            }
+            Change::Relisted(all) => {
+                let keys: HashSet<PodKey> = all.iter().map(|c| meta_key(&c.metadata)).collect();
+                st.cache.volumes_mut().retain_claims(&keys);
+                for c in all {
+                    if let Some(ev) = st.cache.volumes_mut().set_claim(c) {
+                        self.moved(&mut st, ev);
+                    }
+                }
+            }
+        }
+        self.volumes_changed.notify_waiters();
+    }
+
+    fn on_volumes(&self, change: Change<PersistentVolume>) {
+        let mut st = self.state.lock();
+        match change {
+            Change::Upsert(v) => {
+                if let Some(ev) = st.cache.volumes_mut().set_pv(v) {
+                    self.moved(&mut st, ev);
+                }
+            }
+            Change::Delete(v) => st.cache.volumes_mut().delete_pv(&meta_key(&v.metadata).1),
+            Change::Relisted(all) => {
+                let names: HashSet<String> = all.iter().map(|v| meta_key(&v.metadata).1).collect();
+                st.cache.volumes_mut().retain_pvs(&names);
+                for v in all {
+                    if let Some(ev) = st.cache.volumes_mut().set_pv(v) {
+                        self.moved(&mut st, ev);
+                    }
+                }
+            }
+        }
+        self.volumes_changed.notify_waiters();
+    }
+
+    fn on_classes(&self, change: Change<StorageClass>) {
+        let mut st = self.state.lock();
+        match change {
+            Change::Upsert(c) => {
+                if let Some(ev) = st.cache.volumes_mut().set_class(c) {
+                    self.moved(&mut st, ev);
+                }
+            }
+            Change::Delete(c) => st.cache.volumes_mut().delete_class(&meta_key(&c.metadata).1),
+            Change::Relisted(all) => {
+                let names: HashSet<String> = all.iter().map(|c| meta_key(&c.metadata).1).collect();
+                st.cache.volumes_mut().retain_classes(&names);
+                for c in all {
+                    if let Some(ev) = st.cache.volumes_mut().set_class(c) {
+                        self.moved(&mut st, ev);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What one scheduling attempt decided (computed under the lock, acted on outside it).
 enum Outcome {
     Bind(String),
@@ -422,7 +526,14 @@ async fn scheduling_loop(shared: Arc<Shared>, bind_concurrency: usize, shutdown:
 
 async fn bind_assumed(shared: &Shared, qp: QueuedPod, node: &str, profile: &str, started: Instant) {
     let pod = &qp.pod;
-    match writes::bind(&shared.client, &pod.pod, node).await {
+    let bound = match volume_prebind::pre_bind(shared, pod, node).await {
+        Ok(()) => writes::bind(&shared.client, &pod.pod, node).await.map_err(|e| {
+            let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
+            (format!("Binding rejected: {e}"), gone)
+        }),
+        Err(e) => Err((format!("running PreBind plugin \"VolumeBinding\": {e}"), false)),
+    };
+    match bound {
         Ok(()) => {
             shared.record("scheduled", profile, started);
             shared.events.send(PodEvent {
@@ -434,11 +545,10 @@ async fn bind_assumed(shared: &Shared, qp: QueuedPod, node: &str, profile: &str,
                 note: format!("Successfully assigned {}/{} to {node}", pod.namespace, pod.name),
             });
         }
-        Err(e) => {
+        Err((message, gone)) => {
             shared.record("error", profile, started);
             let key = key_of(pod);
-            let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
-            tracing::info!(pod = %format!("{}/{}", key.0, key.1), %node, error = %e, "binding failed");
+            tracing::info!(pod = %format!("{}/{}", key.0, key.1), %node, error = %message, "binding failed");
             {
                 let mut st = shared.state.lock();
                 if st.cache.forget_assumed(&key) {
@@ -457,7 +567,7 @@ async fn bind_assumed(shared: &Shared, qp: QueuedPod, node: &str, profile: &str,
                     warning: true,
                     reason: "FailedScheduling",
                     action: "Scheduling",
-                    note: format!("Binding rejected: {e}"),
+                    note: message,
                 });
             }
         }
@@ -576,9 +686,12 @@ pub async fn run(config: Config, client: kube::Client, shutdown: CancellationTok
         client: client.clone(),
         events: EventSink::start(recorder),
         metrics: config.metrics.clone(),
+        volumes_changed: Notify::new(),
+        bind_timeout: config.bind_timeout,
     });
     let stop = shutdown.child_token();
-    let flags: Vec<Arc<AtomicBool>> = (0..4).map(|_| Arc::default()).collect();
+    let classes_readable = storage_classes_readable(&client).await;
+    let flags: Vec<Arc<AtomicBool>> = (0..7).map(|_| Arc::default()).collect();
     let mut tasks = tokio::task::JoinSet::new();
     {
         let s = shared.clone();
@@ -613,6 +726,34 @@ pub async fn run(config: Config, client: kube::Client, shutdown: CancellationTok
             stop.clone(),
             move |c| s.on_pods(c),
         ));
+        let s = shared.clone();
+        tasks.spawn(informer::run(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            watcher::Config::default(),
+            flags[4].clone(),
+            stop.clone(),
+            move |c| s.on_claims(c),
+        ));
+        let s = shared.clone();
+        tasks.spawn(informer::run(
+            Api::<PersistentVolume>::all(client.clone()),
+            watcher::Config::default(),
+            flags[5].clone(),
+            stop.clone(),
+            move |c| s.on_volumes(c),
+        ));
+        if classes_readable {
+            let s = shared.clone();
+            tasks.spawn(informer::run(
+                Api::<StorageClass>::all(client.clone()),
+                watcher::Config::default(),
+                flags[6].clone(),
+                stop.clone(),
+                move |c| s.on_classes(c),
+            ));
+        } else {
+            flags[6].store(true, Ordering::Release);
+        }
     }
     // Wait for the caches, as upstream's WaitForCacheSync.
     loop {

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodAffinityTerm, Taint, T
 
 use crate::resource::{self, Resource};
 use crate::selector::Selector;
+use crate::volumes::Volumes;
 
 /// A host port a container asks for (defaults applied: protocol `TCP`, IP `0.0.0.0`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -343,6 +344,7 @@ pub struct Snapshot {
     namespaces: HashMap<String, BTreeMap<String, String>>,
     images: HashMap<String, ImageSpread>,
     no_labels: BTreeMap<String, String>,
+    volumes: Volumes,
 }
 
 impl Snapshot {
@@ -371,6 +373,16 @@ impl Snapshot {
             }
         }
         s
+    }
+
+    /// The claims, volumes and classes (VolumeBinding's view).
+    pub fn volumes(&self) -> &Volumes {
+        &self.volumes
+    }
+
+    /// The claims, volumes and classes, to update.
+    pub fn volumes_mut(&mut self) -> &mut Volumes {
+        &mut self.volumes
     }
 
     /// Adds a node (or replaces the one with its name, keeping its pods).

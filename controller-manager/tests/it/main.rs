@@ -19,6 +19,7 @@ mod manager;
 mod namespace;
 mod node_ipam;
 mod node_lifecycle;
+mod persistent_volume;
 mod pod_gc;
 mod replicaset;
 mod resource_quota;

@@ -10,6 +10,8 @@ pub mod node_unschedulable;
 pub mod pod_topology_spread;
 pub mod taint_toleration;
 pub mod taints;
+pub mod volume_binding;
+pub mod volume_restrictions;
 
 #[cfg(test)]
 pub(crate) mod testing;

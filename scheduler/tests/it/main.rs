@@ -6,6 +6,7 @@ mod bench;
 mod command;
 mod preemption;
 mod scheduling;
+mod volumes;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
