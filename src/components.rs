@@ -19,12 +19,15 @@ pub enum Component {
     Scheduler,
     /// The controller-manager (`keelson controller-manager`).
     ControllerManager,
+    /// The default `local-path` StorageClass (volumes in directories under the data dir).
+    LocalStorage,
 }
 
 /// The flags of `keelson server` about its components (k3s's names where they exist).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ComponentFlags {
-    /// Components not to run in this process (comma-separated: scheduler, controller-manager).
+    /// Components not to run in this process (comma-separated: scheduler, controller-manager,
+    /// local-storage).
     #[arg(long, value_delimiter = ',', value_enum)]
     disable: Vec<Component>,
     /// Register this many simulated nodes (`keelson kubelet --simulated`) that "run" the pods
@@ -139,6 +142,7 @@ impl ComponentFlags {
                 format!("--cluster-signing-key-file={}", file("pki/ca.key")),
                 "--allocate-node-cidrs=true".to_string(),
                 format!("--cluster-cidr={}", self.cluster_cidr),
+                format!("--local-path-root={}", file("storage")),
             ]);
             argv.extend(extra(&self.controller_manager_args));
             let args: controller_manager::cli::Args = parse("controller-manager", argv)?;
@@ -147,6 +151,16 @@ impl ComponentFlags {
                 controller_manager::cli::run_command(args, token)
                     .await
                     .context("the controller-manager stopped")
+            });
+        }
+        if self.enabled(Component::ControllerManager) && self.enabled(Component::LocalStorage) {
+            let kubeconfig = data_dir.join("admin.kubeconfig");
+            let token = shutdown.child_token();
+            tasks.spawn(async move {
+                tokio::select! {
+                    () = token.cancelled() => Ok(()),
+                    r = default_storage_class(&kubeconfig) => r,
+                }
             });
         }
         if self.simulated_nodes > 0 {
@@ -181,6 +195,31 @@ pub async fn first_failure(tasks: &mut JoinSet<anyhow::Result<()>>) -> anyhow::E
             None => std::future::pending::<()>().await,
         }
     }
+}
+
+/// Creates the default `local-path` StorageClass unless a StorageClass exists (as k3s ships
+/// one), retrying while the API server settles.
+async fn default_storage_class(admin_kubeconfig: &Path) -> anyhow::Result<()> {
+    let kc = kube::config::Kubeconfig::read_from(admin_kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    let mut delay = std::time::Duration::from_millis(100);
+    for _ in 0..20 {
+        match controller_manager::persistentvolume::ensure_default_storage_class(&client).await {
+            Ok(created) => {
+                if created {
+                    tracing::info!("created the default local-path StorageClass");
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "creating the default StorageClass; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+    anyhow::bail!("could not create the default StorageClass")
 }
 
 /// `flag=value` or `flag` (k3s's `--kube-*-arg` syntax) as `--flag=value`.

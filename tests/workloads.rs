@@ -373,9 +373,11 @@ spec:
   template:
     metadata: {labels: {app: spread}}
     spec:
+      # Honor: the tainted node is no domain of the spread (by default it would be one, with
+      # no pods, and block a third replica, as upstream).
       topologySpreadConstraints:
       - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
-         labelSelector: {matchLabels: {app: spread}}}
+         nodeTaintsPolicy: Honor, labelSelector: {matchLabels: {app: spread}}}
       containers: [{name: c, image: nginx}]
 ---
 apiVersion: apps/v1
@@ -464,7 +466,7 @@ spec:
     spec:
       topologySpreadConstraints:
       - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
-         labelSelector: {matchLabels: {app: filler}}}
+         nodeTaintsPolicy: Honor, labelSelector: {matchLabels: {app: filler}}}
       terminationGracePeriodSeconds: 0
       containers: [{name: c, image: nginx, resources: {requests: {cpu: "30"}}}]
 "#,
@@ -770,4 +772,177 @@ spec:
         ],
     );
     assert_eq!(sim, "True");
+}
+
+#[test]
+fn stateful_sets_get_their_volumes_and_daemon_sets_cover_every_node() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = cluster(tmp.path());
+    let dir = tmp.path();
+    let ns = "apps";
+    new_namespace(&server, ns);
+    // The default StorageClass provisions a local-path volume per claim, on the pod's node.
+    common::eventually("the default StorageClass", || {
+        let out = server.kubectl(33, &["get", "storageclass"]).ok();
+        out.contains("local-path (default)")
+    });
+    apply(
+        &server,
+        dir,
+        ns,
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{port: 80, name: web}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        volumeMounts: [{name: www, mountPath: /usr/share/nginx/html}]
+  volumeClaimTemplates:
+  - metadata: {name: www}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"#,
+    );
+    for minor in [27, 33] {
+        let out = k(
+            &server,
+            minor,
+            ns,
+            &["rollout", "status", "statefulset/web", "--timeout=90s"],
+        );
+        assert!(
+            out.contains("roll out complete") || out.contains("rolling update complete"),
+            "{out}"
+        );
+    }
+    // Created in order, each with its claim bound to a volume on its node.
+    let created: Vec<String> = (0..3)
+        .map(|i| {
+            k(
+                &server,
+                33,
+                ns,
+                &[
+                    "get",
+                    "pod",
+                    &format!("web-{i}"),
+                    "-o",
+                    "jsonpath={.metadata.creationTimestamp}",
+                ],
+            )
+        })
+        .collect();
+    assert!(created.windows(2).all(|w| w[0] <= w[1]), "{created:?}");
+    for i in 0..3 {
+        let claim = k(
+            &server,
+            33,
+            ns,
+            &[
+                "get",
+                "pvc",
+                &format!("www-web-{i}"),
+                "-o",
+                "jsonpath={.status.phase} {.spec.volumeName} {.spec.storageClassName}",
+            ],
+        );
+        let f: Vec<&str> = claim.split(' ').collect();
+        assert_eq!((f[0], f[2]), ("Bound", "local-path"), "{claim}");
+        let pv_node = server
+            .kubectl(
+                33,
+                &[
+                    "get",
+                    "pv",
+                    f[1],
+                    "-o",
+                    "jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}",
+                ],
+            )
+            .ok();
+        let pod_node = k(
+            &server,
+            33,
+            ns,
+            &[
+                "get",
+                "pod",
+                &format!("web-{i}"),
+                "-o",
+                "jsonpath={.spec.nodeName}",
+            ],
+        );
+        assert_eq!(pv_node, pod_node, "web-{i}'s volume is on its node");
+    }
+    k(&server, 33, ns, &["scale", "statefulset/web", "--replicas=1"]);
+    common::eventually("the highest ordinals to go", || {
+        k(&server, 33, ns, &["get", "pods", "-l", "app=web", "-o", "name"]).trim() == "pod/web-0"
+    });
+
+    // A DaemonSet runs one pod per node, and one on a node that joins.
+    apply(
+        &server,
+        dir,
+        ns,
+        r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: busybox, command: [sleep, infinity]}]
+"#,
+    );
+    k(
+        &server,
+        33,
+        ns,
+        &["rollout", "status", "daemonset/agent", "--timeout=90s"],
+    );
+    let mut nodes: Vec<String> = placements(&server, ns, "app=agent")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["sim-0", "sim-1", "sim-2"]);
+    apply(
+        &server,
+        dir,
+        ns,
+        r#"
+apiVersion: v1
+kind: Node
+metadata: {name: joiner, labels: {kubernetes.io/hostname: joiner}}
+status:
+  allocatable: {cpu: "4", memory: 8Gi, pods: "110"}
+  capacity: {cpu: "4", memory: 8Gi, pods: "110"}
+  conditions: [{type: Ready, status: "True", reason: KubeletReady, message: ready}]
+"#,
+    );
+    common::eventually("a daemon pod bound to the new node", || {
+        placements(&server, ns, "app=agent")
+            .iter()
+            .any(|(node, _)| node == "joiner")
+    });
+    k(&server, 33, ns, &["rollout", "history", "daemonset/agent"]);
 }

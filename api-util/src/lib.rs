@@ -11,3 +11,4 @@ pub mod labels;
 pub mod quantity;
 pub mod quota;
 pub mod resources;
+pub mod volumes;

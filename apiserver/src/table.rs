@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::descriptor::ResourceDescriptor;
 
 mod more;
+mod storage;
 
 /// `includeObject`: what each Table row embeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,7 +179,9 @@ fn columns(desc: &ResourceDescriptor) -> Vec<Column> {
                 "Container runtime reported by the node.",
             ),
         ],
-        _ => more::columns(desc).unwrap_or_else(|| vec![NAME, AGE]),
+        _ => more::columns(desc)
+            .or_else(|| storage::columns(desc))
+            .unwrap_or_else(|| vec![NAME, AGE]),
     }
 }
 
@@ -378,7 +381,9 @@ fn cells(desc: &ResourceDescriptor, obj: &Value, now: Timestamp) -> Vec<Value> {
                 json!(s(obj, "/status/nodeInfo/containerRuntimeVersion")),
             ]
         }
-        _ => more::cells(desc, obj, now, name.clone(), age.clone()).unwrap_or_else(|| vec![name, age]),
+        _ => more::cells(desc, obj, now, name.clone(), age.clone())
+            .or_else(|| storage::cells(desc, obj, name.clone(), age.clone()))
+            .unwrap_or_else(|| vec![name, age]),
     }
 }
 

@@ -278,7 +278,13 @@ async fn refresh_discovery(ctx: &Ctx) {
 
 async fn sync(ctx: &Ctx, ns: &str, name: &str) -> Result<(), Error> {
     let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(quota) = api.get_opt(name).await? else {
+    // From the watch cache, as upstream's lister: the controller's role may list and watch
+    // quotas but not get them. A stale copy fails the status write and is retried.
+    let Some(quota) = ctx
+        .quotas
+        .get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
+        .map(|q| (*q).clone())
+    else {
         return Ok(());
     };
     let hard = hard_of(&quota);

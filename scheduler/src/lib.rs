@@ -22,7 +22,6 @@ pub mod runtime;
 pub mod schedule;
 pub mod selector;
 pub mod snapshot;
-pub mod volume_matching;
 pub mod volumes;
 pub mod writes;
 

@@ -365,6 +365,18 @@ pub fn cluster_roles() -> Vec<Value> {
         rule(READ, &["storage.k8s.io"], &["csidrivers", "csistoragecapacities"]),
     ]);
     roles.push(cluster_role("system:kube-scheduler", scheduler));
+    // What the scheduler's VolumeBinding plugin reads and writes.
+    roles.push(cluster_role(
+        "system:volume-scheduler",
+        vec![
+            rule(
+                &["get", "list", "patch", "update", "watch"],
+                &[""],
+                &["persistentvolumes", "persistentvolumeclaims"],
+            ),
+            rule(READ, &["storage.k8s.io"], &["storageclasses"]),
+        ],
+    ));
     let mut kcm = events_rule();
     kcm.extend([
         rule(&["create"], &["coordination.k8s.io"], &["leases"]),
@@ -526,6 +538,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             &[("Group", "system:serviceaccounts")],
         ),
         binding("system:kube-scheduler", &[("User", "system:kube-scheduler")]),
+        binding("system:volume-scheduler", &[("User", "system:kube-scheduler")]),
         binding(
             "system:kube-controller-manager",
             &[("User", "system:kube-controller-manager")],

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::matching::{self as vol, ANN_BIND_COMPLETED, ANN_BOUND_BY_CONTROLLER};
+use api_util::volumes::{self as vol, ANN_BIND_COMPLETED, ANN_BOUND_BY_CONTROLLER};
 use k8s_openapi::api::core::v1::{
     ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus,
 };

@@ -8,7 +8,6 @@
 
 pub mod binding;
 pub mod local_path;
-pub mod matching;
 pub mod protection;
 
 use std::collections::BTreeMap;
@@ -16,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::matching::{
+use api_util::volumes::{
     self as vol, ANN_BETA_STORAGE_PROVISIONER, ANN_DEFAULT_CLASS, ANN_PROVISIONED_BY, ANN_SELECTED_NODE,
     ANN_STORAGE_PROVISIONER, LOCAL_PATH_PROVISIONER,
 };

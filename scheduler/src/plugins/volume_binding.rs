@@ -12,8 +12,8 @@ use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::framework::{CycleState, FilterPlugin, PreFilterResult, Status};
 use crate::snapshot::{NodeInfo, PodInfo, Snapshot};
-use crate::volume_matching::{self as vol, NodeRef};
 use crate::volumes::Volumes;
+use api_util::volumes::{self as vol, NodeRef};
 
 /// The plugin's name.
 pub const NAME: &str = "VolumeBinding";

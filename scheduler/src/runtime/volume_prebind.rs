@@ -12,7 +12,7 @@ use kube::api::PostParams;
 use super::Shared;
 use crate::plugins::volume_binding::{self, Binding, ERR_BIND_CONFLICT};
 use crate::snapshot::PodInfo;
-use crate::volume_matching::{ANN_BOUND_BY_CONTROLLER, ANN_SELECTED_NODE};
+use api_util::volumes::{ANN_BOUND_BY_CONTROLLER, ANN_SELECTED_NODE};
 
 fn reference(claim: &PersistentVolumeClaim) -> ObjectReference {
     ObjectReference {

@@ -1,9 +1,7 @@
 //! Matching PersistentVolumes to PersistentVolumeClaims as upstream's PV controller and the
 //! scheduler's VolumeBinding plugin both do: storage class (`""` included), access modes,
 //! volume mode, label selector, capacity (the smallest PV that fits), pre-binding either way
-//! (`claim.spec.volumeName`, `pv.spec.claimRef`) and PV node affinity. The PV controller keeps an
-//! identical copy (`controller-manager/src/persistentvolume/matching.rs`): both are meant for
-//! api-util.
+//! (`claim.spec.volumeName`, `pv.spec.claimRef`) and PV node affinity.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -12,8 +10,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 
-use api_util::labels::LabelSelector;
-use api_util::quantity::Quantity;
+use crate::labels::LabelSelector;
+use crate::quantity::Quantity;
 
 /// Set by the scheduler on a WaitForFirstConsumer claim: the node chosen for its first pod.
 pub const ANN_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
