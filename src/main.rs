@@ -39,7 +39,7 @@ enum Command {
     /// Run the scheduler against a cluster (kube-scheduler's flags).
     Scheduler(scheduler::cli::Args),
     /// Run the controller-manager against a cluster (kube-controller-manager's flags).
-    ControllerManager(controller_manager::cli::Args),
+    ControllerManager(Box<controller_manager::cli::Args>),
     /// Run a node agent against a cluster; for now only `--simulated` nodes.
     Kubelet(kubelet::cli::Args),
 }
@@ -71,7 +71,7 @@ fn main() -> std::process::ExitCode {
             Command::Kv(args) => kvctl::run(args).await,
             Command::Scheduler(args) => component(scheduler::cli::run_command(args, shutdown())).await,
             Command::ControllerManager(args) => {
-                component(controller_manager::cli::run_command(args, shutdown())).await
+                component(controller_manager::cli::run_command(*args, shutdown())).await
             }
             Command::Kubelet(args) => component(kubelet::cli::run_command(args, shutdown())).await,
         }

@@ -1,6 +1,7 @@
-//! The example kube-rs operator (examples/operator) against a real `keelson server` process: it
-//! installs its CRD and drives a StaticSite to Ready and through deletion, talking to the server
-//! only over TLS with the admin kubeconfig that `keelson server` wrote.
+//! The example kube-rs operator (examples/operator) against a real `keelson server` process with
+//! simulated nodes: it installs its CRD and drives a StaticSite to Ready (its Deployment really
+//! rolls out) and through deletion, talking to the server only over TLS with the admin
+//! kubeconfig that `keelson server` wrote.
 
 mod common;
 
@@ -12,7 +13,7 @@ use common::start_server;
 #[test]
 fn example_operator_reaches_its_state_against_keelson_server() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let server = start_server(&tmp.path().join("data"), &[]);
+    let server = start_server(&tmp.path().join("data"), &["--simulated-nodes", "2"]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -25,7 +26,7 @@ fn example_operator_reaches_its_state_against_keelson_server() {
             .await
             .expect("client config");
         let client = kube::Client::try_from(config).expect("client");
-        scenario::site_lifecycle(client).await;
+        scenario::site_lifecycle(client, true).await;
     });
     drop(server);
 }

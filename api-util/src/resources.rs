@@ -319,7 +319,7 @@ mod tests {
             json!({"cpu": "1", "memory": "1Gi"}),
             json!({"cpu": "1000m", "memory": "1Gi"}),
         );
-        assert_eq!(qos(json!([same.clone()])), "Guaranteed");
+        assert_eq!(qos(json!([same])), "Guaranteed");
         let less = c(
             "a",
             json!({"cpu": "500m", "memory": "1Gi"}),

@@ -221,9 +221,8 @@ fn decide(signers: &Signers, csr: &CertificateSigningRequest, now: OffsetDateTim
         return Outcome::Skip;
     };
     let usages = csr.spec.usages.clone().unwrap_or_default();
-    let pem = match std::str::from_utf8(&csr.spec.request.0) {
-        Ok(p) => p,
-        Err(_) => return Outcome::Fail("the request is not PEM text".into()),
+    let Ok(pem) = std::str::from_utf8(&csr.spec.request.0) else {
+        return Outcome::Fail("the request is not PEM text".into());
     };
     let parsed = match request::parse(pem.as_bytes()) {
         Ok(r) => r,

@@ -172,7 +172,7 @@ async fn bootstrap_tokens_authenticate_sign_cluster_info_bootstrap_a_node_and_ex
     let csrs: Api<CertificateSigningRequest> = Api::all(admin.clone());
     let message = eventually("the joining node's certificate", || async {
         let c = csrs.get("node-csr-joiner").await.map_err(|e| e.to_string())?;
-        let status = c.status.clone().unwrap_or_default();
+        let status = c.status.unwrap_or_default();
         if status.certificate.is_none() {
             return Err(format!("{status:?}"));
         }

@@ -13,7 +13,7 @@ use kube::api::{Api, PostParams};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_reaches_ready_and_cleans_up() {
     let server = TestServer::start().await.unwrap();
-    scenario::site_lifecycle(server.client()).await;
+    scenario::site_lifecycle(server.client(), false).await;
     server.shutdown().await;
 }
 

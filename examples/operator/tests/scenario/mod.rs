@@ -28,8 +28,10 @@ fn is_ready_at(generation: i64) -> impl Condition<StaticSite> {
 }
 
 /// Installs the CRD, runs the operator, and drives one site through create, a spec change, an
-/// event and deletion by the finalizer, checking the owned objects at each step.
-pub async fn site_lifecycle(client: Client) {
+/// event and deletion by the finalizer, checking the owned objects at each step. With
+/// `rolls_out` (a cluster with a scheduler, controllers and nodes) its Deployment must also
+/// complete its rollout.
+pub async fn site_lifecycle(client: Client, rolls_out: bool) {
     install_crd(&client).await.unwrap();
     let operator = tokio::spawn(run(client.clone()));
 
@@ -79,6 +81,17 @@ pub async fn site_lifecycle(client: Client) {
         .expect("second generation reconciled in time")
         .unwrap();
     assert_eq!(deploys.get("home").await.unwrap().spec.replicas, Some(3));
+    if rolls_out {
+        tokio::time::timeout(
+            Duration::from_secs(90),
+            await_condition(deploys.clone(), "home", conditions::is_deployment_completed()),
+        )
+        .await
+        .expect("the site's Deployment rolled out in time")
+        .unwrap();
+        let status = deploys.get("home").await.unwrap().status.unwrap();
+        assert_eq!(status.available_replicas, Some(3));
+    }
 
     // Events through the Recorder (events.k8s.io/v1).
     let events: Api<Event> = Api::default_namespaced(client.clone());
