@@ -273,8 +273,19 @@ async fn static_volumes_bind_then_are_released_and_reclaimed() {
     v.pvcs().delete("big", &DeleteParams::default()).await.unwrap();
     v.gone(&v.pvs(), "deleted").await;
 
-    // A bound claim whose volume disappears is Lost.
+    // A bound claim whose volume disappears is Lost. A bound volume is protected (its
+    // pv-protection finalizer stays while it is Bound), so an admin forces it out.
     v.pvs().delete("named", &DeleteParams::default()).await.unwrap();
+    let protected = v.pvs().get("named").await.expect("held while bound");
+    assert!(protected.metadata.deletion_timestamp.is_some());
+    v.pvs()
+        .patch(
+            "named",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
     let pvcs = v.pvcs();
     eventually("mine Lost", || async {
         let c = pvcs.get("mine").await.map_err(|e| e.to_string())?;
