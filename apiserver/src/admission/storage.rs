@@ -7,11 +7,11 @@
 use serde_json::{Value, json};
 
 /// The annotation that marks the default StorageClass.
-pub const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
+pub const DEFAULT_CLASS: &str = api_util::volumes::ANN_DEFAULT_CLASS;
 /// Its beta spelling, still honoured.
 pub const DEFAULT_CLASS_BETA: &str = "storageclass.beta.kubernetes.io/is-default-class";
 /// The class annotation PVCs used before `spec.storageClassName`.
-const LEGACY_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
+const LEGACY_CLASS: &str = api_util::volumes::ANN_BETA_STORAGE_CLASS;
 
 /// The finalizer protecting a PVC in use by a pod.
 pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
